@@ -1,0 +1,38 @@
+# Two commands for users: `make run` and `make test`. Everything else is for developers.
+PY := .venv/bin/python
+UV := .venv/bin/uv
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
+
+.PHONY: install run test test-fast lint lock clean-state
+
+.venv/.installed: pyproject.toml requirements.lock
+	test -x $(PY) || python3.11 -m venv .venv
+	$(PY) -m pip install -q "uv==0.13.9"
+	$(UV) pip sync --python $(PY) requirements.lock
+	$(UV) pip install --python $(PY) --no-deps -e .
+	touch $@
+
+install: .venv/.installed
+
+## Start Airflow (:8080) and MLflow (:5000) on local state in .modelkeeper/; Ctrl-C stops both.
+run: install
+	./scripts/run_embedded.sh
+
+## The whole suite, end-to-end DAG runs included (what CI runs).
+test: install
+	$(PY) -m pytest
+
+## Unit, operator and DAG-integrity tests only.
+test-fast: install
+	$(PY) -m pytest -m "not slow"
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+lock:
+	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+
+## Forget all local Airflow/MLflow state (runs, models, audit log).
+clean-state:
+	rm -rf .modelkeeper

@@ -1,0 +1,1 @@
+"""modelkeeper core: plain Python (never imports airflow)."""
