@@ -1,0 +1,121 @@
+"""Where a model's data and reports live, keyed by (model, run) so a rerun replaces.
+
+Layout under the storage root (a local folder; `MODELKEEPER_STORAGE` overrides):
+
+    landing/                          where sources drop files (the demo feed writes here)
+    snapshots/<model>/<run>/          the batch collected by one run
+    accepted/<model>/<run>.parquet    batches that passed validation: the training pool
+    quarantine/<model>/<run>/         rejected batches with their validation report
+    reports/<model>/<run>/            GE result + Data Docs, Evidently HTML + JSON
+    state/<model>.json                the processed watermark
+
+Every write goes to a temporary name and is renamed when complete, so a killed task
+never leaves half a file behind under the final name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# The checkout's git-ignored state folder (the package is installed editable from it).
+DEFAULT_ROOT = Path(__file__).resolve().parents[2] / ".modelkeeper" / "storage"
+
+
+def run_key(run_id: str) -> str:
+    """A file-system-safe, stable name for an Airflow run id."""
+    key = re.sub(r"[^A-Za-z0-9._-]+", "_", run_id).strip("_")
+    if not key:
+        raise ValueError(f"run id {run_id!r} gives an empty storage key")
+    return key
+
+
+class Storage:
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(root or os.environ.get("MODELKEEPER_STORAGE") or DEFAULT_ROOT).resolve()
+
+    # -- locations -----------------------------------------------------------------
+    def landing_dir(self) -> Path:
+        return self.root / "landing"
+
+    def snapshot_dir(self, model: str, run_id: str) -> Path:
+        return self.root / "snapshots" / model / run_key(run_id)
+
+    def accepted_dir(self, model: str) -> Path:
+        return self.root / "accepted" / model
+
+    def accepted_path(self, model: str, run_id: str) -> Path:
+        return self.accepted_dir(model) / f"{run_key(run_id)}.parquet"
+
+    def quarantine_dir(self, model: str, run_id: str) -> Path:
+        return self.root / "quarantine" / model / run_key(run_id)
+
+    def report_dir(self, model: str, run_id: str) -> Path:
+        return self.root / "reports" / model / run_key(run_id)
+
+    def state_path(self, model: str) -> Path:
+        return self.root / "state" / f"{model}.json"
+
+    # -- atomic writes ---------------------------------------------------------------
+    @staticmethod
+    def _tmp_for(path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        return Path(tmp)
+
+    def write_parquet(self, df: pd.DataFrame, path: Path) -> Path:
+        tmp = self._tmp_for(path)
+        try:
+            df.to_parquet(tmp, index=False)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+
+    def write_json(self, data: Any, path: Path) -> Path:
+        return self.write_text(json.dumps(data, indent=2, sort_keys=True, default=str), path)
+
+    def write_text(self, text: str, path: Path) -> Path:
+        tmp = self._tmp_for(path)
+        try:
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+
+    def copy_into(self, src: Path, path: Path) -> Path:
+        tmp = self._tmp_for(path)
+        try:
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+
+    @staticmethod
+    def read_json(path: Path, default: Any = None) -> Any:
+        try:
+            return json.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return default
+
+    # -- watermark -------------------------------------------------------------------
+    def watermark(self, model: str) -> str | None:
+        return (self.read_json(self.state_path(model), default={}) or {}).get("watermark")
+
+    def set_watermark(self, model: str, value: str, run_id: str) -> None:
+        current = self.watermark(model)
+        # Never move backwards: an old run finishing late must not re-open processed data.
+        if current is not None and value <= current:
+            return
+        self.write_json({"watermark": value, "run_id": run_id}, self.state_path(model))
