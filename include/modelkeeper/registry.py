@@ -1,0 +1,226 @@
+"""The MLflow adapter: runs, models, datasets, registry versions and aliases.
+
+The only core module that imports mlflow. One MLflow run per Airflow DAG run, found
+again by its `airflow_run_id` tag so retries and reruns resume it instead of adding
+runs; one registered version per MLflow run, found again the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.metadata import version as pkg_version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+CHAMPION = "champion"
+PREVIOUS = "previous"
+RUN_TAG = "airflow_run_id"
+
+
+class RegistryError(RuntimeError):
+    """The registry is in a state the pipeline cannot act on."""
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    name: str
+    version: str
+    run_id: str | None
+    source: str
+    tags: dict[str, str]
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+
+def _code(exc: Exception) -> str:
+    """MLflow's error code (RESOURCE_DOES_NOT_EXIST, ...) of an exception, or ''."""
+    return str(getattr(exc, "error_code", ""))
+
+
+def _quote(value: str) -> str:
+    return value.replace("'", "''")
+
+
+class Registry:
+    def __init__(self, tracking_uri: str, *, artifact_location: str | None = None) -> None:
+        import mlflow
+        from mlflow import MlflowClient
+
+        self.tracking_uri = tracking_uri
+        # A local store (tests) needs an absolute artifact folder, or artifacts land in ./mlruns.
+        self.artifact_location = artifact_location
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(tracking_uri)
+        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+    # -- runs ------------------------------------------------------------------------
+    def experiment_id(self, name: str) -> str:
+        exp = self.client.get_experiment_by_name(name)
+        if exp is not None:
+            return exp.experiment_id
+        location = Path(self.artifact_location, name).resolve().as_uri() if self.artifact_location else None
+        try:
+            return self.client.create_experiment(name, artifact_location=location)
+        except Exception:  # created concurrently by another task: read it back
+            exp = self.client.get_experiment_by_name(name)
+            if exp is None:
+                raise
+            return exp.experiment_id
+
+    def find_run(self, experiment: str, airflow_run_id: str) -> str | None:
+        runs = self.client.search_runs(
+            [self.experiment_id(experiment)],
+            filter_string=f"tags.{RUN_TAG} = '{_quote(airflow_run_id)}'",
+            max_results=1,
+        )
+        return runs[0].info.run_id if runs else None
+
+    def ensure_run(self, experiment: str, airflow_run_id: str, tags: dict[str, str]) -> str:
+        """The MLflow run of this DAG run: created once, resumed by retries and reruns."""
+        run_id = self.find_run(experiment, airflow_run_id)
+        if run_id is None:
+            run = self.client.create_run(
+                self.experiment_id(experiment),
+                run_name=airflow_run_id,
+                tags={RUN_TAG: airflow_run_id, **tags},
+            )
+            return run.info.run_id
+        for key, value in tags.items():
+            self.client.set_tag(run_id, key, value)
+        return run_id
+
+    def close_run(self, run_id: str, status: str = "FINISHED") -> None:
+        self.client.set_terminated(run_id, status=status)
+
+    def log_params(self, run_id: str, params: dict[str, Any]) -> None:
+        for key, value in params.items():
+            self.client.log_param(run_id, key, str(value)[:6000])
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float], prefix: str = "") -> None:
+        for key, value in metrics.items():
+            if value is not None:
+                self.client.log_metric(run_id, f"{prefix}{key}", float(value))
+
+    def log_artifacts(self, run_id: str, path: str | Path, artifact_path: str) -> None:
+        path = Path(path)
+        if path.is_dir():
+            self.client.log_artifacts(run_id, str(path), artifact_path)
+        elif path.exists():
+            self.client.log_artifact(run_id, str(path), artifact_path)
+
+    def download(self, run_id: str, artifact_path: str, dst: str | Path) -> Path:
+        import mlflow
+
+        Path(dst).mkdir(parents=True, exist_ok=True)
+        return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path, dst_path=str(dst)))
+
+    def log_model(
+        self,
+        run_id: str,
+        model: Any,
+        example: pd.DataFrame,
+        datasets: list[tuple[pd.DataFrame, str, str, str | None]] = (),
+    ) -> str:
+        """Log the fitted pipeline with signature and input example; returns the model URI.
+
+        `datasets` are (frame, name, source, context) logged with `mlflow.log_input`.
+        """
+        import mlflow
+        import mlflow.sklearn
+        from mlflow.models import infer_signature
+
+        signature = infer_signature(example, model.predict(example))
+        # Explicit requirements: inferring them costs 15+ s and lists test tools.
+        requirements = [f"{p}=={pkg_version(p)}" for p in ("scikit-learn", "pandas", "numpy", "cloudpickle")]
+        with mlflow.start_run(run_id=run_id, log_system_metrics=False):
+            for frame, name, source, context in datasets:
+                dataset = mlflow.data.from_pandas(frame, source=source, name=name)
+                mlflow.log_input(dataset, context=context)
+            info = mlflow.sklearn.log_model(
+                model,
+                name="model",
+                signature=signature,
+                input_example=example,
+                pip_requirements=requirements,
+                serialization_format="cloudpickle",
+            )
+        # `with start_run` ended the run; it stays open until the DAG run finishes.
+        self.client.update_run(run_id, status="RUNNING")
+        return info.model_uri
+
+    # -- registry ----------------------------------------------------------------------
+    def _version(self, mv: Any) -> VersionInfo:
+        return VersionInfo(mv.name, str(mv.version), mv.run_id, mv.source, dict(mv.tags or {}))
+
+    def version_for_run(self, name: str, run_id: str) -> VersionInfo | None:
+        try:
+            found = self.client.search_model_versions(f"name = '{_quote(name)}' and run_id = '{_quote(run_id)}'")
+        except Exception as exc:  # no registered model yet
+            if _code(exc) == "RESOURCE_DOES_NOT_EXIST":
+                return None
+            raise
+        return self._version(found[0]) if found else None
+
+    def register(self, name: str, model_uri: str, run_id: str, tags: dict[str, str]) -> VersionInfo:
+        """Register the run's model once; a retry finds the existing version."""
+        existing = self.version_for_run(name, run_id)
+        if existing is not None:
+            return existing
+        try:
+            self.client.create_registered_model(name)
+        except Exception as exc:
+            if _code(exc) != "RESOURCE_ALREADY_EXISTS":
+                raise
+        mv = self.client.create_model_version(name, model_uri, run_id=run_id, tags=tags)
+        return self._version(mv)
+
+    def get_version(self, name: str, version: str) -> VersionInfo:
+        return self._version(self.client.get_model_version(name, str(version)))
+
+    def alias(self, name: str, alias: str = CHAMPION) -> VersionInfo | None:
+        try:
+            return self._version(self.client.get_model_version_by_alias(name, alias))
+        except Exception as exc:
+            if _code(exc) in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                return None  # no such model, or no such alias on it
+            raise
+
+    def set_version_tags(self, name: str, version: str, tags: dict[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_model_version_tag(name, str(version), key, str(value))
+
+    def describe_version(self, name: str, version: str, text: str) -> None:
+        self.client.update_model_version(name, str(version), description=text)
+
+    def move_champion(self, name: str, version: str, expected: str | None) -> tuple[bool, str | None]:
+        """Compare-and-set: point `champion` at `version` only if it is still `expected`.
+
+        Returns (moved, champion_before). Callers serialise through a one-slot pool, so
+        the read and the write here are not interleaved with another promotion.
+        """
+        current = self.alias(name, CHAMPION)
+        before = current.version if current else None
+        if before != expected:
+            return False, before
+        if before == str(version):
+            return True, before
+        if before is not None:
+            self.client.set_registered_model_alias(name, PREVIOUS, before)
+        self.client.set_registered_model_alias(name, CHAMPION, str(version))
+        return True, before
+
+    def load_model(self, uri: str) -> Any:
+        import mlflow.sklearn
+
+        return mlflow.sklearn.load_model(uri)
+
+    def input_columns(self, uri: str) -> list[str] | None:
+        from mlflow.models import get_model_info
+
+        signature = get_model_info(uri).signature
+        return None if signature is None else list(signature.inputs.input_names())

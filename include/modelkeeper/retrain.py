@@ -1,0 +1,57 @@
+"""Whether a run should retrain: a pure function of what monitoring measured."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+from modelkeeper.evaluation import higher_is_better
+
+if TYPE_CHECKING:
+    from modelkeeper.spec import ModelSpec
+
+
+@dataclass(frozen=True)
+class Monitoring:
+    champion_version: str | None
+    batch_rows: int
+    drift_share: float | None = None
+    drift_summary: str | None = None
+    champion_metric: float | None = None  # primary metric of the champion on the new batch
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RetrainDecision:
+    retrain: bool
+    reason: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def should_retrain(m: Monitoring, spec: ModelSpec, *, force: bool = False, force_reason: str = "") -> RetrainDecision:
+    primary = spec.metrics.primary
+    if force:
+        return RetrainDecision(True, f"forced by a person: {force_reason or 'no reason given'}")
+    if m.champion_version is None:
+        return RetrainDecision(True, "no champion yet")
+    reasons = []
+    threshold = spec.drift.share_threshold
+    if m.drift_share is not None and m.drift_share >= threshold:
+        reasons.append(f"data drift: {m.drift_share:.0%} of columns drifted ≥ {threshold:.0%}")
+    floor = spec.retrain.performance_floor
+    if floor is not None and m.champion_metric is not None:
+        decayed = m.champion_metric < floor if higher_is_better(primary) else m.champion_metric > floor
+        if decayed:
+            reasons.append(f"performance decay: champion {primary} {m.champion_metric:.3f} on the new batch, floor {floor:.3f}")
+    if reasons:
+        return RetrainDecision(True, "; ".join(reasons))
+    parts = [f"champion v{m.champion_version} holds"]
+    if m.drift_share is not None:
+        parts.append(f"drift {m.drift_share:.0%} < {threshold:.0%}")
+    if m.champion_metric is not None:
+        parts.append(f"{primary} {m.champion_metric:.3f} on {m.batch_rows} new rows")
+    return RetrainDecision(False, "no retrain: " + ", ".join(parts))
