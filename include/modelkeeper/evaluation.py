@@ -29,7 +29,9 @@ def higher_is_better(metric: str) -> bool:
         return True
     if metric in LOWER_IS_BETTER:
         return False
-    raise ValueError(f"unknown metric {metric!r}; known: {sorted(HIGHER_IS_BETTER | LOWER_IS_BETTER)}")
+    raise ValueError(
+        f"unknown metric {metric!r}; known: {sorted(HIGHER_IS_BETTER | LOWER_IS_BETTER)}"
+    )
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,9 @@ class ModelScore:
         return cls(**data)
 
 
-def _metrics(y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray | None, task: str) -> dict[str, float]:
+def _metrics(
+    y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray | None, task: str
+) -> dict[str, float]:
     from sklearn import metrics as m
 
     if task == "regression":
@@ -106,7 +110,9 @@ def slice_gap(score: ModelScore, metric: str, min_rows: int) -> tuple[float, str
     """Largest spread of `metric` between values of one slice column (with enough rows)."""
     worst: tuple[float, str] | None = None
     for col, per_value in score.slices.items():
-        values = {v: s[metric] for v, s in per_value.items() if s["rows"] >= min_rows and metric in s}
+        values = {
+            v: s[metric] for v, s in per_value.items() if s["rows"] >= min_rows and metric in s
+        }
         if len(values) < 2:
             continue
         lo, hi = min(values, key=values.get), max(values, key=values.get)
@@ -116,17 +122,35 @@ def slice_gap(score: ModelScore, metric: str, min_rows: int) -> tuple[float, str
     return worst
 
 
-def feature_importance(model: Any, frame: pd.DataFrame, spec: ModelSpec, *, max_rows: int = 5000) -> dict[str, float]:
+def feature_importance(
+    model: Any, frame: pd.DataFrame, spec: ModelSpec, *, max_rows: int = 5000
+) -> dict[str, float]:
     """Permutation importance of each raw feature on the held-out frame (primary metric)."""
     from sklearn.inspection import permutation_importance
 
-    sample = frame.sample(n=min(max_rows, len(frame)), random_state=0) if len(frame) > max_rows else frame
-    scoring = {"roc_auc": "roc_auc", "average_precision": "average_precision", "log_loss": "neg_log_loss",
-               "accuracy": "accuracy", "f1": "f1", "rmse": "neg_root_mean_squared_error",
-               "mae": "neg_mean_absolute_error", "r2": "r2", "brier": "neg_brier_score"}[spec.metrics.primary]
+    sample = (
+        frame.sample(n=min(max_rows, len(frame)), random_state=0)
+        if len(frame) > max_rows
+        else frame
+    )
+    scoring = {
+        "roc_auc": "roc_auc",
+        "average_precision": "average_precision",
+        "log_loss": "neg_log_loss",
+        "accuracy": "accuracy",
+        "f1": "f1",
+        "rmse": "neg_root_mean_squared_error",
+        "mae": "neg_mean_absolute_error",
+        "r2": "r2",
+        "brier": "neg_brier_score",
+    }[spec.metrics.primary]
     result = permutation_importance(
-        model, features_frame(sample, spec), sample[spec.target.column], scoring=scoring,
-        n_repeats=3, random_state=0,
+        model,
+        features_frame(sample, spec),
+        sample[spec.target.column],
+        scoring=scoring,
+        n_repeats=3,
+        random_state=0,
     )
     pairs = zip(spec.features.all, result.importances_mean, strict=True)
     return dict(sorted(((f, round(float(v), 5)) for f, v in pairs), key=lambda kv: -kv[1]))

@@ -59,7 +59,10 @@ def decide(candidate: Candidate, champion: Champion | None, spec: ModelSpec) -> 
     policy, primary = spec.promotion, spec.metrics.primary
     up = higher_is_better(primary)
     cand = candidate.score
-    base = {"candidate_version": candidate.version, "champion_version": champion.version if champion else None}
+    base = {
+        "candidate_version": candidate.version,
+        "champion_version": champion.version if champion else None,
+    }
 
     def refuse(reason: str, checks: list[str] | None = None) -> Decision:
         return Decision(False, f"refused: {reason}", checks or [], **base)
@@ -76,10 +79,14 @@ def decide(candidate: Candidate, champion: Champion | None, spec: ModelSpec) -> 
     if champion is not None:
         if champion.load_error:
             return refuse(f"champion v{champion.version} unloadable: {champion.load_error}")
-        if champion.input_columns is not None and sorted(champion.input_columns) != sorted(candidate.input_columns):
+        if champion.input_columns is not None and sorted(champion.input_columns) != sorted(
+            candidate.input_columns
+        ):
             extra = sorted(set(candidate.input_columns) - set(champion.input_columns))
             gone = sorted(set(champion.input_columns) - set(candidate.input_columns))
-            return refuse(f"champion v{champion.version} input schema differs (new: {extra}, dropped: {gone})")
+            return refuse(
+                f"champion v{champion.version} input schema differs (new: {extra}, dropped: {gone})"
+            )
 
     value = cand.metrics[primary]
     checks: list[str] = []
@@ -89,14 +96,23 @@ def decide(candidate: Candidate, champion: Champion | None, spec: ModelSpec) -> 
             return refuse(f"{primary} {_f(value)} below floor {_f(policy.floor)}")
         checks.append(f"{primary} {_f(value)} clears floor {_f(policy.floor)}")
 
-    gap = slice_gap(cand, primary, policy.min_slice_rows) if policy.max_slice_gap is not None else None
+    gap = (
+        slice_gap(cand, primary, policy.min_slice_rows)
+        if policy.max_slice_gap is not None
+        else None
+    )
     if gap is not None:
         if gap[0] > policy.max_slice_gap:
             return refuse(f"slice gap {_f(gap[0])} > {_f(policy.max_slice_gap)} ({gap[1]})", checks)
         checks.append(f"slice gap {_f(gap[0])} ≤ {_f(policy.max_slice_gap)}")
 
     if champion is None:
-        return Decision(True, f"promoted: first model, {primary} {_f(value)}; " + "; ".join(checks), checks, **base)
+        return Decision(
+            True,
+            f"promoted: first model, {primary} {_f(value)}; " + "; ".join(checks),
+            checks,
+            **base,
+        )
 
     champ = champion.score
     assert champ is not None  # a loadable champion was scored
@@ -117,13 +133,18 @@ def decide(candidate: Candidate, champion: Champion | None, spec: ModelSpec) -> 
             return refuse(f"guardrail {guard.name} not computable", checks)
         worse = (o - c) if higher_is_better(guard.name) else (c - o)
         if worse > guard.tolerance:
-            return refuse(f"guardrail {guard.name} {_f(o)} → {_f(c)} worse by {worse:.3f} > {guard.tolerance:.3f}", checks)
+            return refuse(
+                f"guardrail {guard.name} {_f(o)} → {_f(c)} worse by {worse:.3f} > {guard.tolerance:.3f}",
+                checks,
+            )
         guard_notes.append(f"{guard.name} {_f(o)} → {_f(c)}")
 
     if policy.max_latency_ratio is not None and cand.latency_ms_per_1k and champ.latency_ms_per_1k:
         ratio = cand.latency_ms_per_1k / champ.latency_ms_per_1k
         if ratio > policy.max_latency_ratio:
-            return refuse(f"latency {ratio:.1f}x the champion's > {policy.max_latency_ratio:.1f}x", checks)
+            return refuse(
+                f"latency {ratio:.1f}x the champion's > {policy.max_latency_ratio:.1f}x", checks
+            )
         guard_notes.append(f"latency {ratio:.2f}x")
 
     reason = f"promoted: {checks[-1]}"

@@ -63,7 +63,11 @@ class Registry:
         exp = self.client.get_experiment_by_name(name)
         if exp is not None:
             return exp.experiment_id
-        location = Path(self.artifact_location, name).resolve().as_uri() if self.artifact_location else None
+        location = (
+            Path(self.artifact_location, name).resolve().as_uri()
+            if self.artifact_location
+            else None
+        )
         try:
             return self.client.create_experiment(name, artifact_location=location)
         except Exception:  # created concurrently by another task: read it back
@@ -117,7 +121,11 @@ class Registry:
         import mlflow
 
         Path(dst).mkdir(parents=True, exist_ok=True)
-        return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path, dst_path=str(dst)))
+        return Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=artifact_path, dst_path=str(dst)
+            )
+        )
 
     def log_model(
         self,
@@ -136,7 +144,9 @@ class Registry:
 
         signature = infer_signature(example, model.predict(example))
         # Explicit requirements: inferring them costs 15+ s and lists test tools.
-        requirements = [f"{p}=={pkg_version(p)}" for p in ("scikit-learn", "pandas", "numpy", "cloudpickle")]
+        requirements = [
+            f"{p}=={pkg_version(p)}" for p in ("scikit-learn", "pandas", "numpy", "cloudpickle")
+        ]
         with mlflow.start_run(run_id=run_id, log_system_metrics=False):
             for frame, name, source, context in datasets:
                 dataset = mlflow.data.from_pandas(frame, source=source, name=name)
@@ -159,7 +169,9 @@ class Registry:
 
     def version_for_run(self, name: str, run_id: str) -> VersionInfo | None:
         try:
-            found = self.client.search_model_versions(f"name = '{_quote(name)}' and run_id = '{_quote(run_id)}'")
+            found = self.client.search_model_versions(
+                f"name = '{_quote(name)}' and run_id = '{_quote(run_id)}'"
+            )
         except Exception as exc:  # no registered model yet
             if _code(exc) == "RESOURCE_DOES_NOT_EXIST":
                 return None
@@ -176,7 +188,13 @@ class Registry:
         except Exception as exc:
             if _code(exc) != "RESOURCE_ALREADY_EXISTS":
                 raise
-        mv = self.client.create_model_version(name, model_uri, run_id=run_id, tags=tags)
+        # MLflow 3 logged models ("models:/m-<id>"): a server wants the id alongside the source.
+        model_id = (
+            model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
+        )
+        mv = self.client.create_model_version(
+            name, model_uri, run_id=run_id, tags=tags, model_id=model_id
+        )
         return self._version(mv)
 
     def get_version(self, name: str, version: str) -> VersionInfo:
@@ -197,19 +215,22 @@ class Registry:
     def describe_version(self, name: str, version: str, text: str) -> None:
         self.client.update_model_version(name, str(version), description=text)
 
-    def move_champion(self, name: str, version: str, expected: str | None) -> tuple[bool, str | None]:
+    def move_champion(
+        self, name: str, version: str, expected: str | None, *, keep_previous: bool = False
+    ) -> tuple[bool, str | None]:
         """Compare-and-set: point `champion` at `version` only if it is still `expected`.
 
+        The old champion becomes `previous` (unless `keep_previous`, used by rollbacks).
         Returns (moved, champion_before). Callers serialise through a one-slot pool, so
         the read and the write here are not interleaved with another promotion.
         """
         current = self.alias(name, CHAMPION)
         before = current.version if current else None
+        if before == str(version):  # a retry after the move succeeded: nothing left to do
+            return True, expected
         if before != expected:
             return False, before
-        if before == str(version):
-            return True, before
-        if before is not None:
+        if before is not None and not keep_previous:
             self.client.set_registered_model_alias(name, PREVIOUS, before)
         self.client.set_registered_model_alias(name, CHAMPION, str(version))
         return True, before

@@ -32,7 +32,9 @@ class RetrainDecision:
         return asdict(self)
 
 
-def should_retrain(m: Monitoring, spec: ModelSpec, *, force: bool = False, force_reason: str = "") -> RetrainDecision:
+def should_retrain(
+    m: Monitoring, spec: ModelSpec, *, force: bool = False, force_reason: str = ""
+) -> RetrainDecision:
     primary = spec.metrics.primary
     if force:
         return RetrainDecision(True, f"forced by a person: {force_reason or 'no reason given'}")
@@ -44,9 +46,13 @@ def should_retrain(m: Monitoring, spec: ModelSpec, *, force: bool = False, force
         reasons.append(f"data drift: {m.drift_share:.0%} of columns drifted ≥ {threshold:.0%}")
     floor = spec.retrain.performance_floor
     if floor is not None and m.champion_metric is not None:
-        decayed = m.champion_metric < floor if higher_is_better(primary) else m.champion_metric > floor
+        decayed = (
+            m.champion_metric < floor if higher_is_better(primary) else m.champion_metric > floor
+        )
         if decayed:
-            reasons.append(f"performance decay: champion {primary} {m.champion_metric:.3f} on the new batch, floor {floor:.3f}")
+            reasons.append(
+                f"performance decay: champion {primary} {m.champion_metric:.3f} on the new batch, floor {floor:.3f}"
+            )
     if reasons:
         return RetrainDecision(True, "; ".join(reasons))
     parts = [f"champion v{m.champion_version} holds"]

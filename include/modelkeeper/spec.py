@@ -29,14 +29,18 @@ class _Strict(BaseModel):
 
 class FileSource(_Strict):
     kind: Literal["files"]
-    path: str = Field(description="Glob of CSV/Parquet files: a local path (relative to the storage root) or a URI")
+    path: str = Field(
+        description="Glob of CSV/Parquet files: a local path (relative to the storage root) or a URI"
+    )
     format: Literal["parquet", "csv"] = "parquet"
 
 
 class SqlSource(_Strict):
     kind: Literal["sql"]
     conn_id: str = Field(description="Airflow Connection to run the query through")
-    query: str = Field(description="SELECT returning the schema columns; '{watermark}' becomes the last processed timestamp")
+    query: str = Field(
+        description="SELECT returning the schema columns; '{watermark}' becomes the last processed timestamp"
+    )
 
 
 class ColumnRule(_Strict):
@@ -46,8 +50,12 @@ class ColumnRule(_Strict):
     min: float | None = None
     max: float | None = None
     allowed: list[str] | None = None
-    max_unseen_share: float = Field(0.0, ge=0, le=1, description="share of values outside `allowed` tolerated")
-    max_null_share: float = Field(0.5, ge=0, le=1, description="share of nulls tolerated in a nullable column")
+    max_unseen_share: float = Field(
+        0.0, ge=0, le=1, description="share of values outside `allowed` tolerated"
+    )
+    max_null_share: float = Field(
+        0.5, ge=0, le=1, description="share of nulls tolerated in a nullable column"
+    )
 
     @model_validator(mode="after")
     def _range(self) -> ColumnRule:
@@ -64,7 +72,9 @@ class DataSchema(_Strict):
     min_rows: int = Field(1, ge=1)
     max_rows: int | None = None
     extra_columns: Literal["warn", "fail"] = "warn"
-    unique_key: list[str] | None = Field(None, description="columns that identify a row; duplicates fail")
+    unique_key: list[str] | None = Field(
+        None, description="columns that identify a row; duplicates fail"
+    )
 
     @field_validator("columns")
     @classmethod
@@ -97,7 +107,9 @@ class Target(_Strict):
 
 
 class Estimator(_Strict):
-    class_path: str = Field(description="import path, e.g. sklearn.ensemble.HistGradientBoostingClassifier")
+    class_path: str = Field(
+        description="import path, e.g. sklearn.ensemble.HistGradientBoostingClassifier"
+    )
     params: dict[str, Any] = {}
 
     @field_validator("class_path")
@@ -112,7 +124,9 @@ class Estimator(_Strict):
         try:
             return getattr(importlib.import_module(module), name)
         except (ImportError, AttributeError) as exc:
-            raise SpecError(f"estimator.class_path {self.class_path!r} cannot be imported: {exc}") from exc
+            raise SpecError(
+                f"estimator.class_path {self.class_path!r} cannot be imported: {exc}"
+            ) from exc
 
 
 class Guardrail(_Strict):
@@ -126,13 +140,19 @@ class Metrics(_Strict):
 
 
 class ColumnDrift(_Strict):
-    method: str | None = Field(None, description="Evidently stattest name, e.g. wasserstein, jensenshannon, psi")
+    method: str | None = Field(
+        None, description="Evidently stattest name, e.g. wasserstein, jensenshannon, psi"
+    )
     threshold: float | None = None
 
 
 class Drift(_Strict):
-    share_threshold: float = Field(0.5, gt=0, le=1, description="retrain when this share of columns drifts")
-    sample_rows: int = Field(20_000, ge=100, description="rows sampled from each side before Evidently runs")
+    share_threshold: float = Field(
+        0.5, gt=0, le=1, description="retrain when this share of columns drifts"
+    )
+    sample_rows: int = Field(
+        20_000, ge=100, description="rows sampled from each side before Evidently runs"
+    )
     columns: dict[str, ColumnDrift] = {}
 
 
@@ -142,20 +162,28 @@ class Window(_Strict):
 
 
 class Retrain(_Strict):
-    performance_floor: float | None = Field(None, description="retrain when the champion's primary metric on the new batch falls below")
-    min_new_rows: int = Field(1, ge=0, description="rows a batch needs before the champion is scored on it")
+    performance_floor: float | None = Field(
+        None, description="retrain when the champion's primary metric on the new batch falls below"
+    )
+    min_new_rows: int = Field(
+        1, ge=0, description="rows a batch needs before the champion is scored on it"
+    )
 
 
 class Promotion(_Strict):
     mode: Literal["auto", "dry_run", "approval"] = "auto"
-    min_improvement: float = Field(0.0, ge=0, description="absolute improvement of the primary metric required")
+    min_improvement: float = Field(
+        0.0, ge=0, description="absolute improvement of the primary metric required"
+    )
     min_relative_improvement: float = Field(0.0, ge=0)
     floor: float | None = Field(None, description="a first model must reach this primary metric")
     min_eval_rows: int = Field(100, ge=1)
     slices: list[str] = []
     max_slice_gap: float | None = None
     min_slice_rows: int = Field(50, ge=1)
-    max_latency_ratio: float | None = Field(None, gt=0, description="candidate predict time / champion's, at most")
+    max_latency_ratio: float | None = Field(
+        None, gt=0, description="candidate predict time / champion's, at most"
+    )
 
 
 class ModelSpec(_Strict):
@@ -166,7 +194,9 @@ class ModelSpec(_Strict):
     limitations: str = ""
     tags: list[str] = []
     schedule: str | None = "@weekly"
-    trigger_asset: str | None = Field(None, description="Airflow Asset name whose updates also trigger retraining")
+    trigger_asset: str | None = Field(
+        None, description="Airflow Asset name whose updates also trigger retraining"
+    )
     source: FileSource | SqlSource = Field(discriminator="kind")
     data_schema: DataSchema = Field(alias="schema")
     features: Features
@@ -187,7 +217,9 @@ class ModelSpec(_Strict):
         needed += [s for s in self.promotion.slices]
         missing = [c for c in needed if c not in declared]
         if missing:
-            raise ValueError(f"columns used by features/target/slices but not declared in schema.columns: {missing}")
+            raise ValueError(
+                f"columns used by features/target/slices but not declared in schema.columns: {missing}"
+            )
         overlap = set(self.features.numeric) & set(self.features.categorical)
         if overlap:
             raise ValueError(f"features both numeric and categorical: {sorted(overlap)}")

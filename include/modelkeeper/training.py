@@ -50,7 +50,9 @@ def load_accepted(spec: ModelSpec, storage: Storage, *, until: str | None = None
     """
     files = sorted(storage.accepted_dir(spec.name).glob("*.parquet"))
     if not files:
-        raise TrainingDataError(f"no accepted batches for {spec.name!r} under {storage.accepted_dir(spec.name)}")
+        raise TrainingDataError(
+            f"no accepted batches for {spec.name!r} under {storage.accepted_dir(spec.name)}"
+        )
     ts = spec.data_schema.timestamp_column
     df = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
     df[ts] = pd.to_datetime(df[ts])
@@ -96,7 +98,9 @@ def build_pipeline(spec: ModelSpec) -> Pipeline:
 
     transformers = []
     if spec.features.numeric:
-        numeric = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
+        numeric = Pipeline(
+            [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
+        )
         transformers.append(("numeric", numeric, list(spec.features.numeric)))
     if spec.features.categorical:
         categorical = Pipeline(

@@ -5,10 +5,23 @@ import pytest
 from modelkeeper.evaluation import ModelScore
 from modelkeeper.promotion import Candidate, Champion, Decision, decide
 
-COLS = ["hour", "day_of_week", "distance", "temp", "humid", "wind_speed", "precip", "visib", "carrier", "origin"]
+COLS = [
+    "hour",
+    "day_of_week",
+    "distance",
+    "temp",
+    "humid",
+    "wind_speed",
+    "precip",
+    "visib",
+    "carrier",
+    "origin",
+]
 
 
-def score(auc=0.70, log_loss=0.45, ap=0.40, rows=1000, classes=(0, 1), slices=None, latency=10.0) -> ModelScore:
+def score(
+    auc=0.70, log_loss=0.45, ap=0.40, rows=1000, classes=(0, 1), slices=None, latency=10.0
+) -> ModelScore:
     return ModelScore(
         metrics={"roc_auc": auc, "log_loss": log_loss, "average_precision": ap},
         rows=rows,
@@ -27,7 +40,12 @@ def cand(**kw) -> Candidate:
 def champ(**kw) -> Champion:
     load_error = kw.pop("load_error", None)
     cols = kw.pop("cols", COLS)
-    return Champion(version="1", score=None if load_error else score(**kw), input_columns=cols, load_error=load_error)
+    return Champion(
+        version="1",
+        score=None if load_error else score(**kw),
+        input_columns=cols,
+        load_error=load_error,
+    )
 
 
 class TestDecide:
@@ -45,16 +63,45 @@ class TestDecide:
     @pytest.mark.parametrize(
         ("candidate", "champion", "phrase"),
         [
-            pytest.param(cand(rows=120), champ(), "evaluation frame too small: 120 rows < 500", id="small-frame"),
+            pytest.param(
+                cand(rows=120),
+                champ(),
+                "evaluation frame too small: 120 rows < 500",
+                id="small-frame",
+            ),
             pytest.param(cand(classes=(0,)), champ(), "class missing", id="one-class"),
-            pytest.param(cand(validated=False), champ(), "no passed-validation lineage tag", id="no-lineage"),
-            pytest.param(cand(), champ(load_error="OSError: gone"), "champion v1 unloadable: OSError: gone", id="unloadable"),
-            pytest.param(cand(cols=COLS + ["dest"]), champ(), "input schema differs (new: ['dest']", id="schema"),
+            pytest.param(
+                cand(validated=False), champ(), "no passed-validation lineage tag", id="no-lineage"
+            ),
+            pytest.param(
+                cand(),
+                champ(load_error="OSError: gone"),
+                "champion v1 unloadable: OSError: gone",
+                id="unloadable",
+            ),
+            pytest.param(
+                cand(cols=COLS + ["dest"]),
+                champ(),
+                "input schema differs (new: ['dest']",
+                id="schema",
+            ),
             pytest.param(cand(auc=0.50), None, "roc_auc 0.500 below floor 0.550", id="below-floor"),
-            pytest.param(cand(auc=0.703), champ(auc=0.70), "roc_auc 0.700 → 0.703 (+0.003 < +0.005 required)", id="too-small-gain"),
+            pytest.param(
+                cand(auc=0.703),
+                champ(auc=0.70),
+                "roc_auc 0.700 → 0.703 (+0.003 < +0.005 required)",
+                id="too-small-gain",
+            ),
             pytest.param(cand(auc=0.69), champ(auc=0.70), "(-0.010 < +0.005 required)", id="worse"),
-            pytest.param(cand(auc=0.72, log_loss=0.50), champ(auc=0.70), "guardrail log_loss 0.450 → 0.500", id="guardrail"),
-            pytest.param(cand(auc=0.72, latency=80.0), champ(auc=0.70), "latency 8.0x", id="latency"),
+            pytest.param(
+                cand(auc=0.72, log_loss=0.50),
+                champ(auc=0.70),
+                "guardrail log_loss 0.450 → 0.500",
+                id="guardrail",
+            ),
+            pytest.param(
+                cand(auc=0.72, latency=80.0), champ(auc=0.70), "latency 8.0x", id="latency"
+            ),
         ],
     )
     def test_refusals(self, spec, candidate, champion, phrase):
@@ -64,12 +111,24 @@ class TestDecide:
         assert phrase in d.reason
 
     def test_slice_gap_refused(self, spec):
-        slices = {"origin": {"EWR": {"roc_auc": 0.9, "rows": 400.0}, "JFK": {"roc_auc": 0.5, "rows": 400.0}}}
+        slices = {
+            "origin": {
+                "EWR": {"roc_auc": 0.9, "rows": 400.0},
+                "JFK": {"roc_auc": 0.5, "rows": 400.0},
+            }
+        }
         d = decide(cand(auc=0.72, slices=slices), champ(auc=0.70), spec)
-        assert not d.promote and "slice gap 0.400 > 0.350 (origin: JFK 0.500 vs EWR 0.900)" in d.reason
+        assert (
+            not d.promote and "slice gap 0.400 > 0.350 (origin: JFK 0.500 vs EWR 0.900)" in d.reason
+        )
 
     def test_small_slices_ignored(self, spec):
-        slices = {"origin": {"EWR": {"roc_auc": 0.9, "rows": 50.0}, "JFK": {"roc_auc": 0.5, "rows": 400.0}}}
+        slices = {
+            "origin": {
+                "EWR": {"roc_auc": 0.9, "rows": 50.0},
+                "JFK": {"roc_auc": 0.5, "rows": 400.0},
+            }
+        }
         assert decide(cand(auc=0.72, slices=slices), champ(auc=0.70), spec).promote
 
     def test_round_trip(self, spec):

@@ -10,11 +10,29 @@ class TestShouldRetrain:
         ("monitoring", "force", "retrain", "phrase"),
         [
             pytest.param(Monitoring(None, 900), False, True, "no champion yet", id="no-champion"),
-            pytest.param(Monitoring("3", 900, 0.5, "x", 0.7), False, True, "data drift: 50%", id="drift"),
-            pytest.param(Monitoring("3", 900, 0.1, "x", 0.52), False, True, "performance decay", id="decay"),
-            pytest.param(Monitoring("3", 900, 0.1, "x", 0.7), True, True, "forced by a person: why", id="forced"),
-            pytest.param(Monitoring("3", 900, 0.1, "x", 0.7), False, False, "no retrain: champion v3 holds", id="holds"),
-            pytest.param(Monitoring("3", 900, 0.29, "x", 0.6), False, False, "no retrain", id="just-under"),
+            pytest.param(
+                Monitoring("3", 900, 0.5, "x", 0.7), False, True, "data drift: 50%", id="drift"
+            ),
+            pytest.param(
+                Monitoring("3", 900, 0.1, "x", 0.52), False, True, "performance decay", id="decay"
+            ),
+            pytest.param(
+                Monitoring("3", 900, 0.1, "x", 0.7),
+                True,
+                True,
+                "forced by a person: why",
+                id="forced",
+            ),
+            pytest.param(
+                Monitoring("3", 900, 0.1, "x", 0.7),
+                False,
+                False,
+                "no retrain: champion v3 holds",
+                id="holds",
+            ),
+            pytest.param(
+                Monitoring("3", 900, 0.29, "x", 0.6), False, False, "no retrain", id="just-under"
+            ),
         ],
     )
     def test_reasons(self, spec, monitoring, force, retrain, phrase):

@@ -1,0 +1,3 @@
+from modelkeeper_airflow.hooks.mlflow import MlflowHook
+
+__all__ = ["MlflowHook"]

@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+from typing import Any
+
+from modelkeeper_airflow.operators.base import ModelkeeperOperator
+
+
+class EvaluateOperator(ModelkeeperOperator):
+    """Score challenger and champion on the same held-out frame and decide (BLESSED or not).
+
+    Pushes the decision with the champion version it was made against; the promote
+    step moves the alias only if the champion is still that version.
+    """
+
+    def execute(self, context: Any) -> dict:
+        import pandas as pd
+
+        from modelkeeper.evaluation import score_model
+        from modelkeeper.promotion import Candidate, Champion, decide
+
+        spec, registry = self.spec(), self.registry()
+        trained = self.upstream(context, "train")
+        holdout = pd.read_parquet(trained["holdout_path"])
+        name = spec.registered_model_name
+        version = registry.get_version(name, trained["version"])
+        cand_model = registry.load_model(version.uri)
+        candidate = Candidate(
+            version=version.version,
+            score=score_model(cand_model, holdout, spec),
+            input_columns=registry.input_columns(version.uri) or [],
+            validated=version.tags.get("validation") == "passed",
+        )
+
+        champion = None
+        current = registry.alias(name)
+        if current is not None and current.version != version.version:
+            try:
+                champ_model = registry.load_model(current.uri)
+                champion = Champion(
+                    version=current.version,
+                    score=score_model(champ_model, holdout, spec),
+                    input_columns=registry.input_columns(current.uri),
+                )
+            except Exception as exc:  # the refusal names it; evaluation itself succeeded
+                self.log.warning(
+                    "champion v%s could not be loaded or scored: %r", current.version, exc
+                )
+                champion = Champion(
+                    version=current.version, score=None, load_error=f"{type(exc).__name__}: {exc}"
+                )
+
+        decision = decide(candidate, champion, spec)
+        mlflow_run = trained["mlflow_run_id"]
+        self._model_card(
+            context,
+            spec,
+            registry,
+            version.version,
+            trained,
+            candidate,
+            cand_model,
+            holdout,
+            decision,
+        )
+        registry.log_metrics(mlflow_run, candidate.score.metrics, prefix="candidate_")
+        registry.log_metrics(mlflow_run, {"eval_rows": candidate.score.rows})
+        if champion is not None and champion.score is not None:
+            registry.log_metrics(mlflow_run, champion.score.metrics, prefix="champion_")
+        registry.client.set_tag(mlflow_run, "decision", decision.verdict)
+        registry.client.set_tag(mlflow_run, "decision_reason", decision.reason[:5000])
+        registry.set_version_tags(
+            name,
+            version.version,
+            {"decision": decision.verdict, "decision_reason": decision.reason[:5000]},
+        )
+        self.log.info(
+            "v%s vs champion %s: %s",
+            version.version,
+            current.version if current else None,
+            decision.reason,
+        )
+        return {
+            "decision": decision.to_dict(),
+            "candidate": candidate.score.to_dict(),
+            "champion": None
+            if champion is None or champion.score is None
+            else champion.score.to_dict(),
+            "candidate_version": version.version,
+            # What the alias pointed at when we decided: the promote step's compare-and-set.
+            "champion_version": current.version if current else None,
+            "mlflow_run_id": mlflow_run,
+        }
+
+    def _model_card(
+        self, context, spec, registry, version, trained, candidate, model, holdout, decision
+    ) -> None:
+        from modelkeeper.evaluation import feature_importance
+        from modelkeeper.modelcard import render_html, render_markdown
+
+        monitoring = context["ti"].xcom_pull(task_ids="monitor") or {}
+        markdown = render_markdown(
+            spec,
+            version,
+            training=trained,
+            score=candidate.score,
+            importance=feature_importance(model, holdout, spec),
+            drift_summary=monitoring.get("drift_summary"),
+            decision=decision,
+            run_id=context["run_id"],
+        )
+        folder = self.storage().report_dir(spec.name, context["run_id"]) / "model_card"
+        storage = self.storage()
+        storage.write_text(markdown, folder / "model_card.md")
+        storage.write_text(
+            render_html(markdown, f"{spec.name} v{version}"), folder / "model_card.html"
+        )
+        registry.log_artifacts(trained["mlflow_run_id"], folder, "model_card")

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+from typing import Any
+
+from modelkeeper_airflow.operators.base import ModelkeeperOperator
+
+REFERENCE_ARTIFACT = "reference/reference.parquet"
+
+
+class MonitorOperator(ModelkeeperOperator):
+    """Data drift, prediction drift and performance decay of the champion on the new batch.
+
+    Reference data is the sample the champion was trained on, stored as an artifact of
+    its MLflow run; the champion's predicted probability is added to both sides as a
+    `prediction` column, so prediction drift is measured like any other column.
+    """
+
+    def execute(self, context: Any) -> dict:
+        import tempfile
+
+        import pandas as pd
+
+        from modelkeeper.drift import DriftError, compute_drift
+        from modelkeeper.evaluation import predict, score_model
+        from modelkeeper.retrain import Monitoring
+        from modelkeeper.training import features_frame
+
+        spec, storage, registry = self.spec(), self.storage(), self.registry()
+        batch = pd.read_parquet(self.upstream(context, "collect")["path"])
+        champion = registry.alias(spec.registered_model_name)
+        run_id = self.mlflow_run(context, registry, spec)
+        if champion is None:
+            result = Monitoring(champion_version=None, batch_rows=len(batch))
+            self.log.info("no champion yet: nothing to compare the batch against")
+            return result.to_dict()
+
+        model = registry.load_model(champion.uri)
+        with tempfile.TemporaryDirectory() as tmp:
+            reference = pd.read_parquet(registry.download(champion.run_id, REFERENCE_ARTIFACT, tmp))
+        task = spec.target.task
+        for frame in (reference, batch):
+            y_pred, proba = predict(model, features_frame(frame, spec), task)
+            frame["prediction"] = proba if proba is not None else y_pred
+        reports = storage.report_dir(spec.name, context["run_id"])
+        try:
+            drift = compute_drift(
+                reference,
+                batch,
+                spec,
+                extra_numeric=["prediction"],
+                html_path=reports / "drift.html",
+                json_path=reports / "drift.json",
+            )
+        except DriftError as exc:
+            self.log.warning("drift not computed: %s", exc)
+            drift = None
+        champion_metric = None
+        if len(batch) >= spec.retrain.min_new_rows:
+            champion_metric = score_model(model, batch, spec).metrics.get(spec.metrics.primary)
+
+        result = Monitoring(
+            champion_version=champion.version,
+            batch_rows=len(batch),
+            drift_share=None if drift is None else drift.drifted_share,
+            drift_summary=None if drift is None else drift.summary,
+            champion_metric=champion_metric,
+        )
+        registry.log_metrics(
+            run_id,
+            {
+                "drift_share": result.drift_share,
+                f"champion_batch_{spec.metrics.primary}": champion_metric,
+            },
+        )
+        registry.log_artifacts(run_id, reports / "drift.html", "reports/drift")
+        registry.log_artifacts(run_id, reports / "drift.json", "reports/drift")
+        self.log.info(
+            "champion v%s on %s new rows: %s=%s; %s",
+            champion.version,
+            len(batch),
+            spec.metrics.primary,
+            champion_metric,
+            result.drift_summary or "drift not computed",
+        )
+        return result.to_dict()

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from modelkeeper_airflow.operators.base import ModelkeeperOperator
+
+
+class ValidateOperator(ModelkeeperOperator):
+    """Great Expectations gate: a failed batch is quarantined with its report, then the run stops.
+
+    Evidence first (report files + XCom key ``validation``), then the exception, so the
+    UI shows why; the watermark moves past the batch either way so it is not collected
+    again, and only passed batches join the training pool.
+    """
+
+    def execute(self, context: Any) -> dict:
+        import pandas as pd
+
+        from modelkeeper.validation import validate_frame
+
+        spec, storage, run_id = self.spec(), self.storage(), context["run_id"]
+        batch = self.upstream(context, "collect")
+        df = pd.read_parquet(batch["path"])
+        reports = storage.report_dir(spec.name, run_id)
+        outcome = validate_frame(df, spec, docs_dir=reports / "data_docs")
+        report = storage.write_json(outcome.to_dict(), reports / "validation.json")
+        evidence = {
+            "success": outcome.success,
+            "summary": outcome.summary,
+            "failures": outcome.failures,
+            "warnings": outcome.warnings,
+            "report": str(report),
+            "data_docs": str(reports / "data_docs" / "index.html"),
+            "rows": len(df),
+        }
+        for warning in outcome.warnings:
+            self.log.warning("validation warning: %s", warning)
+
+        if not outcome.success:
+            quarantine = storage.quarantine_dir(spec.name, run_id)
+            storage.copy_into(Path(batch["path"]), quarantine / "batch.parquet")
+            storage.copy_into(report, quarantine / "validation.json")
+            storage.write_text(outcome.summary + "\n", quarantine / "REASON.txt")
+            evidence["quarantine"] = str(quarantine)
+            context["ti"].xcom_push(key="validation", value=evidence)
+            if batch.get("end"):
+                storage.set_watermark(spec.name, batch["end"], run_id)
+            raise AirflowFailException(f"{outcome.summary} (batch quarantined in {quarantine})")
+
+        storage.copy_into(Path(batch["path"]), storage.accepted_path(spec.name, run_id))
+        if batch.get("end"):
+            storage.set_watermark(spec.name, batch["end"], run_id)
+        self.log.info("%s (%s rows)", outcome.summary, len(df))
+        context["ti"].xcom_push(key="validation", value=evidence)
+        return evidence

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# `make run`: Airflow standalone (SQLite, LocalExecutor) + an MLflow server, state in .modelkeeper/.
+# Ctrl-C stops everything this script started. Running it again reuses the state.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+STATE=$ROOT/.modelkeeper
+AIRFLOW_PORT=${AIRFLOW_PORT:-8080}
+MLFLOW_PORT=${MLFLOW_PORT:-5000}
+
+export PATH=$ROOT/.venv/bin:$PATH   # standalone starts its parts as `airflow ...` subprocesses
+export AIRFLOW_HOME=$STATE/airflow
+export AIRFLOW__CORE__DAGS_FOLDER=$ROOT/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER=$ROOT/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES=False
+export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False
+export AIRFLOW__API__PORT=$AIRFLOW_PORT
+export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=30
+export MODELKEEPER_STORAGE=$STATE/storage
+export MODELKEEPER_MLFLOW_URI=http://127.0.0.1:$MLFLOW_PORT
+export MODELKEEPER_AUDIT_DB=$STATE/audit.db
+export MLFLOW_DISABLE_TELEMETRY=true
+export GIT_PYTHON_REFRESH=quiet
+mkdir -p "$STATE/mlflow" "$AIRFLOW_HOME" "$MODELKEEPER_STORAGE"
+
+pids=()
+cleanup() {
+  trap - INT TERM EXIT
+  echo; echo "modelkeeper: stopping..."
+  for pid in "${pids[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
+  sleep 3
+  for pid in "${pids[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || true; done
+  echo "modelkeeper: stopped (state kept in $STATE)"
+}
+trap cleanup INT TERM EXIT
+
+for port in "$AIRFLOW_PORT" "$MLFLOW_PORT"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "port $port is already in use: stop what runs there (or set AIRFLOW_PORT / MLFLOW_PORT)" >&2
+    exit 1
+  fi
+done
+
+echo "modelkeeper: starting MLflow on :$MLFLOW_PORT (log: $STATE/mlflow.log)"
+setsid mlflow server --host 127.0.0.1 --port "$MLFLOW_PORT" --workers 1 \
+  --backend-store-uri "sqlite:///$STATE/mlflow/mlflow.db" \
+  --artifacts-destination "$STATE/mlflow/artifacts" >"$STATE/mlflow.log" 2>&1 &
+pids+=($!)
+
+echo "modelkeeper: preparing Airflow in $AIRFLOW_HOME"
+python scripts/bootstrap_airflow.py >"$STATE/bootstrap.log" 2>&1 || { tail -30 "$STATE/bootstrap.log"; exit 1; }
+python -c "from modelkeeper.demo import land_next_weeks; from modelkeeper.storage import Storage; \
+s = Storage(); n = len(list((s.landing_dir() / 'flights').glob('*.parquet'))); \
+print('modelkeeper: demo data:', n, 'weeks landed' if n else 'landing 8 weeks', [p.name for p in land_next_weeks(s, 8)] if not n else '')"
+
+echo "modelkeeper: starting Airflow standalone on :$AIRFLOW_PORT (log: $STATE/airflow.log)"
+setsid airflow standalone >"$STATE/airflow.log" 2>&1 &
+pids+=($!)
+
+wait_for() {  # url, name
+  for _ in $(seq 1 180); do
+    curl -sf -o /dev/null "$1" && return 0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null || { echo "$2 exited; see logs in $STATE" >&2; exit 1; }; done
+    sleep 2
+  done
+  echo "$2 did not come up in 6 minutes; see logs in $STATE" >&2; exit 1
+}
+wait_for "http://127.0.0.1:$MLFLOW_PORT/health" MLflow
+wait_for "http://127.0.0.1:$AIRFLOW_PORT/api/v2/monitor/health" Airflow
+
+password=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['admin'])" \
+  "$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated" 2>/dev/null || echo "see $STATE/airflow.log")
+cat <<MSG
+
+  modelkeeper is up.
+    Airflow UI  http://127.0.0.1:$AIRFLOW_PORT   login: admin / $password
+    MLflow UI   http://127.0.0.1:$MLFLOW_PORT
+  DAGs: retrain_flight_delay (weekly + on new data), modelkeeper_demo_feed (lands a week daily),
+        modelkeeper_rollback (manual), modelkeeper_reconcile (daily audit check).
+  Trigger retrain_flight_delay from the UI to train the first champion. Ctrl-C stops everything.
+
+MSG
+wait

@@ -1,0 +1,48 @@
+"""Test helpers: a minimal task context for calling operators' execute() directly."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+
+class FakeTI:
+    """Stands in for the TaskInstance: an in-memory XCom shared by one fake DAG run."""
+
+    def __init__(self, xcoms: dict, task_id: str) -> None:
+        self.xcoms = xcoms
+        self.task_id = task_id
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcoms[(self.task_id, key)] = value
+
+    def xcom_pull(self, task_ids: str, key: str = "return_value") -> Any:
+        return self.xcoms.get((task_ids, key))
+
+
+def make_context(
+    run_id: str,
+    task_id: str,
+    xcoms: dict,
+    *,
+    user: str | None = None,
+    dag_id: str = "retrain_flight_delay",
+) -> dict:
+    return {
+        "run_id": run_id,
+        "ti": FakeTI(xcoms, task_id),
+        "dag": SimpleNamespace(dag_id=dag_id),
+        "dag_run": SimpleNamespace(run_id=run_id, triggering_user_name=user),
+        "params": {},
+    }
+
+
+def run_operator(op: Any, run_id: str, xcoms: dict, **kw: Any) -> Any:
+    """execute() an operator like the worker would, storing its return value as XCom."""
+    ctx = make_context(run_id, op.task_id, xcoms, **kw)
+    if hasattr(op, "choose_branch"):
+        result = op.choose_branch(ctx)
+    else:
+        result = op.execute(ctx)
+    xcoms[(op.task_id, "return_value")] = result
+    return result
