@@ -16,7 +16,7 @@ class EvaluateOperator(ModelkeeperOperator):
         import pandas as pd
 
         from modelkeeper.evaluation import score_model
-        from modelkeeper.promotion import Candidate, Champion, decide
+        from modelkeeper.promotion import Candidate, decide
 
         spec, registry = self.spec(), self.registry()
         trained = self.upstream(context, "train")
@@ -34,20 +34,7 @@ class EvaluateOperator(ModelkeeperOperator):
         champion = None
         current = registry.alias(name)
         if current is not None and current.version != version.version:
-            try:
-                champ_model = registry.load_model(current.uri)
-                champion = Champion(
-                    version=current.version,
-                    score=score_model(champ_model, holdout, spec),
-                    input_columns=registry.input_columns(current.uri),
-                )
-            except Exception as exc:  # the refusal names it; evaluation itself succeeded
-                self.log.warning(
-                    "champion v%s could not be loaded or scored: %r", current.version, exc
-                )
-                champion = Champion(
-                    version=current.version, score=None, load_error=f"{type(exc).__name__}: {exc}"
-                )
+            champion = self._champion(registry, current, candidate, holdout, spec)
 
         decision = decide(candidate, champion, spec)
         mlflow_run = trained["mlflow_run_id"]
@@ -90,6 +77,32 @@ class EvaluateOperator(ModelkeeperOperator):
             "champion_version": current.version if current else None,
             "mlflow_run_id": mlflow_run,
         }
+
+    def _champion(self, registry, current, candidate, holdout, spec):
+        """Load and score the champion; a failure becomes a refusal reason, not a crash."""
+        from modelkeeper.evaluation import score_model
+        from modelkeeper.promotion import Champion
+
+        try:
+            model = registry.load_model(current.uri)
+            columns = registry.input_columns(current.uri)
+        except Exception as exc:
+            self.log.warning("champion v%s could not be loaded: %r", current.version, exc)
+            return Champion(current.version, None, load_error=f"{type(exc).__name__}: {exc}")
+        if columns is not None and sorted(columns) != sorted(candidate.input_columns):
+            return Champion(current.version, None, input_columns=columns)  # refused before scoring
+        try:
+            return Champion(
+                current.version, score_model(model, holdout, spec), input_columns=columns
+            )
+        except Exception as exc:
+            self.log.warning("champion v%s could not be scored: %r", current.version, exc)
+            return Champion(
+                current.version,
+                None,
+                columns,
+                load_error=f"scoring failed: {type(exc).__name__}: {exc}",
+            )
 
     def _model_card(
         self, context, spec, registry, version, trained, candidate, model, holdout, decision

@@ -1,0 +1,169 @@
+"""Every refusal of the promotion gate, through EvaluateOperator + PromoteOperator.
+
+Guardrail and slice-gap refusals need a candidate better on one metric and worse on
+another; their reasons are covered on the pure function in tests/core/test_promotion.py.
+
+Real flight-delay models (trained on two weeks, registered like TrainOperator does),
+a real MLflow store and audit DB. Each case checks the champion did not move and the
+refusal's reason is in the audit trail and on the MLflow run.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from modelkeeper_airflow.operators import EvaluateOperator, PromoteOperator
+from tests.helpers import run_operator
+
+MODEL = "flight_delay"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def data():
+    from modelkeeper.demo import load_flights, week_frame
+
+    flights = load_flights()
+    return week_frame(flights, 2), week_frame(flights, 3)
+
+
+@pytest.fixture(scope="module")
+def fitted(data, spec):
+    from modelkeeper.training import fit
+
+    train, _ = data
+    return fit(spec, train)
+
+
+def _register(registry, spec, model, run_name: str, tags: dict, features=None):
+    from modelkeeper.training import features_frame
+
+    run = registry.ensure_run(MODEL, run_name, {})
+    example = features_frame(_data_head(spec), spec)
+    if features is not None:
+        example = example[features]
+    uri = registry.log_model(run, model, example)
+    return run, registry.register(MODEL, uri, run, tags)
+
+
+def _data_head(spec):
+    from modelkeeper.demo import load_flights, week_frame
+
+    return week_frame(load_flights(), 2).head(5)
+
+
+@pytest.fixture
+def world(mlflow_store, audit_db, storage, fitted, spec):
+    """v1 = champion, v2 = a candidate with passed validation; the holdout on disk."""
+    _, champ = _register(mlflow_store, spec, fitted, "manual__champ", {"validation": "passed"})
+    mlflow_store.move_champion(MODEL, champ.version, expected=None)
+    run, cand = _register(mlflow_store, spec, fitted, "manual__cand", {"validation": "passed"})
+    return {
+        "registry": mlflow_store,
+        "audit": audit_db,
+        "run": run,
+        "cand": cand.version,
+        "champ": champ.version,
+    }
+
+
+def _trained(world, holdout, storage, tmp_path) -> dict:
+    path = storage.write_parquet(holdout, tmp_path / "holdout.parquet")
+    return {"mlflow_run_id": world["run"], "version": world["cand"], "holdout_path": str(path)}
+
+
+def _gate(world, trained: dict) -> tuple[dict, dict]:
+    xcoms = {("train", "return_value"): trained}
+    evaluated = run_operator(
+        EvaluateOperator(task_id="evaluate", model=MODEL), "manual__gate", xcoms
+    )
+    promoted = run_operator(PromoteOperator(task_id="promote", model=MODEL), "manual__gate", xcoms)
+    return evaluated, promoted
+
+
+def _assert_refused(world, promoted: dict, phrase: str) -> None:
+    reg = world["registry"]
+    assert promoted["action"] in ("kept", "refused"), promoted
+    assert phrase in promoted["reason"], promoted["reason"]
+    assert reg.alias(MODEL).version == world["champ"]
+    [event] = world["audit"].events(MODEL)
+    assert event["event"] == "refusal" and phrase in event["reason"]
+    assert event["version_before"] == event["version_after"] == world["champ"]
+    assert phrase in reg.client.get_run(world["run"]).data.tags["promotion_reason"]
+
+
+class TestRefusals:
+    def test_evaluation_frame_too_small(self, world, data, storage, tmp_path):
+        _, promoted = _gate(world, _trained(world, data[1].head(300), storage, tmp_path))
+        _assert_refused(world, promoted, "evaluation frame too small: 300 rows < 500")
+
+    def test_class_missing(self, world, data, storage, tmp_path):
+        holdout = data[1][data[1]["delayed"] == 0]
+        _, promoted = _gate(world, _trained(world, holdout, storage, tmp_path))
+        _assert_refused(world, promoted, "class missing from evaluation frame")
+
+    def test_champion_unloadable(self, world, data, storage, tmp_path):
+        reg = world["registry"]
+        champ = reg.get_version(MODEL, world["champ"])
+        model_dir = Path(
+            reg.client.get_logged_model(
+                champ.source.removeprefix("models:/")
+            ).artifact_location.removeprefix("file://")
+        )
+        shutil.rmtree(model_dir)
+        _, promoted = _gate(world, _trained(world, data[1], storage, tmp_path))
+        _assert_refused(world, promoted, f"champion v{world['champ']} unloadable")
+
+    def test_champion_input_schema_differs(
+        self, mlflow_store, audit_db, storage, data, spec, tmp_path
+    ):
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        from modelkeeper.training import features_frame
+
+        train = data[0]
+        few = ["hour", "distance", "temp"]
+        old = HistGradientBoostingClassifier(max_iter=20).fit(
+            features_frame(train, spec)[few], train["delayed"]
+        )
+        _, champ = _register(
+            mlflow_store, spec, old, "manual__old", {"validation": "passed"}, features=few
+        )
+        mlflow_store.move_champion(MODEL, champ.version, expected=None)
+        from modelkeeper.training import fit
+
+        run, cand = _register(
+            mlflow_store, spec, fit(spec, train), "manual__cand", {"validation": "passed"}
+        )
+        world = {
+            "registry": mlflow_store,
+            "audit": audit_db,
+            "run": run,
+            "cand": cand.version,
+            "champ": champ.version,
+        }
+        _, promoted = _gate(world, _trained(world, data[1], storage, tmp_path))
+        _assert_refused(world, promoted, "input schema differs (new: ['carrier', 'day_of_week'")
+
+    def test_no_gain_over_champion(self, world, data, storage, tmp_path):
+        # The candidate is the same model as the champion: +0.000 < +0.005.
+        _, promoted = _gate(world, _trained(world, data[1], storage, tmp_path))
+        _assert_refused(world, promoted, "(+0.000 < +0.005 required)")
+
+    def test_candidate_below_floor(self, world, data, storage, tmp_path, monkeypatch):
+        raw = yaml.safe_load((ROOT / "include/models/flight_delay.yaml").read_text())
+        raw["promotion"]["floor"] = 0.99
+        (tmp_path / "specs").mkdir()
+        (tmp_path / "specs" / "flight_delay.yaml").write_text(yaml.safe_dump(raw))
+        monkeypatch.setenv("MODELKEEPER_SPEC_DIR", str(tmp_path / "specs"))
+        _, promoted = _gate(world, _trained(world, data[1], storage, tmp_path))
+        _assert_refused(world, promoted, "below floor 0.990")
+
+    def test_no_validation_lineage(self, world, data, storage, tmp_path):
+        world["registry"].client.delete_model_version_tag(MODEL, world["cand"], "validation")
+        _, promoted = _gate(world, _trained(world, data[1], storage, tmp_path))
+        _assert_refused(world, promoted, "no passed-validation lineage tag")
