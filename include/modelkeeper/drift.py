@@ -91,6 +91,9 @@ def compute_drift(
     for side, frame in (("reference", reference), ("current", current)):
         if len(frame) == 0:
             raise DriftError(f"{side} frame is empty (0 rows): drift needs rows on both sides")
+        dupes = frame.columns[frame.columns.duplicated()].unique().tolist()
+        if dupes:
+            raise DriftError(f"{side} frame has duplicate column names: {dupes}")
 
     numeric, categorical = _declared_columns(spec, extra_numeric)
     skipped: dict[str, str] = {}
@@ -250,10 +253,16 @@ def _run_evidently(ref, cur, spec: ModelSpec, numeric: list[str], categorical: l
         # The per-column drift decision is only exposed as a test status.
         include_tests=True,
     )
-    return report.run(
-        Dataset.from_pandas(cur, data_definition=definition),
-        Dataset.from_pandas(ref, data_definition=definition),
-    )
+    try:
+        return report.run(
+            Dataset.from_pandas(cur, data_definition=definition),
+            Dataset.from_pandas(ref, data_definition=definition),
+        )
+    except (ValueError, TypeError, ZeroDivisionError) as exc:
+        # Degenerate data (e.g. values spanning 1e308, a histogram cannot bin it): no verdict.
+        raise DriftError(
+            f"Evidently could not compute drift on this data: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def _check_method(column: str, method: str, kind: Any) -> None:

@@ -13,15 +13,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from modelkeeper.metric_names import HIGHER_IS_BETTER, LOWER_IS_BETTER
 from modelkeeper.training import features_frame
 
 if TYPE_CHECKING:
     from modelkeeper.spec import ModelSpec
-
-HIGHER_IS_BETTER = {"roc_auc", "average_precision", "accuracy", "f1", "r2"}
-LOWER_IS_BETTER = {"log_loss", "brier", "rmse", "mae"}
-CLASSIFICATION_METRICS = ("roc_auc", "average_precision", "log_loss", "brier", "accuracy", "f1")
-REGRESSION_METRICS = ("rmse", "mae", "r2")
 
 
 def higher_is_better(metric: str) -> bool:

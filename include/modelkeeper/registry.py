@@ -43,20 +43,28 @@ def _code(exc: Exception) -> str:
 
 
 def _quote(value: str) -> str:
-    return value.replace("'", "''")
+    """A double-quoted MLflow filter literal (its parser does not unescape quotes)."""
+    if '"' in value:
+        raise ValueError(f"{value!r}: double quotes cannot be matched in an MLflow filter")
+    return f'"{value}"'
 
 
 class Registry:
     def __init__(self, tracking_uri: str, *, artifact_location: str | None = None) -> None:
-        import mlflow
         from mlflow import MlflowClient
 
         self.tracking_uri = tracking_uri
         # A local store (tests) needs an absolute artifact folder, or artifacts land in ./mlruns.
         self.artifact_location = artifact_location
-        mlflow.set_tracking_uri(tracking_uri)
-        mlflow.set_registry_uri(tracking_uri)
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+    def _fluent(self):
+        """mlflow's module-level API, pointed at this registry (it keeps one global URI)."""
+        import mlflow
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+        return mlflow
 
     # -- runs ------------------------------------------------------------------------
     def experiment_id(self, name: str) -> str:
@@ -79,7 +87,7 @@ class Registry:
     def find_run(self, experiment: str, airflow_run_id: str) -> str | None:
         runs = self.client.search_runs(
             [self.experiment_id(experiment)],
-            filter_string=f"tags.{RUN_TAG} = '{_quote(airflow_run_id)}'",
+            filter_string=f"tags.{RUN_TAG} = {_quote(airflow_run_id)}",
             max_results=1,
         )
         return runs[0].info.run_id if runs else None
@@ -118,8 +126,7 @@ class Registry:
             self.client.log_artifact(run_id, str(path), artifact_path)
 
     def download(self, run_id: str, artifact_path: str, dst: str | Path) -> Path:
-        import mlflow
-
+        mlflow = self._fluent()
         Path(dst).mkdir(parents=True, exist_ok=True)
         return Path(
             mlflow.artifacts.download_artifacts(
@@ -138,10 +145,10 @@ class Registry:
 
         `datasets` are (frame, name, source, context) logged with `mlflow.log_input`.
         """
-        import mlflow
         import mlflow.sklearn
         from mlflow.models import infer_signature
 
+        mlflow = self._fluent()
         signature = infer_signature(example, model.predict(example))
         # Explicit requirements: inferring them costs 15+ s and lists test tools.
         requirements = [
@@ -170,7 +177,7 @@ class Registry:
     def version_for_run(self, name: str, run_id: str) -> VersionInfo | None:
         try:
             found = self.client.search_model_versions(
-                f"name = '{_quote(name)}' and run_id = '{_quote(run_id)}'"
+                f"name = {_quote(name)} and run_id = {_quote(run_id)}"
             )
         except Exception as exc:  # no registered model yet
             if _code(exc) == "RESOURCE_DOES_NOT_EXIST":
@@ -238,10 +245,12 @@ class Registry:
     def load_model(self, uri: str) -> Any:
         import mlflow.sklearn
 
+        self._fluent()
         return mlflow.sklearn.load_model(uri)
 
     def input_columns(self, uri: str) -> list[str] | None:
         from mlflow.models import get_model_info
 
+        self._fluent()
         signature = get_model_info(uri).signature
         return None if signature is None else list(signature.inputs.input_names())

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
 import os
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from modelkeeper.metric_names import CLASSIFICATION, REGRESSION
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "models"
 
@@ -227,6 +230,27 @@ class ModelSpec(_Strict):
             raise ValueError(f"target {self.target.column!r} is also a feature")
         if not self.features.all:
             raise ValueError("features: at least one numeric or categorical feature is required")
+        undeclared_key = [c for c in self.data_schema.unique_key or [] if c not in declared]
+        if undeclared_key:
+            raise ValueError(
+                f"schema.unique_key: columns not declared in schema.columns: {undeclared_key}"
+            )
+        unknown_drift = [
+            c for c in self.drift.columns if c not in self.features.all and c != "prediction"
+        ]
+        if unknown_drift:
+            raise ValueError(f"drift.columns: not features (or 'prediction'): {unknown_drift}")
+        known = CLASSIFICATION if self.target.task == "classification" else REGRESSION
+        names = {
+            "metrics.primary": [self.metrics.primary],
+            "metrics.guardrails": [g.name for g in self.metrics.guardrails],
+        }
+        for where, values in names.items():
+            bad = [v for v in values if v not in known]
+            if bad:
+                raise ValueError(
+                    f"{where}: unknown {self.target.task} metric(s) {bad}; known: {sorted(known)}"
+                )
         return self
 
     @property
@@ -239,7 +263,8 @@ class ModelSpec(_Strict):
 
     def fingerprint(self) -> str:
         """Stable hash of the spec's content, tagged on every MLflow run."""
-        blob = self.model_dump_json(by_alias=True).encode()
+        # Sorted keys: reordering a mapping in the YAML is not a change of the spec.
+        blob = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 

@@ -386,6 +386,7 @@ class TestSchemaFailures:
     def test_regression_target_may_be_constant(self, spec: ModelSpec, frame: pd.DataFrame) -> None:
         raw = spec.model_dump(by_alias=True)
         raw["target"]["task"] = "regression"
+        raw["metrics"] = {"primary": "rmse", "guardrails": []}
         frame["delayed"] = 0
 
         assert validate_frame(frame, ModelSpec.model_validate(raw)).success is True
