@@ -15,7 +15,13 @@ export AIRFLOW__CORE__PLUGINS_FOLDER=$ROOT/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False
 export AIRFLOW__API__PORT=$AIRFLOW_PORT
+export AIRFLOW__API__HOST=127.0.0.1          # not reachable from other machines
 export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=30
+export AIRFLOW__CORE__PARALLELISM=4            # a laptop, not a cluster: fewer worker processes
+# Tasks may start before the API server answers; let them retry instead of dying.
+export AIRFLOW__WORKERS__EXECUTION_API_RETRIES=10
+export AIRFLOW__WORKERS__EXECUTION_API_RETRY_WAIT_MIN=2
+export AIRFLOW__WORKERS__EXECUTION_API_RETRY_WAIT_MAX=20
 export MODELKEEPER_STORAGE=$STATE/storage
 export MODELKEEPER_MLFLOW_URI=http://127.0.0.1:$MLFLOW_PORT
 export MODELKEEPER_AUDIT_DB=$STATE/audit.db
@@ -24,15 +30,18 @@ export GIT_PYTHON_REFRESH=quiet
 mkdir -p "$STATE/mlflow" "$AIRFLOW_HOME" "$MODELKEEPER_STORAGE"
 
 pids=()
-cleanup() {
+cleanup() {  # $1: exit status (0 after Ctrl-C: stopping is what the user asked for)
+  local rc=$1
   trap - INT TERM EXIT
   echo; echo "modelkeeper: stopping..."
   for pid in "${pids[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
   sleep 3
   for pid in "${pids[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || true; done
   echo "modelkeeper: stopped (state kept in $STATE)"
+  exit "$rc"
 }
-trap cleanup INT TERM EXIT
+trap 'cleanup 0' INT TERM
+trap 'cleanup $?' EXIT
 
 for port in "$AIRFLOW_PORT" "$MLFLOW_PORT"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
@@ -44,7 +53,7 @@ done
 echo "modelkeeper: starting MLflow on :$MLFLOW_PORT (log: $STATE/mlflow.log)"
 setsid mlflow server --host 127.0.0.1 --port "$MLFLOW_PORT" --workers 1 \
   --backend-store-uri "sqlite:///$STATE/mlflow/mlflow.db" \
-  --artifacts-destination "$STATE/mlflow/artifacts" >"$STATE/mlflow.log" 2>&1 &
+  --artifacts-destination "$STATE/mlflow/artifacts" >>"$STATE/mlflow.log" 2>&1 &
 pids+=($!)
 
 echo "modelkeeper: preparing Airflow in $AIRFLOW_HOME"
@@ -54,7 +63,7 @@ s = Storage(); n = len(list((s.landing_dir() / 'flights').glob('*.parquet'))); \
 print('modelkeeper: demo data:', n, 'weeks landed' if n else 'landing 8 weeks', [p.name for p in land_next_weeks(s, 8)] if not n else '')"
 
 echo "modelkeeper: starting Airflow standalone on :$AIRFLOW_PORT (log: $STATE/airflow.log)"
-setsid airflow standalone >"$STATE/airflow.log" 2>&1 &
+setsid airflow standalone >>"$STATE/airflow.log" 2>&1 &
 pids+=($!)
 
 wait_for() {  # url, name
@@ -77,7 +86,10 @@ cat <<MSG
     MLflow UI   http://127.0.0.1:$MLFLOW_PORT
   DAGs: retrain_flight_delay (weekly + on new data), modelkeeper_demo_feed (lands a week daily),
         modelkeeper_rollback (manual), modelkeeper_reconcile (daily audit check).
-  Trigger retrain_flight_delay from the UI to train the first champion. Ctrl-C stops everything.
+  On a first start retrain_flight_delay runs by itself and trains the first champion (a few
+  minutes); each week the demo feed lands triggers another run. To retrain now, trigger it with
+  force_retrain=true; promotion_mode=approval makes it wait for you in the UI.
+  Ctrl-C stops everything.
 
 MSG
 wait

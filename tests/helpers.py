@@ -27,13 +27,18 @@ def make_context(
     *,
     user: str | None = None,
     dag_id: str = "retrain_flight_delay",
+    run_type: str = "manual",
+    params: dict | None = None,
+    conf: dict | None = None,
 ) -> dict:
     return {
         "run_id": run_id,
         "ti": FakeTI(xcoms, task_id),
         "dag": SimpleNamespace(dag_id=dag_id),
-        "dag_run": SimpleNamespace(run_id=run_id, triggering_user_name=user),
-        "params": {},
+        "dag_run": SimpleNamespace(
+            run_id=run_id, triggering_user_name=user, run_type=run_type, conf=conf or {}
+        ),
+        "params": params or {},
     }
 
 

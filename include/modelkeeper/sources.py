@@ -38,8 +38,13 @@ BATCH_META = "batch.json"
 class SourceError(RuntimeError):
     """An input cannot be read (corrupt, truncated, wrong encoding).
 
-    A data error: retrying reads the same bytes, so callers should not retry.
+    A data error: retrying reads the same bytes, so callers should not retry. `path` names
+    the offending file so it can be quarantined.
     """
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,9 @@ def _parse(data: bytes, fmt: Literal["parquet", "csv"], name: str) -> pd.DataFra
     except (ValueError, OSError, pa.ArrowException) as exc:
         # UnicodeDecodeError, pandas ParserError/EmptyDataError and ArrowInvalid are
         # ValueErrors; pyarrow reports corrupt pages and footers as OSError.
-        raise SourceError(f"cannot read {fmt} file {name}: {type(exc).__name__}: {exc}") from exc
+        raise SourceError(
+            f"cannot read {fmt} file {name}: {type(exc).__name__}: {exc}", path=name
+        ) from exc
 
 
 def _read_local(

@@ -73,7 +73,7 @@ class TestRetrainDag:
         assert champion is not None
         run = mlflow_run(env, dr.run_id)
         assert run.info.run_id == champion.run_id and run.info.status == "FINISHED"
-        assert run.data.tags["outcome"].startswith("promoted: promoted: first model")
+        assert run.data.tags["outcome"].startswith("promoted: first model")
         assert "candidate_roc_auc" in run.data.metrics and "estimator" in run.data.params
         assert len(run.inputs.dataset_inputs) == 2
         artifacts = {a.path for a in reg.client.list_artifacts(run.info.run_id)}
@@ -129,8 +129,20 @@ class TestRetrainDag:
     def test_no_new_data_fails_at_validation_naming_row_count(self, dag, env):
         reg = env["registry"]
         before = reg.alias(MODEL).version
-        dr, states = trigger(dag)
+        # Explicit: dag.test() keeps the previous run's conf in the DAG's params.
+        dr, states = trigger(dag, force_retrain=False)
         assert dr.state == "failed" and states["validate"] == "failed"
         reason = (env["storage"].quarantine_dir(MODEL, dr.run_id) / "REASON.txt").read_text()
-        assert "row" in reason.lower()
+        assert reason.startswith("no new data since 2013-") and "force_retrain" in reason
         assert reg.alias(MODEL).version == before
+
+    def test_forced_run_without_new_data_retrains_on_accepted_data(self, dag, env):
+        reg = env["registry"]
+        before = reg.alias(MODEL).version
+        dr, states = trigger(dag, force_retrain=True, reason="refresh on accepted data")
+        assert dr.state == "success", states
+        assert states["validate"] == states["train"] == states["evaluate"] == "success"
+        run = mlflow_run(env, dr.run_id)
+        assert run.data.params["retrain_reason"] == "forced by a person: refresh on accepted data"
+        outcome, after = run.data.tags["outcome"], reg.alias(MODEL).version
+        assert outcome.startswith("promoted") == (after != before), outcome

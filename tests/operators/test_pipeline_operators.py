@@ -229,6 +229,46 @@ class TestBrokenBatch:
         assert storage.watermark(MODEL) == xcoms[("collect", "return_value")]["end"]
 
 
+class TestNoNewData:
+    """An empty batch means different things depending on why the run started."""
+
+    @pytest.fixture
+    def empty_batch(self, world, first_run):
+        def collect(run_id: str) -> dict:
+            xcoms: dict = {}
+            run_operator(CollectOperator(task_id="collect", model=MODEL), run_id, xcoms)
+            assert xcoms[("collect", "return_value")]["rows"] == 0
+            return xcoms
+
+        return collect
+
+    def test_asset_triggered_run_skips(self, world, empty_batch):
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        xcoms = empty_batch("asset_triggered__1")
+        op = ValidateOperator(task_id="validate", model=MODEL)
+        with pytest.raises(AirflowSkipException, match="already processed"):
+            run_operator(op, "asset_triggered__1", xcoms, run_type="asset_triggered")
+        assert not world["storage"].quarantine_dir(MODEL, "asset_triggered__1").exists()
+
+    def test_scheduled_run_fails_naming_the_missing_data(self, world, empty_batch):
+        xcoms = empty_batch("scheduled__1")
+        op = ValidateOperator(task_id="validate", model=MODEL)
+        with pytest.raises(AirflowFailException, match="no new data since .*force_retrain"):
+            run_operator(op, "scheduled__1", xcoms, run_type="scheduled")
+        assert (
+            "row_count"
+            in (world["storage"].quarantine_dir(MODEL, "scheduled__1") / "REASON.txt").read_text()
+        )
+
+    def test_forced_run_goes_on_with_accepted_data(self, world, empty_batch):
+        xcoms = empty_batch("manual__forced_empty")
+        op = ValidateOperator(task_id="validate", model=MODEL)
+        evidence = run_operator(op, "manual__forced_empty", xcoms, params={"force_retrain": True})
+        assert evidence["success"] is True and evidence["rows"] == 0
+        assert "forced retrain" in evidence["summary"]
+
+
 class TestForcedRetrainAndModes:
     def test_dry_run_moves_nothing(self, world, first_run):
         from modelkeeper.demo import land_next_weeks

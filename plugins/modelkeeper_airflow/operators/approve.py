@@ -23,7 +23,7 @@ class PromotionApprovalOperator(ModelkeeperOperator, ApprovalOperator):
 
     def __init__(self, *, mode: str = "", **kwargs: Any) -> None:
         kwargs.setdefault("subject", "Promote the challenger to champion?")
-        kwargs.setdefault("execution_timeout", timedelta(days=7))
+        kwargs.setdefault("response_timeout", timedelta(days=7))
         super().__init__(**kwargs)
         self.mode = mode
 

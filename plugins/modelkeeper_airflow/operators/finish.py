@@ -14,7 +14,8 @@ class FinishOperator(ModelkeeperOperator):
         promoted = ti.xcom_pull(task_ids="promote")
         approval = ti.xcom_pull(task_ids="approve")
         if promoted:
-            summary = f"{promoted['action']}: {promoted['reason']}"
+            action, reason = promoted["action"], promoted["reason"]
+            summary = reason if reason.startswith(f"{action}:") else f"{action}: {reason}"
         elif approval and approval.get("chosen_options") == ["Reject"]:
             summary = self._rejected(context, spec, approval)
         else:

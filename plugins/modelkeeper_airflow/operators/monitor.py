@@ -39,6 +39,8 @@ class MonitorOperator(ModelkeeperOperator):
             reference = pd.read_parquet(registry.download(champion.run_id, REFERENCE_ARTIFACT, tmp))
         task = spec.target.task
         for frame in (reference, batch):
+            if frame.empty:  # a forced run with no new rows: nothing to predict on
+                continue
             y_pred, proba = predict(model, features_frame(frame, spec), task)
             frame["prediction"] = proba if proba is not None else y_pred
         reports = storage.report_dir(spec.name, context["run_id"])
@@ -55,7 +57,7 @@ class MonitorOperator(ModelkeeperOperator):
             self.log.warning("drift not computed: %s", exc)
             drift = None
         champion_metric = None
-        if len(batch) >= spec.retrain.min_new_rows:
+        if len(batch) and len(batch) >= spec.retrain.min_new_rows:
             champion_metric = score_model(model, batch, spec).metrics.get(spec.metrics.primary)
 
         result = Monitoring(

@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from modelkeeper_airflow.operators.base import ModelkeeperOperator
 
@@ -17,6 +17,8 @@ class ValidateOperator(ModelkeeperOperator):
     """
 
     def execute(self, context: Any) -> dict:
+        import dataclasses
+
         import pandas as pd
 
         from modelkeeper.validation import validate_frame
@@ -24,8 +26,18 @@ class ValidateOperator(ModelkeeperOperator):
         spec, storage, run_id = self.spec(), self.storage(), context["run_id"]
         batch = self.upstream(context, "collect")
         df = pd.read_parquet(batch["path"])
+        if len(df) == 0:
+            nothing = self._no_new_data(context, batch)
+            if nothing is not None:
+                return nothing
         reports = storage.report_dir(spec.name, run_id)
         outcome = validate_frame(df, spec, docs_dir=reports / "data_docs")
+        if len(df) == 0 and not outcome.success:
+            outcome = dataclasses.replace(
+                outcome,
+                summary=f"no new data since {batch.get('watermark_before')}: {outcome.summary}; "
+                "trigger with force_retrain=true to retrain on the data already accepted",
+            )
         report = storage.write_json(outcome.to_dict(), reports / "validation.json")
         evidence = {
             "success": outcome.success,
@@ -56,3 +68,31 @@ class ValidateOperator(ModelkeeperOperator):
         self.log.info("%s (%s rows)", outcome.summary, len(df))
         context["ti"].xcom_push(key="validation", value=evidence)
         return evidence
+
+    def _no_new_data(self, context: Any, batch: dict) -> dict | None:
+        """What an empty batch means depends on why the run started.
+
+        Forced by a person: nothing new to validate, retrain on the accepted pool.
+        Asset-triggered: an earlier run already took this update; skip, stay green.
+        Scheduled or manual: no data for the interval is an alert; fail below.
+        """
+        run_type = getattr(context["dag_run"].run_type, "value", context["dag_run"].run_type)
+        since = batch.get("watermark_before")
+        if str(context.get("params", {}).get("force_retrain", False)).lower() == "true":
+            self.log.info("no new rows since %s; forced retrain goes on with accepted data", since)
+            evidence = {
+                "success": True,
+                "summary": f"no new rows since {since} (forced retrain)",
+                "rows": 0,
+                "failures": [],
+                "warnings": [],
+                "report": None,
+                "data_docs": None,
+            }
+            context["ti"].xcom_push(key="validation", value=evidence)
+            return evidence
+        if run_type == "asset_triggered":
+            raise AirflowSkipException(
+                f"no new rows since {since}: an earlier run already processed this update"
+            )
+        return None
