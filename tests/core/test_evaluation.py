@@ -119,6 +119,7 @@ class TestScoreModel:
         raw = spec.model_dump(by_alias=True)
         raw["target"]["task"] = "regression"
         raw["estimator"] = {"class_path": "sklearn.linear_model.Ridge", "params": {}}
+        raw["metrics"] = {"primary": "rmse", "guardrails": []}
         regression = ModelSpec.model_validate(raw)
         model = fit(regression, split.train)
         s = score_model(model, split.holdout, regression)
