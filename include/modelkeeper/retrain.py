@@ -40,6 +40,10 @@ def should_retrain(
         return RetrainDecision(True, f"forced by a person: {force_reason or 'no reason given'}")
     if m.champion_version is None:
         return RetrainDecision(True, "no champion yet")
+    if m.batch_rows == 0:
+        return RetrainDecision(
+            False, f"no retrain: no new data; champion v{m.champion_version} holds"
+        )
     reasons = []
     threshold = spec.drift.share_threshold
     if m.drift_share is not None and m.drift_share >= threshold:

@@ -12,24 +12,7 @@ from modelkeeper.drift import DriftError, DriftOutcome, compute_drift
 from modelkeeper.spec import ColumnDrift, get_spec
 
 ROWS = 3000
-CARRIERS = [
-    "9E",
-    "AA",
-    "AS",
-    "B6",
-    "DL",
-    "EV",
-    "F9",
-    "FL",
-    "HA",
-    "MQ",
-    "OO",
-    "UA",
-    "US",
-    "VX",
-    "WN",
-    "YV",
-]
+CARRIERS = get_spec("flight_delay").data_schema.column("carrier").allowed
 CARRIER_P = np.array([5, 10, 1, 18, 15, 16, 1, 1, 1, 8, 1, 18, 6, 2, 4, 3], dtype=float)
 SHIFTED = ["distance", "temp", "humid", "wind_speed"]
 

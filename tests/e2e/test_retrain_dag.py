@@ -126,14 +126,18 @@ class TestRetrainDag:
         assert reg.alias(MODEL).version == before
         assert len(reg.client.search_model_versions(f"name = '{MODEL}'")) == n_versions
 
-    def test_no_new_data_fails_at_validation_naming_row_count(self, dag, env):
+    def test_manual_run_without_new_data_ends_green_saying_why(self, dag, env):
         reg = env["registry"]
         before = reg.alias(MODEL).version
         # Explicit: dag.test() keeps the previous run's conf in the DAG's params.
         dr, states = trigger(dag, force_retrain=False)
-        assert dr.state == "failed" and states["validate"] == "failed"
-        reason = (env["storage"].quarantine_dir(MODEL, dr.run_id) / "REASON.txt").read_text()
-        assert reason.startswith("no new data since 2013-") and "force_retrain" in reason
+        assert dr.state == "success", states
+        assert states["validate"] == states["decide"] == states["finish"] == "success"
+        assert {states[t] for t in ("train", "evaluate", "approve", "promote")} == {"skipped"}
+        assert (
+            mlflow_run(env, dr.run_id).data.tags["outcome"]
+            == f"no retrain: no new data; champion v{before} holds"
+        )
         assert reg.alias(MODEL).version == before
 
     def test_forced_run_without_new_data_retrains_on_accepted_data(self, dag, env):

@@ -261,12 +261,19 @@ class TestNoNewData:
             in (world["storage"].quarantine_dir(MODEL, "scheduled__1") / "REASON.txt").read_text()
         )
 
-    def test_forced_run_goes_on_with_accepted_data(self, world, empty_batch):
-        xcoms = empty_batch("manual__forced_empty")
-        op = ValidateOperator(task_id="validate", model=MODEL)
-        evidence = run_operator(op, "manual__forced_empty", xcoms, params={"force_retrain": True})
+    def test_manual_run_goes_on_and_says_why_not(self, world, empty_batch):
+        xcoms = empty_batch("manual__empty")
+        evidence = run_operator(
+            ValidateOperator(task_id="validate", model=MODEL), "manual__empty", xcoms
+        )
         assert evidence["success"] is True and evidence["rows"] == 0
-        assert "forced retrain" in evidence["summary"]
+        assert evidence["summary"].startswith("no new rows since 2013-")
+        run_operator(MonitorOperator(task_id="monitor", model=MODEL), "manual__empty", xcoms)
+        branch = run_operator(DecideOperator(task_id="decide", model=MODEL), "manual__empty", xcoms)
+        assert branch == ["finish"]
+        assert xcoms[("decide", "retrain")]["reason"].startswith(
+            "no retrain: no new data; champion v"
+        )
 
 
 class TestForcedRetrainAndModes:

@@ -40,7 +40,7 @@ class DecideOperator(ModelkeeperOperator, BaseBranchOperator):
         force = self.force if isinstance(self.force, bool) else str(self.force).lower() == "true"
         decision = should_retrain(monitoring, spec, force=force, force_reason=self.force_reason)
         context["ti"].xcom_push(key="retrain", value=decision.to_dict())
-        self.log.info("%s", decision.reason if decision.retrain else decision.reason)
+        self.log.info("%s", decision.reason)
         # finish always runs (after promote when retraining): keep it off the skip list.
         return (
             [self.train_task_id, self.finish_task_id] if decision.retrain else [self.finish_task_id]

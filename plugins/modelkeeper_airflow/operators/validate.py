@@ -72,27 +72,30 @@ class ValidateOperator(ModelkeeperOperator):
     def _no_new_data(self, context: Any, batch: dict) -> dict | None:
         """What an empty batch means depends on why the run started.
 
-        Forced by a person: nothing new to validate, retrain on the accepted pool.
+        A person (manual trigger, forced or not): nothing new to validate; go on, so
+        decide can retrain on accepted data (forced, or no champion yet) or say why not.
         Asset-triggered: an earlier run already took this update; skip, stay green.
-        Scheduled or manual: no data for the interval is an alert; fail below.
+        Scheduled or backfill: no data for the interval is an alert; fail below.
         """
         run_type = getattr(context["dag_run"].run_type, "value", context["dag_run"].run_type)
         since = batch.get("watermark_before")
-        if str(context.get("params", {}).get("force_retrain", False)).lower() == "true":
-            self.log.info("no new rows since %s; forced retrain goes on with accepted data", since)
-            evidence = {
-                "success": True,
-                "summary": f"no new rows since {since} (forced retrain)",
-                "rows": 0,
-                "failures": [],
-                "warnings": [],
-                "report": None,
-                "data_docs": None,
-            }
-            context["ti"].xcom_push(key="validation", value=evidence)
-            return evidence
         if run_type == "asset_triggered":
             raise AirflowSkipException(
                 f"no new rows since {since}: an earlier run already processed this update"
             )
-        return None
+        if run_type != "manual":
+            return None
+        self.log.info(
+            "no new rows since %s; nothing to validate, the run goes on with accepted data", since
+        )
+        evidence = {
+            "success": True,
+            "summary": f"no new rows since {since}",
+            "rows": 0,
+            "failures": [],
+            "warnings": [],
+            "report": None,
+            "data_docs": None,
+        }
+        context["ti"].xcom_push(key="validation", value=evidence)
+        return evidence
