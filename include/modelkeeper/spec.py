@@ -217,7 +217,7 @@ class ModelSpec(_Strict):
     def _columns_declared(self) -> ModelSpec:
         declared = {c.name for c in self.data_schema.columns}
         needed = [*self.features.all, self.target.column, self.data_schema.timestamp_column]
-        needed += [s for s in self.promotion.slices]
+        needed += self.promotion.slices
         missing = [c for c in needed if c not in declared]
         if missing:
             raise ValueError(

@@ -121,8 +121,8 @@ class EvaluateOperator(ModelkeeperOperator):
             decision=decision,
             run_id=context["run_id"],
         )
-        folder = self.storage().report_dir(spec.name, context["run_id"]) / "model_card"
         storage = self.storage()
+        folder = storage.report_dir(spec.name, context["run_id"]) / "model_card"
         storage.write_text(markdown, folder / "model_card.md")
         storage.write_text(
             render_html(markdown, f"{spec.name} v{version}"), folder / "model_card.html"
