@@ -19,7 +19,7 @@ from modelkeeper_airflow.operators import (
     ReconcileOperator,
     RollbackOperator,
 )
-from tests.helpers import run_operator
+from tests.helpers import make_context, run_operator
 
 MODEL = "flight_delay"
 
@@ -155,10 +155,38 @@ class TestApproval:
         with pytest.raises(AirflowSkipException, match="nothing to approve"):
             run_operator(op, "manual__h", xcoms)
 
+    @pytest.mark.parametrize("option", ["Approve", "Reject"])
+    def test_answer_recorded_before_the_parent_skips(
+        self, versions, evaluated, mlflow_store, option
+    ):
+        # Airflow's ApprovalOperator skips promote on Reject by raising, so its return value
+        # never reaches XCom (seen on a real run): the answer must be pushed first.
+        from datetime import datetime
+
+        op = PromotionApprovalOperator(task_id="approve", model=MODEL, mode="approval")
+        xcoms: dict = {}
+        ctx = make_context("manual__answer", "approve", xcoms)
+        ctx["task"] = op
+        event = {
+            "chosen_options": [option],
+            "params_input": {},
+            "responded_at": datetime(2026, 1, 1),
+            "responded_by_user": {"id": "erin", "name": "erin"},
+            "timedout": False,
+        }
+        try:
+            op.execute_complete(ctx, event)
+        except Exception as exc:  # the parent's skip of downstream tasks, when it has any
+            assert type(exc).__name__ == "DownstreamTasksSkipped", exc
+        assert xcoms[("approve", "answer")] == {
+            "chosen_options": [option],
+            "responded_by_user": {"id": "erin", "name": "erin"},
+        }
+
     def test_approved_promotes_as_the_approver(self, versions, evaluated, mlflow_store, audit_db):
         xcoms = {
             ("evaluate", "return_value"): evaluated(versions[1], versions[0]),
-            ("approve", "return_value"): {
+            ("approve", "answer"): {
                 "chosen_options": ["Approve"],
                 "responded_by_user": {"id": "alice", "name": "alice"},
             },
@@ -182,7 +210,7 @@ class TestApproval:
     def test_rejection_recorded_by_finish(self, versions, evaluated, mlflow_store, audit_db):
         xcoms = {
             ("evaluate", "return_value"): evaluated(versions[1], versions[0]),
-            ("approve", "return_value"): {
+            ("approve", "answer"): {
                 "chosen_options": ["Reject"],
                 "responded_by_user": {"id": "bob", "name": "bob"},
             },

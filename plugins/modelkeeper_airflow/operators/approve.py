@@ -9,6 +9,8 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from modelkeeper_airflow.operators.base import ModelkeeperOperator
 
+ANSWER_KEY = "answer"  # XCom key of the person's answer (chosen option, who)
+
 
 class PromotionApprovalOperator(ModelkeeperOperator, ApprovalOperator):
     """Waits for a person in the Airflow UI when the run's promotion mode is `approval`.
@@ -32,16 +34,38 @@ class PromotionApprovalOperator(ModelkeeperOperator, ApprovalOperator):
         mode = self.mode or spec.promotion.mode
         evaluated = self.upstream(context, "evaluate")
         decision = evaluated["decision"]
+        skip = None
         if mode != "approval":
-            raise AirflowSkipException(f"promotion mode is {mode!r}: no approval needed")
-        if not decision["promote"]:
-            raise AirflowSkipException(f"nothing to approve: {decision['reason']}")
+            skip = f"promotion mode is {mode!r}: no approval needed"
+        elif not decision["promote"]:
+            skip = f"nothing to approve: {decision['reason']}"
+        if skip:
+            self.log.info("%s", skip)
+            raise AirflowSkipException(skip)
         self.subject = (
             f"Promote {spec.registered_model_name} v{evaluated['candidate_version']} "
             f"over v{evaluated['champion_version'] or '-'}?"
         )
         self.body = _body(spec.metrics.primary, evaluated)
         return super().execute(context)
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        # On "Reject" the parent skips promote by raising, so its return value never
+        # reaches XCom: record the answer first, for promote and finish to read.
+        if "chosen_options" in event:
+            context["ti"].xcom_push(
+                key=ANSWER_KEY,
+                value={
+                    "chosen_options": list(event["chosen_options"]),
+                    "responded_by_user": event.get("responded_by_user"),
+                },
+            )
+        return super().execute_complete(context, event)
+
+
+def answer(context: Any) -> dict:
+    """The person's answer recorded by the approve task ({} when nobody was asked)."""
+    return context["ti"].xcom_pull(task_ids="approve", key=ANSWER_KEY) or {}
 
 
 def _body(primary: str, evaluated: dict) -> str:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from modelkeeper_airflow.operators.approve import answer
 from modelkeeper_airflow.operators.base import ModelkeeperOperator
 
 
@@ -12,7 +13,7 @@ class FinishOperator(ModelkeeperOperator):
         spec, registry, ti = self.spec(), self.registry(), context["ti"]
         retrain = ti.xcom_pull(task_ids="decide", key="retrain") or {}
         promoted = ti.xcom_pull(task_ids="promote")
-        approval = ti.xcom_pull(task_ids="approve")
+        approval = answer(context)
         if promoted:
             action, reason = promoted["action"], promoted["reason"]
             summary = reason if reason.startswith(f"{action}:") else f"{action}: {reason}"

@@ -33,7 +33,9 @@ class PromoteOperator(ModelkeeperOperator):
 
         who = self.who(context)
         if mode == "approval" and decision["promote"]:
-            approval = context["ti"].xcom_pull(task_ids="approve") or {}
+            from modelkeeper_airflow.operators.approve import answer
+
+            approval = answer(context)
             if approval.get("chosen_options") != ["Approve"]:
                 raise RuntimeError("approval mode, but the approve task recorded no approval")
             who = (approval.get("responded_by_user") or {}).get("name") or who
@@ -52,7 +54,7 @@ class PromoteOperator(ModelkeeperOperator):
                 name, version, f"champion since {context['run_id']} ({who}): {outcome['reason']}"
             )
         self._record(context, spec, evaluated, outcome)
-        self.log.info("%s: %s", outcome["action"], outcome["reason"])
+        self.log.info("%s", outcome["reason"])
         return outcome
 
     def _record(self, context: Any, spec: Any, evaluated: dict, outcome: dict) -> None:
