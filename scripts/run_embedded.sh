@@ -26,6 +26,9 @@ export MODELKEEPER_STORAGE=$STATE/storage
 export MODELKEEPER_MLFLOW_URI=http://127.0.0.1:$MLFLOW_PORT
 export MODELKEEPER_AUDIT_DB=$STATE/audit.db
 export MLFLOW_DISABLE_TELEMETRY=true
+# MLflow's client retries a refused call for ~4 min by default, under Airflow's own
+# retries: keep its part short so an MLflow outage fails a task in seconds, then retries.
+export MLFLOW_HTTP_REQUEST_MAX_RETRIES=3 MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR=1
 export GIT_PYTHON_REFRESH=quiet
 mkdir -p "$STATE/mlflow" "$AIRFLOW_HOME" "$MODELKEEPER_STORAGE"
 

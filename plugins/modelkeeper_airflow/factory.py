@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param
 
+from modelkeeper_airflow.callbacks import close_mlflow_run
 from modelkeeper_airflow.operators import (
     CollectOperator,
     DecideOperator,
@@ -99,6 +100,7 @@ def build_retrain_dag(spec: ModelSpec) -> DAG:
         params=params,
         default_args=default_args,
         tags=["modelkeeper", f"model:{spec.name}", *spec.tags],
+        on_failure_callback=close_mlflow_run(spec.name),
     ) as dag:
         collect = CollectOperator(task_id="collect", **common)
         validate = ValidateOperator(task_id="validate", retries=0, **common)

@@ -96,6 +96,9 @@ class TestRetrainDag:
             "approval",
         }
 
+    def test_failed_runs_close_their_mlflow_run(self, dag):
+        assert dag.on_failure_callback, "a failed run would leave its MLflow run RUNNING"
+
     def test_promotion_serialised(self, dag):
         assert dag.get_task("promote").pool == "modelkeeper_promotion"
 
