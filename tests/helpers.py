@@ -5,6 +5,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+from sklearn.base import BaseEstimator, ClassifierMixin
+
 
 class FakeTI:
     """Stands in for the TaskInstance: an in-memory XCom shared by one fake DAG run."""
@@ -51,3 +53,33 @@ def run_operator(op: Any, run_id: str, xcoms: dict, **kw: Any) -> Any:
         result = op.execute(ctx)
     xcoms[(op.task_id, "return_value")] = result
     return result
+
+
+class OverconfidentClassifier(ClassifierMixin, BaseEstimator):
+    """Wraps a fitted classifier and sharpens its probabilities (same ranking, worse log loss).
+
+    Used to build a candidate that beats the champion on roc_auc but breaks the log_loss
+    guardrail. Lives in an importable module so MLflow's cloudpickle can load it back.
+    """
+
+    def __init__(self, model: Any, sharpness: float = 4.0) -> None:
+        self.model = model
+        self.sharpness = sharpness
+
+    def fit(self, X: Any, y: Any) -> OverconfidentClassifier:  # sklearn tools want an estimator
+        self.model.fit(X, y)
+        return self
+
+    @property
+    def classes_(self) -> Any:
+        return self.model.classes_
+
+    def predict(self, X: Any) -> Any:
+        return self.model.predict(X)
+
+    def predict_proba(self, X: Any) -> Any:
+        import numpy as np
+
+        p = np.clip(self.model.predict_proba(X)[:, 1], 1e-6, 1 - 1e-6)
+        sharp = 1 / (1 + np.exp(-self.sharpness * np.log(p / (1 - p))))
+        return np.column_stack([1 - sharp, sharp])

@@ -1,7 +1,7 @@
 """Every refusal of the promotion gate, through EvaluateOperator + PromoteOperator.
 
-Guardrail and slice-gap refusals need a candidate better on one metric and worse on
-another; their reasons are covered on the pure function in tests/core/test_promotion.py.
+Slice-gap and latency refusals are covered on the pure function in
+tests/core/test_promotion.py.
 
 Real flight-delay models (trained on two weeks, registered like TrainOperator does),
 a real MLflow store and audit DB. Each case checks the champion did not move and the
@@ -162,6 +162,34 @@ class TestRefusals:
         monkeypatch.setenv("MODELKEEPER_SPEC_DIR", str(tmp_path / "specs"))
         _, promoted = _gate(world, _trained(world, data[1], storage, tmp_path))
         _assert_refused(world, promoted, "below floor 0.990")
+
+    def test_guardrail_breached(self, mlflow_store, audit_db, storage, data, spec, tmp_path):
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        from modelkeeper.training import build_pipeline, features_frame, fit
+        from tests.helpers import OverconfidentClassifier
+
+        train = data[0]
+        weak = build_pipeline(spec)
+        weak.set_params(
+            model=HistGradientBoostingClassifier(max_iter=3, max_depth=2, random_state=0)
+        )
+        weak.fit(features_frame(train, spec), train["delayed"])
+        _, champ = _register(mlflow_store, spec, weak, "manual__weak", {"validation": "passed"})
+        mlflow_store.move_champion(MODEL, champ.version, expected=None)
+        sharp = OverconfidentClassifier(fit(spec, train))
+        run, cand = _register(mlflow_store, spec, sharp, "manual__sharp", {"validation": "passed"})
+        world = {
+            "registry": mlflow_store,
+            "audit": audit_db,
+            "run": run,
+            "cand": cand.version,
+            "champ": champ.version,
+        }
+        evaluated, promoted = _gate(world, _trained(world, data[1], storage, tmp_path))
+        cand_m, champ_m = evaluated["candidate"]["metrics"], evaluated["champion"]["metrics"]
+        assert cand_m["roc_auc"] > champ_m["roc_auc"] + 0.005  # better on the primary metric...
+        _assert_refused(world, promoted, "guardrail log_loss")  # ...refused on calibration
 
     def test_no_validation_lineage(self, world, data, storage, tmp_path):
         world["registry"].client.delete_model_version_tag(MODEL, world["cand"], "validation")
