@@ -21,6 +21,7 @@ class Candidate:
     score: ModelScore
     input_columns: list[str]
     validated: bool  # training data carries a passed-validation lineage tag
+    data_end: str | None = None  # ISO timestamp of the newest row it was trained/held out on
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class Champion:
     score: ModelScore | None
     input_columns: list[str] | None = None
     load_error: str | None = None
+    data_end: str | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,13 @@ def decide(candidate: Candidate, champion: Champion | None, spec: ModelSpec) -> 
             gone = sorted(set(champion.input_columns) - set(candidate.input_columns))
             return refuse(
                 f"champion v{champion.version} input schema differs (new: {extra}, dropped: {gone})"
+            )
+        # A rerun of an old run, or a backfill, can score well on its own (older) holdout:
+        # never let a model of an older data window replace one that saw newer data.
+        if candidate.data_end and champion.data_end and candidate.data_end < champion.data_end:
+            return refuse(
+                f"stale candidate: its data ends {candidate.data_end}, champion "
+                f"v{champion.version}'s ends {champion.data_end}"
             )
 
     value = cand.metrics[primary]

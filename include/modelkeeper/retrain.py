@@ -18,6 +18,7 @@ class Monitoring:
     drift_share: float | None = None
     drift_summary: str | None = None
     champion_metric: float | None = None  # primary metric of the champion on the new batch
+    trained_version: str | None = None  # a version this DAG run registered already (a rerun)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -38,6 +39,11 @@ def should_retrain(
     primary = spec.metrics.primary
     if force:
         return RetrainDecision(True, f"forced by a person: {force_reason or 'no reason given'}")
+    if m.trained_version is not None:
+        # A cleared run finishes what it started; train reuses the version, no second one.
+        return RetrainDecision(
+            True, f"rerun: this run already trained v{m.trained_version}; finishing it"
+        )
     if m.champion_version is None:
         return RetrainDecision(True, "no champion yet")
     if m.batch_rows == 0:

@@ -34,17 +34,22 @@ def score(
 def cand(**kw) -> Candidate:
     validated = kw.pop("validated", True)
     cols = kw.pop("cols", COLS)
-    return Candidate(version="2", score=score(**kw), input_columns=cols, validated=validated)
+    data_end = kw.pop("data_end", None)
+    return Candidate(
+        version="2", score=score(**kw), input_columns=cols, validated=validated, data_end=data_end
+    )
 
 
 def champ(**kw) -> Champion:
     load_error = kw.pop("load_error", None)
     cols = kw.pop("cols", COLS)
+    data_end = kw.pop("data_end", None)
     return Champion(
         version="1",
         score=None if load_error else score(**kw),
         input_columns=cols,
         load_error=load_error,
+        data_end=data_end,
     )
 
 
@@ -87,6 +92,13 @@ class TestDecide:
             ),
             pytest.param(cand(auc=0.50), None, "roc_auc 0.500 below floor 0.550", id="below-floor"),
             pytest.param(
+                cand(auc=0.90, data_end="2013-03-04T23:00:00"),
+                champ(auc=0.70, data_end="2013-03-11T23:00:00"),
+                "stale candidate: its data ends 2013-03-04T23:00:00, champion v1's ends "
+                "2013-03-11T23:00:00",
+                id="older-data-window",
+            ),
+            pytest.param(
                 cand(auc=0.703),
                 champ(auc=0.70),
                 "roc_auc 0.700 → 0.703 (+0.003 < +0.005 required)",
@@ -121,6 +133,19 @@ class TestDecide:
         assert (
             not d.promote and "slice gap 0.400 > 0.350 (origin: JFK 0.500 vs EWR 0.900)" in d.reason
         )
+
+    @pytest.mark.parametrize(
+        ("cand_end", "champ_end"),
+        [
+            ("2013-03-11T23:00:00", "2013-03-11T23:00:00"),  # a forced retrain on the same data
+            ("2013-03-18T23:00:00", "2013-03-11T23:00:00"),
+            (None, "2013-03-11T23:00:00"),  # versions from before the tag existed
+            ("2013-03-04T23:00:00", None),
+        ],
+    )
+    def test_same_or_newer_data_is_compared_on_metrics(self, spec, cand_end, champ_end):
+        d = decide(cand(auc=0.72, data_end=cand_end), champ(auc=0.70, data_end=champ_end), spec)
+        assert d.promote, d.reason
 
     def test_small_slices_ignored(self, spec):
         slices = {

@@ -33,6 +33,20 @@ class TestShouldRetrain:
             pytest.param(
                 Monitoring("3", 900, 0.29, "x", 0.6), False, False, "no retrain", id="just-under"
             ),
+            pytest.param(
+                Monitoring("3", 900, 0.1, "x", 0.7, trained_version="3"),
+                False,
+                True,
+                "rerun: this run already trained v3; finishing it",
+                id="rerun-finishes",
+            ),
+            pytest.param(
+                Monitoring("3", 0, trained_version="3"),
+                False,
+                True,
+                "rerun: this run already trained v3",
+                id="rerun-no-new-rows",
+            ),
         ],
     )
     def test_reasons(self, spec, monitoring, force, retrain, phrase):

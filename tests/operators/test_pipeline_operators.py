@@ -261,15 +261,21 @@ class TestNoNewData:
             in (world["storage"].quarantine_dir(MODEL, "scheduled__1") / "REASON.txt").read_text()
         )
 
-    def test_manual_run_goes_on_and_says_why_not(self, world, empty_batch):
-        xcoms = empty_batch("manual__empty")
+    @pytest.mark.parametrize(
+        ("run_id", "run_type"),
+        [("manual__empty", "manual"), ("backfill__2013-01-01", "backfill")],
+    )
+    def test_a_person_s_run_goes_on_and_says_why_not(self, world, empty_batch, run_id, run_type):
+        # A backfilled interval's rows were taken by the run that saw them land.
+        xcoms = empty_batch(run_id)
         evidence = run_operator(
-            ValidateOperator(task_id="validate", model=MODEL), "manual__empty", xcoms
+            ValidateOperator(task_id="validate", model=MODEL), run_id, xcoms, run_type=run_type
         )
         assert evidence["success"] is True and evidence["rows"] == 0
         assert evidence["summary"].startswith("no new rows since 2013-")
-        run_operator(MonitorOperator(task_id="monitor", model=MODEL), "manual__empty", xcoms)
-        branch = run_operator(DecideOperator(task_id="decide", model=MODEL), "manual__empty", xcoms)
+        assert not world["storage"].quarantine_dir(MODEL, run_id).exists()
+        run_operator(MonitorOperator(task_id="monitor", model=MODEL), run_id, xcoms)
+        branch = run_operator(DecideOperator(task_id="decide", model=MODEL), run_id, xcoms)
         assert branch == ["finish"]
         assert xcoms[("decide", "retrain")]["reason"].startswith(
             "no retrain: no new data; champion v"
@@ -290,8 +296,16 @@ class TestForcedRetrainAndModes:
         assert reg.alias(MODEL).version == before
 
     def test_rerun_of_a_run_reuses_snapshot_and_version(self, world, first_run):
-        reg = world["registry"]
-        again = run_pipeline("manual__first", force=True)
+        """Clearing a finished run: same snapshot, same version, same metrics, and the
+        decision made against the champion of its time (or refused as stale)."""
+        reg, audit = world["registry"], world["audit"]
+        first_version = first_run[("train", "return_value")]["version"]
+        champion_before = reg.alias(MODEL).version
+        rows_before = audit.events(MODEL)
+        again = run_pipeline("manual__first")  # not forced: the rerun finishes what it did
+        assert again[("decide", "retrain")]["reason"] == (
+            f"rerun: this run already trained v{first_version}; finishing it"
+        )
         assert again[("collect", "return_value")] == first_run[("collect", "return_value")]
         assert (
             again[("train", "return_value")]["version"]
@@ -309,3 +323,18 @@ class TestForcedRetrainAndModes:
             [reg.experiment_id(MODEL)], "tags.airflow_run_id = 'manual__first'"
         )
         assert len(runs) == 1
+        assert len(reg.client.search_model_versions(f"run_id = '{runs[0].info.run_id}'")) == 1
+        decision = again[("evaluate", "return_value")]["decision"]
+        promoted = again[("promote", "return_value")]
+        if champion_before == first_version:
+            # Its own model is champion: decided again against the one it replaced (none),
+            # the compare-and-set finds the move done, the audit row is not written twice.
+            assert decision == first_run[("evaluate", "return_value")]["decision"]
+            assert promoted["action"] == "promoted"
+        else:
+            # A newer model took over since: the old run's model must not come back.
+            assert decision["reason"].startswith("refused: stale candidate"), decision
+            assert promoted["action"] == "kept"
+        assert reg.alias(MODEL).version == champion_before
+        moves = [e for e in audit.events(MODEL) if e["event"] in ("promotion", "rollback")]
+        assert moves == [e for e in rows_before if e["event"] in ("promotion", "rollback")]

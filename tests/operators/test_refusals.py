@@ -154,6 +154,20 @@ class TestRefusals:
         _, promoted = _gate(world, _trained(world, data[1], storage, tmp_path))
         _assert_refused(world, promoted, "(+0.000 < +0.005 required)")
 
+    def test_candidate_from_an_older_data_window(self, world, data, storage, tmp_path):
+        # A cleared old run or a backfill: its model saw data up to an earlier day than
+        # the champion's. Same model and metrics; the gate refuses on the window alone.
+        reg = world["registry"]
+        reg.set_version_tags(MODEL, world["champ"], {"data_end": "2013-03-11T23:00:00"})
+        reg.set_version_tags(MODEL, world["cand"], {"data_end": "2013-02-25T23:00:00"})
+        _, promoted = _gate(world, _trained(world, data[1], storage, tmp_path))
+        _assert_refused(
+            world,
+            promoted,
+            f"stale candidate: its data ends 2013-02-25T23:00:00, champion v{world['champ']}'s "
+            "ends 2013-03-11T23:00:00",
+        )
+
     def test_candidate_below_floor(self, world, data, storage, tmp_path, monkeypatch):
         raw = yaml.safe_load((ROOT / "include/models/flight_delay.yaml").read_text())
         raw["promotion"]["floor"] = 0.99

@@ -17,6 +17,7 @@ class EvaluateOperator(ModelkeeperOperator):
 
         from modelkeeper.evaluation import score_model
         from modelkeeper.promotion import Candidate, decide
+        from modelkeeper.registry import PREVIOUS
 
         spec, registry = self.spec(), self.registry()
         trained = self.upstream(context, "train")
@@ -29,10 +30,20 @@ class EvaluateOperator(ModelkeeperOperator):
             score=score_model(cand_model, holdout, spec),
             input_columns=registry.input_columns(version.uri) or [],
             validated=version.tags.get("validation") == "passed",
+            data_end=version.tags.get("data_end"),
         )
 
         champion = None
         current = registry.alias(name)
+        if (
+            current is not None
+            and current.version == version.version
+            and version.tags.get("promoted_in") == context["run_id"]
+        ):
+            # A cleared run whose model this run already promoted: decide again against
+            # the champion it replaced, so the rerun gives the same decision and metrics
+            # and promote's compare-and-set finds the move done.
+            current = registry.alias(name, PREVIOUS)
         if current is not None and current.version != version.version:
             champion = self._champion(registry, current, candidate, holdout, spec)
 
@@ -89,11 +100,16 @@ class EvaluateOperator(ModelkeeperOperator):
         except Exception as exc:
             self.log.warning("champion v%s could not be loaded: %r", current.version, exc)
             return Champion(current.version, None, load_error=f"{type(exc).__name__}: {exc}")
+        data_end = current.tags.get("data_end")
         if columns is not None and sorted(columns) != sorted(candidate.input_columns):
-            return Champion(current.version, None, input_columns=columns)  # refused before scoring
+            # refused before scoring
+            return Champion(current.version, None, input_columns=columns, data_end=data_end)
         try:
             return Champion(
-                current.version, score_model(model, holdout, spec), input_columns=columns
+                current.version,
+                score_model(model, holdout, spec),
+                input_columns=columns,
+                data_end=data_end,
             )
         except Exception as exc:
             self.log.warning("champion v%s could not be scored: %r", current.version, exc)

@@ -29,8 +29,12 @@ class MonitorOperator(ModelkeeperOperator):
         batch = pd.read_parquet(self.upstream(context, "collect")["path"])
         champion = registry.alias(spec.registered_model_name)
         run_id = self.mlflow_run(context, registry, spec)
+        done = registry.version_for_run(spec.registered_model_name, run_id)
+        trained = done.version if done is not None else None
         if champion is None:
-            result = Monitoring(champion_version=None, batch_rows=len(batch))
+            result = Monitoring(
+                champion_version=None, batch_rows=len(batch), trained_version=trained
+            )
             self.log.info("no champion yet: nothing to compare the batch against")
             return result.to_dict()
 
@@ -66,6 +70,7 @@ class MonitorOperator(ModelkeeperOperator):
             drift_share=None if drift is None else drift.drifted_share,
             drift_summary=None if drift is None else drift.summary,
             champion_metric=champion_metric,
+            trained_version=trained,
         )
         registry.log_metrics(
             run_id,

@@ -113,6 +113,8 @@ class TrainOperator(ModelkeeperOperator):
                 "airflow_dag_id": context["dag"].dag_id,
                 "airflow_run_id": run_id,
                 "train_window": f"{split.train_start} .. {split.train_end}",
+                # The newest row it saw: the gate never lets an older window replace a newer.
+                "data_end": split.holdout_end,
             },
         )
         self.log.info(

@@ -72,10 +72,12 @@ class ValidateOperator(ModelkeeperOperator):
     def _no_new_data(self, context: Any, batch: dict) -> dict | None:
         """What an empty batch means depends on why the run started.
 
-        A person (manual trigger, forced or not): nothing new to validate; go on, so
-        decide can retrain on accepted data (forced, or no champion yet) or say why not.
+        A person (manual trigger or backfill, forced or not): nothing new to validate; go
+        on, so decide can retrain on accepted data (forced, or no champion yet) or say why
+        not. A backfilled interval's rows were taken by the run that saw them land: collect
+        follows the data's watermark, not the Airflow interval.
         Asset-triggered: an earlier run already took this update; skip, stay green.
-        Scheduled or backfill: no data for the interval is an alert; fail below.
+        Scheduled: no data for the interval is an alert; fail below.
         """
         run_type = getattr(context["dag_run"].run_type, "value", context["dag_run"].run_type)
         since = batch.get("watermark_before")
@@ -83,7 +85,7 @@ class ValidateOperator(ModelkeeperOperator):
             raise AirflowSkipException(
                 f"no new rows since {since}: an earlier run already processed this update"
             )
-        if run_type != "manual":
+        if run_type not in ("manual", "backfill"):
             return None
         self.log.info(
             "no new rows since %s; nothing to validate, the run goes on with accepted data", since
