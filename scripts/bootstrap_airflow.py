@@ -18,7 +18,8 @@ def main() -> None:
 
     upgradedb()
     mlflow_uri = os.environ.get("MODELKEEPER_MLFLOW_URI", "http://127.0.0.1:5000")
-    audit_db = os.environ["MODELKEEPER_AUDIT_DB"]
+    audit_uri = os.environ.get("MODELKEEPER_AUDIT_URI")  # scaled out: a Postgres URI
+    audit_description = "modelkeeper's append-only audit trail"
     wanted = {
         "mlflow_default": Connection(
             conn_id="mlflow_default",
@@ -27,19 +28,29 @@ def main() -> None:
             description="MLflow tracking server and model registry used by modelkeeper",
         ),
         "modelkeeper_audit": Connection(
+            conn_id="modelkeeper_audit", uri=audit_uri, description=audit_description
+        )
+        if audit_uri
+        else Connection(
             conn_id="modelkeeper_audit",
             conn_type="sqlite",
-            host=audit_db,
-            description="modelkeeper's append-only audit trail (a Postgres connection when scaled out)",
+            host=os.environ["MODELKEEPER_AUDIT_DB"],
+            description=audit_description,
         ),
     }
+    fields = ("conn_type", "host", "schema", "login", "password", "port")
     with create_session() as session:
         for conn_id, conn in wanted.items():
             existing = session.query(Connection).filter(Connection.conn_id == conn_id).one_or_none()
             if existing is None:
                 session.add(conn)
-            elif existing.host != conn.host:
-                existing.host = conn.host
+                continue
+            for name in fields:  # what the environment sets wins on every start; what it
+                # leaves unset (a token someone added in the UI) is kept
+                if getattr(conn, name) is not None and getattr(existing, name) != getattr(
+                    conn, name
+                ):
+                    setattr(existing, name, getattr(conn, name))
     Pool.create_or_update_pool(
         name="modelkeeper_promotion",
         slots=1,

@@ -21,6 +21,10 @@ class FakeTI:
     def xcom_pull(self, task_ids: str, key: str = "return_value") -> Any:
         return self.xcoms.get((task_ids, key))
 
+    def get_dagrun_state(self, dag_id: str, run_id: str) -> str:
+        """Other DAG runs' states, as a test sets them: xcoms[("dag_run_state", run_id)]."""
+        return self.xcoms.get(("dag_run_state", run_id), "running")
+
 
 def make_context(
     run_id: str,

@@ -106,6 +106,15 @@ class Registry:
             self.client.set_tag(run_id, key, value)
         return run_id
 
+    def open_runs(self, experiment: str) -> dict[str, str]:
+        """MLflow runs still RUNNING in the experiment: {mlflow run id: Airflow run id}."""
+        runs = self.client.search_runs(
+            [self.experiment_id(experiment)],
+            filter_string="attributes.status = 'RUNNING'",
+            max_results=1000,
+        )
+        return {r.info.run_id: r.data.tags.get(RUN_TAG, "") for r in runs}
+
     def close_run(self, run_id: str, status: str = "FINISHED") -> None:
         self.client.set_terminated(run_id, status=status)
 

@@ -16,3 +16,33 @@ class TestCloseMlflowRun:
     def test_no_mlflow_run_yet_is_fine(self, mlflow_store):
         close_mlflow_run("flight_delay")({"dag_run": SimpleNamespace(run_id="manual__early")})
         assert mlflow_store.find_run("flight_delay", "manual__early") is None
+
+
+class TestOrphanedRunsAreClosed:
+    """MLflow was down when the failure callback ran: the next run's monitor closes it."""
+
+    def test_next_monitor_closes_runs_of_ended_dag_runs(self, mlflow_store, storage):
+        import pandas as pd
+
+        from modelkeeper_airflow.operators import MonitorOperator
+        from tests.helpers import run_operator
+
+        ended = mlflow_store.ensure_run("flight_delay", "manual__outage", {})
+        finished = mlflow_store.ensure_run("flight_delay", "manual__done", {})
+        mlflow_store.close_run(finished)
+        live = mlflow_store.ensure_run("flight_delay", "backfill__2026-11-01", {})
+        batch = storage.write_parquet(pd.DataFrame({"x": [1]}), storage.root / "batch.parquet")
+        xcoms = {
+            ("collect", "return_value"): {"path": str(batch)},
+            ("dag_run_state", "manual__outage"): "failed",
+            ("dag_run_state", "manual__done"): "success",
+            ("dag_run_state", "backfill__2026-11-01"): "running",
+        }
+        run_operator(
+            MonitorOperator(task_id="monitor", model="flight_delay"), "manual__next", xcoms
+        )
+
+        status = {r: mlflow_store.client.get_run(r).info.status for r in (ended, finished, live)}
+        assert status == {ended: "FAILED", finished: "FINISHED", live: "RUNNING"}
+        current = mlflow_store.find_run("flight_delay", "manual__next")
+        assert mlflow_store.client.get_run(current).info.status == "RUNNING"

@@ -29,6 +29,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ MODEL = "flight_delay"
 RETRAIN = "retrain_flight_delay"
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 RUN_DONE = {"success", "failed"}
+COMPONENTS = ("api-server", "scheduler", "dag-processor")
 
 # Probe DAGs, written next to copies of the repo's DAG files. Not product code.
 PROBE_DAGS = '''\
@@ -76,6 +78,18 @@ with DAG("mk_secret_probe", schedule=None, start_date=datetime(2026, 1, 1), catc
          tags=["mk-runtime-test"]):
     PythonOperator(task_id="log_password", python_callable=_log_password, retries=0)
 '''
+
+
+def ts(value: str) -> datetime:
+    """A timestamp of the REST API ('...Z') as an aware datetime."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def mlflow_runs(registry: Any, airflow_run_id: str) -> list:
+    """The MLflow runs tagged with this DAG run (there should be exactly one)."""
+    return registry.client.search_runs(
+        [registry.experiment_id(MODEL)], f"tags.airflow_run_id = '{airflow_run_id}'"
+    )
 
 
 def free_port() -> int:
@@ -257,6 +271,8 @@ class Runtime:
                 "AIRFLOW__WORKERS__EXECUTION_API_RETRIES": "10",
                 "AIRFLOW__WORKERS__EXECUTION_API_RETRY_WAIT_MIN": "2",
                 "AIRFLOW__WORKERS__EXECUTION_API_RETRY_WAIT_MAX": "20",
+                # A task whose supervisor vanished is failed (and retried) after 90 s, not 5 min.
+                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "90",
                 "MODELKEEPER_STORAGE": str(self.storage_root),
                 "MLFLOW_DISABLE_TELEMETRY": "true",
                 # MLflow's client retries a refused connection 7 times with backoff factor 2
@@ -288,7 +304,8 @@ class Runtime:
             env={
                 **self.env,
                 "MODELKEEPER_MLFLOW_URI": self.mlflow_url,
-                "MODELKEEPER_AUDIT_DB": str(self.base / "audit-bootstrap.db"),
+                # The audit trail in Postgres (the scaled-out setup), the same test database.
+                "MODELKEEPER_AUDIT_URI": f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{self.db}",
             },
             capture_output=True,
             text=True,
@@ -304,20 +321,8 @@ class Runtime:
         land_next_weeks(Storage(self.storage_root), 9)
         self.mlflow.wait_up()
 
-        for name, args in (
-            ("api-server", ["api-server", "--port", str(self.port), "--host", "127.0.0.1"]),
-            ("scheduler", ["scheduler"]),
-            ("dag-processor", ["dag-processor"]),
-        ):
-            self.log_files.append(open(self.logs / f"{name}.log", "ab"))  # noqa: SIM115
-            self.procs[name] = subprocess.Popen(
-                [str(VENV_BIN / "airflow"), *args],
-                stdout=self.log_files[-1],
-                stderr=subprocess.STDOUT,
-                env=self.env,
-                cwd=self.base,
-                start_new_session=True,
-            )
+        for name in COMPONENTS:
+            self.spawn(name)
         # The outage drill's own MLflow server boots while Airflow does.
         self.spare_mlflow.start(wait=False)
         wait_for("a healthy Airflow", self._healthy, 240, interval=1)
@@ -335,15 +340,8 @@ class Runtime:
             assert r.status_code in (200, 201), r.text
             self.tokens[user] = r.json()["access_token"]
 
-        # The audit trail in Postgres (the "scaled out" setup), the same test database.
-        self.patch_connection(
-            "modelkeeper_audit",
-            conn_type="postgres",
-            host=PG["host"],
-            port=PG["port"],
-            login=PG["user"],
-            schema=self.db,
-        )
+        audit = self.ok("GET", "/connections/modelkeeper_audit")
+        assert (audit["conn_type"], audit["schema"]) == ("postgres", self.db), audit
         # A password the MLflow hook ignores: the secrets test looks for it everywhere.
         self.patch_connection("mlflow_default", password=self.secret)
 
@@ -357,6 +355,68 @@ class Runtime:
         errors = self.api("GET", "/importErrors").json()
         assert errors["total_entries"] == 0, errors
         self.timings["dags parsed"] = time.monotonic() - t0
+
+    def spawn(self, name: str) -> None:
+        """Start one Airflow component (again), appending to its log."""
+        args = {"api-server": ["api-server", "--port", str(self.port), "--host", "127.0.0.1"]}
+        self.log_files.append(open(self.logs / f"{name}.log", "ab"))  # noqa: SIM115
+        self.procs[name] = subprocess.Popen(
+            [str(VENV_BIN / "airflow"), *args.get(name, [name])],
+            stdout=self.log_files[-1],
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            cwd=self.base,
+            start_new_session=True,
+        )
+
+    def restart(self, name: str, timeout: float = 180) -> float:
+        """SIGTERM the component's main process, as a service manager would, wait for
+        it to exit (a scheduler first lets its running tasks finish), start it again and
+        wait until the runtime is healthy. Returns the seconds it was down."""
+        proc = self.procs[name]
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            stop_group(proc, grace=1, crash=True)
+        self.spawn(name)
+        wait_for("a healthy Airflow", self._healthy, 240, interval=1)
+        return time.monotonic() - t0
+
+    def revive(self) -> list[str]:
+        """Start again every component that exited (a service manager's restart policy)."""
+        dead = [name for name, proc in self.procs.items() if proc.poll() is not None]
+        for name in dead:
+            self.spawn(name)
+        return dead
+
+    def supervise(self, what: str, check: Callable[[], Any], timeout: float) -> tuple[Any, list]:
+        """wait_for(check) while restarting any component that exits, as compose's
+        `restart: always` or systemd would; returns check's value and what was restarted."""
+        restarted: list[str] = []
+
+        def step() -> Any:
+            restarted.extend(self.revive())
+            try:
+                return check()
+            except (requests.RequestException, AssertionError, ValueError, RuntimeError):
+                return None  # the API answers 500 while its database is away
+
+        return wait_for(what, step, timeout, interval=1), restarted
+
+    def block_database(self, seconds: float) -> None:
+        """The metadata database goes away: Postgres refuses new connections to it and
+        terminates the open ones, for `seconds`."""
+        pg_admin(f'ALTER DATABASE "{self.db}" WITH ALLOW_CONNECTIONS false')
+        try:
+            pg_admin(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                f"WHERE datname = '{self.db}' AND pid <> pg_backend_pid()"
+            )
+            time.sleep(seconds)
+        finally:
+            pg_admin(f'ALTER DATABASE "{self.db}" WITH ALLOW_CONNECTIONS true')
 
     def _healthy(self) -> bool:
         for name, proc in self.procs.items():
@@ -477,6 +537,13 @@ class Runtime:
     def tries(self, dag_id: str, run_id: str, task_id: str) -> list[dict]:
         body = self.ok("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/tries")
         return sorted(body["task_instances"], key=lambda t: t["try_number"])
+
+    def xcom(self, run_id: str, task_id: str, key: str = "return_value", dag_id: str = RETRAIN):
+        return self.ok(
+            "GET",
+            f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}",
+            params={"deserialize": "true"},
+        )["value"]
 
     def wait_run(self, dag_id: str, run_id: str, timeout: float) -> dict:
         return wait_for(

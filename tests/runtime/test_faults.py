@@ -10,26 +10,16 @@ back behind it.
 from __future__ import annotations
 
 import time
-from datetime import datetime
 
 import pytest
 
 from modelkeeper.audit import reconcile
+from tests.runtime.conftest import mlflow_runs, ts
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 MODEL = "flight_delay"
 RETRAIN = "retrain_flight_delay"
-
-
-def _ts(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def _mlflow_runs(registry, run_id: str):
-    return registry.client.search_runs(
-        [registry.experiment_id(MODEL)], f"tags.airflow_run_id = '{run_id}'"
-    )
 
 
 def _versions(registry, mlflow_run_id: str):
@@ -38,14 +28,6 @@ def _versions(registry, mlflow_run_id: str):
 
 def _states(tries: list[dict]) -> list[tuple[int, str]]:
     return [(t["try_number"], t["state"]) for t in tries]
-
-
-def _xcom(rt, run_id: str, task_id: str, key: str = "return_value"):
-    return rt.ok(
-        "GET",
-        f"/dags/{RETRAIN}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}",
-        params={"deserialize": "true"},
-    )["value"]
 
 
 def test_kill_during_training_is_retried_without_duplicates(runtime, registry, first_runs):
@@ -63,7 +45,7 @@ def test_kill_during_training_is_retried_without_duplicates(runtime, registry, f
     assert _states(rt.tries(RETRAIN, run_id, "train")) == [(1, "failed"), (2, "success")]
 
     # One MLflow run for the DAG run, closed; one version for it, and it is the champion.
-    runs = _mlflow_runs(registry, run_id)
+    runs = mlflow_runs(registry, run_id)
     assert len(runs) == 1, [r.info.run_id for r in runs]
     mlflow_run = runs[0]
     assert mlflow_run.info.status == "FINISHED"
@@ -72,7 +54,7 @@ def test_kill_during_training_is_retried_without_duplicates(runtime, registry, f
     version = versions[0]
     assert version.tags["airflow_run_id"] == run_id
     assert version.tags["validation"] == "passed"
-    assert _xcom(rt, run_id, "train")["version"] == version.version
+    assert rt.xcom(run_id, "train")["version"] == version.version
     champion = registry.alias(MODEL)
     assert champion is not None and champion.version == version.version
     assert champion.run_id == mlflow_run.info.run_id
@@ -107,11 +89,11 @@ def test_kill_during_promotion_is_retried_and_audited_once(runtime, registry, fi
 
     assert rt.dag_run(RETRAIN, run_id)["state"] == "success"
     assert _states(rt.tries(RETRAIN, run_id, "promote")) == [(1, "failed"), (2, "success")]
-    outcome = _xcom(rt, run_id, "promote")
+    outcome = rt.xcom(run_id, "promote")
     assert outcome["action"] == "promoted", outcome
 
     champion = registry.alias(MODEL)
-    candidate = _xcom(rt, run_id, "evaluate")["candidate_version"]
+    candidate = rt.xcom(run_id, "evaluate")["candidate_version"]
     assert champion.version == candidate == outcome["champion_after"]
     assert registry.alias(MODEL, "previous") is None  # first model: nothing before it
     # The retry finished the bookkeeping the kill interrupted.
@@ -145,7 +127,7 @@ def test_two_manual_triggers_never_overlap(runtime, registry, first_runs):
     runs = sorted((rt.dag_run(RETRAIN, r) for r in [first, *manual]), key=lambda r: r["start_date"])
     assert all(r["state"] in ("success", "failed") for r in runs), runs
     for earlier, later in zip(runs, runs[1:], strict=False):
-        assert _ts(later["start_date"]) >= _ts(earlier["end_date"]), (earlier, later)
+        assert ts(later["start_date"]) >= ts(earlier["end_date"]), (earlier, later)
     assert [r["run_type"] for r in runs] == ["scheduled", "manual", "manual"]
     assert all(r["logical_date"] is None for r in runs[1:])
     print(
@@ -156,11 +138,11 @@ def test_two_manual_triggers_never_overlap(runtime, registry, first_runs):
     # Nothing new had landed: neither manual run trained, promoted or moved the champion.
     champion = registry.alias(MODEL)
     for run_id in manual:
-        for mlflow_run in _mlflow_runs(registry, run_id):
+        for mlflow_run in mlflow_runs(registry, run_id):
             assert mlflow_run.info.status != "RUNNING"
             assert not _versions(registry, mlflow_run.info.run_id)
         assert not [e for e in rt.audit().events(MODEL) if e["run_id"] == run_id]
-    assert champion.run_id == _mlflow_runs(registry, first)[0].info.run_id
+    assert champion.run_id == mlflow_runs(registry, first)[0].info.run_id
     ok, message = reconcile(rt.audit(), MODEL, champion.version)
     assert ok, message
 
@@ -176,7 +158,7 @@ def test_hung_task_is_stopped_by_execution_timeout(runtime):
     ti = rt.task_instances("mk_hang", run_id)["hang"]
     assert run["state"] == "failed"
     assert ti["state"] == "failed" and ti["try_number"] == 1, ti
-    ran = (_ts(ti["end_date"]) - _ts(ti["start_date"])).total_seconds()
+    ran = (ts(ti["end_date"]) - ts(ti["start_date"])).total_seconds()
     assert 10 <= ran <= 60, f"the task ran {ran:.1f}s with execution_timeout=10s"
     log = rt.log("mk_hang", run_id, "hang", 1)
     assert "sleeping 600 s" in log
@@ -233,7 +215,7 @@ def test_mlflow_down_during_logging_retries_then_fails_cleanly(
     assert _states(tries) == [(1, "failed"), (2, "failed"), (3, "failed")]
     # Backoff: 20 s base, doubling (factory default_args).
     gaps = [
-        (_ts(nxt["start_date"]) - _ts(prev["end_date"])).total_seconds()
+        (ts(nxt["start_date"]) - ts(prev["end_date"])).total_seconds()
         for prev, nxt in zip(tries, tries[1:], strict=False)
     ]
     assert gaps[0] >= 20 and gaps[1] >= 40, gaps
@@ -242,7 +224,7 @@ def test_mlflow_down_during_logging_retries_then_fails_cleanly(
 
     # MLflow back: no version registered for the failed run, and every version has its model.
     server.start()
-    runs = _mlflow_runs(outage_registry, run_id)
+    runs = mlflow_runs(outage_registry, run_id)
     assert len(runs) == 1, "one MLflow run for the DAG run, created by monitor before the outage"
     print(f"outage run's MLflow run left {runs[0].info.status}")
     try:

@@ -29,6 +29,7 @@ class MonitorOperator(ModelkeeperOperator):
         batch = pd.read_parquet(self.upstream(context, "collect")["path"])
         champion = registry.alias(spec.registered_model_name)
         run_id = self.mlflow_run(context, registry, spec)
+        self._close_orphaned_runs(context, registry, spec, keep=run_id)
         done = registry.version_for_run(spec.registered_model_name, run_id)
         trained = done.version if done is not None else None
         if champion is None:
@@ -90,3 +91,28 @@ class MonitorOperator(ModelkeeperOperator):
             result.drift_summary or "drift not computed",
         )
         return result.to_dict()
+
+    def _close_orphaned_runs(self, context: Any, registry: Any, spec: Any, keep: str) -> None:
+        """Mark FAILED the MLflow runs of DAG runs that ended without closing them.
+
+        The DAG's failure callback closes its run, unless MLflow was down at that moment
+        (the outage that failed the run): the next run sweeps up what it could not.
+        """
+        ti = context["ti"]
+        for mlflow_run, airflow_run in registry.open_runs(spec.name).items():
+            if mlflow_run == keep or not airflow_run:
+                continue
+            try:
+                state = ti.get_dagrun_state(dag_id=context["dag"].dag_id, run_id=airflow_run)
+            except Exception as exc:  # unknown run (another DAG, deleted): leave it alone
+                self.log.info("not closing MLflow run %s: %r", mlflow_run, exc)
+                continue
+            if state in ("success", "failed"):
+                registry.close_run(mlflow_run, "FAILED")
+                self.log.warning(
+                    "MLflow run %s of %s was left RUNNING after the DAG run ended %s: "
+                    "marked FAILED",
+                    mlflow_run,
+                    airflow_run,
+                    state,
+                )
