@@ -18,13 +18,16 @@ install: .venv/.installed
 run: install
 	./scripts/run_embedded.sh
 
+# Two workers: the runtime tier (a real Airflow, mostly waiting on it) runs beside the rest.
+XDIST := -n 2 --dist loadgroup --no-loadscope-reorder
+
 ## The whole suite, end-to-end DAG runs included (what CI runs).
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest $(XDIST)
 
 ## Unit, operator and DAG-integrity tests only.
 test-fast: install
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest $(XDIST) -m "not slow"
 
 lint: install
 	$(PY) -m ruff check .

@@ -41,6 +41,20 @@ os.environ.update(
 os.environ.pop("MODELKEEPER_SPEC_DIR", None)
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config, items):  # noqa: ARG001
+    """`make test` runs `pytest -n 2 --dist loadgroup`: one group per test module, so a
+    module's shared world (a trained champion, a store) is built once, and the whole
+    runtime tier in one group, since its modules share one running Airflow. The runtime
+    tier is the longest, so under xdist it is queued first."""
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        group = "runtime" if module.startswith("tests/runtime/") else module
+        item.add_marker(pytest.mark.xdist_group(group))
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=lambda item: not item.nodeid.startswith("tests/runtime/"))
+
+
 def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001
     shutil.rmtree(_HOME, ignore_errors=True)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -54,6 +55,19 @@ def _schedule(spec: ModelSpec):
     return timetable
 
 
+def _retry_delay() -> timedelta:
+    """First wait before retrying a transient failure (MLflow or the database away);
+    doubles on each retry. MODELKEEPER_RETRY_DELAY_SECONDS, default 20."""
+    raw = os.environ.get("MODELKEEPER_RETRY_DELAY_SECONDS", "20")
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if seconds <= 0:
+        raise ValueError(f"MODELKEEPER_RETRY_DELAY_SECONDS must be a positive number, got {raw!r}")
+    return timedelta(seconds=seconds)
+
+
 def build_retrain_dag(spec: ModelSpec) -> DAG:
     params = {
         "force_retrain": Param(
@@ -73,7 +87,7 @@ def build_retrain_dag(spec: ModelSpec) -> DAG:
     default_args = {
         "owner": spec.owner,
         "retries": 2,
-        "retry_delay": timedelta(seconds=20),
+        "retry_delay": _retry_delay(),
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=5),
     }

@@ -75,6 +75,22 @@ class TestRetrainDag:
             assert down in dag.get_task(up).downstream_task_ids
         assert "finish" in dag.get_task("decide").downstream_task_ids
 
+    def test_transient_failures_retry_with_backoff(self, dag, monkeypatch):
+        from datetime import timedelta
+
+        from modelkeeper_airflow.factory import _retry_delay
+
+        train = dag.get_task("train")
+        assert train.retries == 2 and train.retry_exponential_backoff
+        assert train.retry_delay == timedelta(seconds=20)
+        assert dag.get_task("validate").retries == 0  # data errors: no retry
+        monkeypatch.setenv("MODELKEEPER_RETRY_DELAY_SECONDS", "5")
+        assert _retry_delay() == timedelta(seconds=5)
+        for bad in ("0", "soon"):
+            monkeypatch.setenv("MODELKEEPER_RETRY_DELAY_SECONDS", bad)
+            with pytest.raises(ValueError, match="MODELKEEPER_RETRY_DELAY_SECONDS must be"):
+                _retry_delay()
+
     def test_docs_owner_and_schedule(self, dag):
         assert "ml-platform@example.com" in dag.doc_md
         assert dag.owner == "ml-platform@example.com"

@@ -44,6 +44,7 @@ RETRAIN = "retrain_flight_delay"
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 RUN_DONE = {"success", "failed"}
 COMPONENTS = ("api-server", "scheduler", "dag-processor")
+RETRY_DELAY = 5  # seconds, the first retry's wait (doubles after)
 
 # Probe DAGs, written next to copies of the repo's DAG files. Not product code.
 PROBE_DAGS = '''\
@@ -274,6 +275,9 @@ class Runtime:
                 # A task whose supervisor vanished is failed (and retried) after 90 s, not 5 min.
                 "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "90",
                 "MODELKEEPER_STORAGE": str(self.storage_root),
+                # Retries wait 5 s, 10 s instead of 20 s, 40 s: the drills below kill tasks
+                # and MLflow on purpose, and the waits are not what they test.
+                "MODELKEEPER_RETRY_DELAY_SECONDS": str(RETRY_DELAY),
                 "MLFLOW_DISABLE_TELEMETRY": "true",
                 # MLflow's client retries a refused connection 7 times with backoff factor 2
                 # (~4 min per call) before Airflow's own retries even start; an outage drill

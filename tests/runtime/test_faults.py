@@ -14,7 +14,7 @@ import time
 import pytest
 
 from modelkeeper.audit import reconcile
-from tests.runtime.conftest import mlflow_runs, ts
+from tests.runtime.conftest import RETRY_DELAY, mlflow_runs, ts
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
@@ -213,12 +213,12 @@ def test_mlflow_down_during_logging_retries_then_fails_cleanly(
     assert {tis[t] for t in ("evaluate", "promote", "finish")} == {"upstream_failed"}, tis
     tries = rt.tries(RETRAIN, run_id, "train")
     assert _states(tries) == [(1, "failed"), (2, "failed"), (3, "failed")]
-    # Backoff: 20 s base, doubling (factory default_args).
+    # Backoff: RETRY_DELAY base, doubling (factory default_args).
     gaps = [
         (ts(nxt["start_date"]) - ts(prev["end_date"])).total_seconds()
         for prev, nxt in zip(tries, tries[1:], strict=False)
     ]
-    assert gaps[0] >= 20 and gaps[1] >= 40, gaps
+    assert gaps[0] >= RETRY_DELAY and gaps[1] >= 2 * RETRY_DELAY, gaps
     last_log = rt.log(RETRAIN, run_id, "train", 3)
     assert "Connection refused" in last_log or "Max retries exceeded" in last_log, last_log[-3000:]
 
