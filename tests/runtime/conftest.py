@@ -322,7 +322,7 @@ class Runtime:
         from modelkeeper.demo import land_next_weeks
         from modelkeeper.storage import Storage
 
-        land_next_weeks(Storage(self.storage_root), 9)
+        land_next_weeks(Storage(self.storage_root), 4)  # 3 weeks train, 1 holdout
         self.mlflow.wait_up()
 
         for name in COMPONENTS:
