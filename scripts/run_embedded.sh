@@ -26,6 +26,9 @@ export MODELKEEPER_STORAGE=$STATE/storage
 export MODELKEEPER_MLFLOW_URI=http://127.0.0.1:$MLFLOW_PORT
 export MODELKEEPER_AUDIT_DB=$STATE/audit.db
 export MLFLOW_DISABLE_TELEMETRY=true
+# modelkeeper uses tracking and the registry only: skip MLflow's job runner (three huey
+# consumer processes polling the store on a 2-core machine).
+export MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false
 # MLflow's client retries a refused call for ~4 min by default, under Airflow's own
 # retries: keep its part short so an MLflow outage fails a task in seconds, then retries.
 export MLFLOW_HTTP_REQUEST_MAX_RETRIES=3 MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR=1

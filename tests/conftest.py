@@ -143,7 +143,12 @@ def mlflow_server(tmp_path_factory):
         ],
         stdout=open(base / "server.log", "wb"),
         stderr=subprocess.STDOUT,
-        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+        # Tracking and registry only: no job runner (three huey consumers polling the store).
+        env={
+            **os.environ,
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        },
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120

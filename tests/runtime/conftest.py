@@ -175,7 +175,12 @@ class MlflowServer:
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+                # Tracking and registry only: no job runner (huey consumers).
+                env={
+                    **os.environ,
+                    "MLFLOW_DISABLE_TELEMETRY": "true",
+                    "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+                },
                 start_new_session=True,
             )
         if wait:
