@@ -45,12 +45,12 @@ def main() -> None:
             if existing is None:
                 session.add(conn)
                 continue
-            for name in fields:  # what the environment sets wins on every start; what it
-                # leaves unset (a token someone added in the UI) is kept
-                if getattr(conn, name) is not None and getattr(existing, name) != getattr(
-                    conn, name
-                ):
-                    setattr(existing, name, getattr(conn, name))
+            # What the environment sets wins on every start; what it leaves unset (a
+            # token someone added in the UI) is kept.
+            for name in fields:
+                value = getattr(conn, name)
+                if value is not None and getattr(existing, name) != value:
+                    setattr(existing, name, value)
     Pool.create_or_update_pool(
         name="modelkeeper_promotion",
         slots=1,

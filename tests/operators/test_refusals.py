@@ -56,19 +56,27 @@ def _data_head(spec):
     return week_frame(load_flights(), 2).head(5)
 
 
-@pytest.fixture
-def world(mlflow_store, audit_db, storage, fitted, spec):
-    """v1 = champion, v2 = a candidate with passed validation; the holdout on disk."""
-    _, champ = _register(mlflow_store, spec, fitted, "manual__champ", {"validation": "passed"})
-    mlflow_store.move_champion(MODEL, champ.version, expected=None)
-    run, cand = _register(mlflow_store, spec, fitted, "manual__cand", {"validation": "passed"})
+def _make_world(registry, audit, spec, champion, candidate, names, champion_features=None):
+    """Register `champion` (made champion) and `candidate`, both with passed validation."""
+    passed = {"validation": "passed"}
+    _, champ = _register(registry, spec, champion, names[0], passed, features=champion_features)
+    registry.move_champion(MODEL, champ.version, expected=None)
+    run, cand = _register(registry, spec, candidate, names[1], passed)
     return {
-        "registry": mlflow_store,
-        "audit": audit_db,
+        "registry": registry,
+        "audit": audit,
         "run": run,
         "cand": cand.version,
         "champ": champ.version,
     }
+
+
+@pytest.fixture
+def world(mlflow_store, audit_db, storage, fitted, spec):
+    """v1 = champion, v2 = a candidate with passed validation; the holdout on disk."""
+    return _make_world(
+        mlflow_store, audit_db, spec, fitted, fitted, ("manual__champ", "manual__cand")
+    )
 
 
 def _trained(world, holdout, storage, tmp_path) -> dict:
@@ -130,22 +138,17 @@ class TestRefusals:
         old = HistGradientBoostingClassifier(max_iter=20).fit(
             features_frame(train, spec)[few], train["delayed"]
         )
-        _, champ = _register(
-            mlflow_store, spec, old, "manual__old", {"validation": "passed"}, features=few
-        )
-        mlflow_store.move_champion(MODEL, champ.version, expected=None)
         from modelkeeper.training import fit
 
-        run, cand = _register(
-            mlflow_store, spec, fit(spec, train), "manual__cand", {"validation": "passed"}
+        world = _make_world(
+            mlflow_store,
+            audit_db,
+            spec,
+            old,
+            fit(spec, train),
+            ("manual__old", "manual__cand"),
+            champion_features=few,
         )
-        world = {
-            "registry": mlflow_store,
-            "audit": audit_db,
-            "run": run,
-            "cand": cand.version,
-            "champ": champ.version,
-        }
         _, promoted = _gate(world, _trained(world, data[1], storage, tmp_path))
         _assert_refused(world, promoted, "input schema differs (new: ['carrier', 'day_of_week'")
 
@@ -189,17 +192,10 @@ class TestRefusals:
             model=HistGradientBoostingClassifier(max_iter=3, max_depth=2, random_state=0)
         )
         weak.fit(features_frame(train, spec), train["delayed"])
-        _, champ = _register(mlflow_store, spec, weak, "manual__weak", {"validation": "passed"})
-        mlflow_store.move_champion(MODEL, champ.version, expected=None)
         sharp = OverconfidentClassifier(fit(spec, train))
-        run, cand = _register(mlflow_store, spec, sharp, "manual__sharp", {"validation": "passed"})
-        world = {
-            "registry": mlflow_store,
-            "audit": audit_db,
-            "run": run,
-            "cand": cand.version,
-            "champ": champ.version,
-        }
+        world = _make_world(
+            mlflow_store, audit_db, spec, weak, sharp, ("manual__weak", "manual__sharp")
+        )
         evaluated, promoted = _gate(world, _trained(world, data[1], storage, tmp_path))
         cand_m, champ_m = evaluated["candidate"]["metrics"], evaluated["champion"]["metrics"]
         assert cand_m["roc_auc"] > champ_m["roc_auc"] + 0.005  # better on the primary metric...
