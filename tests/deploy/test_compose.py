@@ -1,11 +1,18 @@
 """The compose stack refuses to start with missing, malformed or default secrets.
 
-Docker compose cannot run on this machine (no Docker engine, no docker CLI), so nothing
+Docker compose cannot run on this machine (no Docker engine, no compose v2), so nothing
 here builds the image or starts a container. Instead: compose's rules are checked on the
 file itself (every secret is `${VAR:?...}`, no literal password, start order, executor),
 compose's documented interpolation (`${VAR:?err}` errors when VAR is unset or empty) is
 applied to the file by a small helper, and scripts/preflight.py, which airflow-init
 runs before `airflow db migrate`, is run natively as a subprocess.
+
+The mounts are checked for meaning, not only YAML syntax: a `- ` line indented one level
+too deep is folded into the entry above as plain text (`a:/x - b:/y`), which
+`yaml.safe_load` and even `docker-compose config` accept. So every volume entry is parsed
+the way compose reads it, and each piece of state (storage root, logs, the passwords file,
+MLflow artifacts, database files) must sit on one named volume shared by every service
+that uses it, at the path the service's own environment or command names.
 """
 
 from __future__ import annotations
@@ -14,7 +21,9 @@ import re
 import secrets
 import subprocess
 import sys
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
@@ -40,6 +49,18 @@ AIRFLOW_SERVICES = {
     "airflow-triggerer",
     "airflow-worker",
 }
+ALL_SERVICES = AIRFLOW_SERVICES | {"postgres", "redis", "mlflow", "airflow-init"}
+DECLARED_VOLUMES = {
+    "postgres-data",
+    "redis-data",
+    "mlflow-artifacts",
+    "airflow-logs",
+    "airflow-auth",
+    "modelkeeper-storage",
+}
+SIMPLE_AUTH_MANAGER = (
+    "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+)
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|FERNET|KEY|REDISCLI_AUTH")
 REQUIRED_REF = re.compile(r"^\$\{\w+:\?[^}]*\}$")  # the whole value is one `${VAR:?...}`
 # user:password@ in a URL, where either part may be a `${...}` reference
@@ -120,14 +141,190 @@ def resolve(raw: str, environ: dict[str, str]) -> dict[str, Any]:
     return resolved
 
 
+# What the images define when the compose file leaves it unset.
+AIRFLOW_HOME = "/opt/airflow"  # apache/airflow
+PGDATA = "/var/lib/postgresql/data"  # postgres
+REDIS_DIR = "/data"  # redis: the working directory, where redis-server writes its dumps
+
+VOLUME_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")  # what compose accepts
+ACCESS_MODES = {"ro", "rw"}
+LONG_SYNTAX_KEYS = {
+    "type",
+    "source",
+    "target",
+    "read_only",
+    "consistency",
+    "bind",
+    "volume",
+    "tmpfs",
+}
+
+
+@dataclass(frozen=True)
+class Mount:
+    type: str  # "volume" (named), "bind" or "tmpfs"
+    source: str | None
+    target: str
+    read_only: bool = False
+
+
+def _check_target(target: Any) -> str:
+    if not isinstance(target, str) or not target.startswith("/"):
+        raise ValueError(f"target {target!r} is not an absolute container path")
+    if re.search(r"\s", target):
+        raise ValueError(f"target {target!r} contains whitespace")
+    return target
+
+
+def parse_volume(entry: Any) -> Mount:
+    """One `volumes:` entry of a service, read as compose reads it, or ValueError.
+
+    Short syntax: `source:target` or `source:target:ro|rw`; a source starting with `.`,
+    `/` or `~` is a host path (bind mount), anything else names a volume. Long syntax: a
+    mapping with `type`, `source` (not for tmpfs) and `target`.
+    """
+    if isinstance(entry, str):
+        if re.search(r"\s", entry):
+            raise ValueError(f"{entry!r} contains whitespace (a folded line?)")
+        parts = entry.split(":")
+        if len(parts) not in (2, 3):
+            raise ValueError(f"{entry!r} is not source:target[:ro|rw] ({len(parts) - 1} colons)")
+        source, target, *mode = parts
+        if mode and mode[0] not in ACCESS_MODES:
+            raise ValueError(f"{entry!r}: access mode {mode[0]!r} is not ro or rw")
+        kind = "bind" if source.startswith((".", "/", "~")) else "volume"
+        if kind == "volume" and not VOLUME_NAME.match(source):
+            raise ValueError(f"{entry!r}: {source!r} is neither a host path nor a volume name")
+        return Mount(kind, source, _check_target(target), mode == ["ro"])
+    if isinstance(entry, dict):
+        if unknown := set(entry) - LONG_SYNTAX_KEYS:
+            raise ValueError(f"{entry!r}: unknown keys {sorted(unknown)}")
+        kind = entry.get("type")
+        if kind not in {"volume", "bind", "tmpfs"}:
+            raise ValueError(f"{entry!r}: type {kind!r} is not volume, bind or tmpfs")
+        source = entry.get("source")
+        if kind == "tmpfs":
+            if source is not None:
+                raise ValueError(f"{entry!r}: a tmpfs has no source")
+        elif not isinstance(source, str) or re.search(r"\s", source) or not source:
+            raise ValueError(f"{entry!r}: source {source!r} is not a path or volume name")
+        elif kind == "volume" and not VOLUME_NAME.match(source):
+            raise ValueError(f"{entry!r}: {source!r} is not a volume name")
+        read_only = entry.get("read_only", False)
+        if not isinstance(read_only, bool):
+            raise ValueError(f"{entry!r}: read_only {read_only!r} is not a boolean")
+        return Mount(kind, source, _check_target(entry.get("target")), read_only)
+    raise ValueError(f"{entry!r} is neither a string nor a mapping")
+
+
+def mounts(service: dict[str, Any]) -> list[Mount]:
+    """The service's mounts; an entry compose would misread is left out (and fails
+    TestMounts.test_volume_entries_are_well_formed)."""
+    parsed = []
+    for entry in service.get("volumes") or []:
+        try:
+            parsed.append(parse_volume(entry))
+        except ValueError:
+            continue
+    return parsed
+
+
+def mount_holding(service: dict[str, Any], path: str) -> Mount | None:
+    """The mount `path` lives on in the container (the deepest target above it)."""
+    holding = [m for m in mounts(service) if PurePosixPath(path).is_relative_to(m.target)]
+    return max(holding, key=lambda m: len(PurePosixPath(m.target).parts), default=None)
+
+
+def env(service: dict[str, Any]) -> dict[str, Any]:
+    return service.get("environment") or {}
+
+
+def storage_users(services: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Every service told where the storage root is (MODELKEEPER_STORAGE)."""
+    return {
+        n: env(s)["MODELKEEPER_STORAGE"]
+        for n, s in services.items()
+        if "MODELKEEPER_STORAGE" in env(s)
+    }
+
+
+def log_users(services: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Every Airflow component (executor configured) writes or serves logs there."""
+    return {
+        name: env(svc).get(
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER",
+            f"{env(svc).get('AIRFLOW_HOME', AIRFLOW_HOME)}/logs",
+        )
+        for name, svc in services.items()
+        if "AIRFLOW__CORE__EXECUTOR" in env(svc)
+    }
+
+
+def passwords_file_users(services: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Where SimpleAuthManager keeps the generated passwords, per service that writes or
+    reads them: the API server (it generates them on first start: SimpleAuthManager.init)
+    and any service that configures the file. Airflow's default is $AIRFLOW_HOME."""
+    users = {}
+    for name, svc in services.items():
+        environment = env(svc)
+        configured = "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE" in environment
+        serves_api = svc.get("command") == "api-server"
+        if environment.get("AIRFLOW__CORE__AUTH_MANAGER") == SIMPLE_AUTH_MANAGER and (
+            serves_api or configured
+        ):
+            users[name] = environment.get(
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE",
+                f"{environment.get('AIRFLOW_HOME', AIRFLOW_HOME)}"
+                "/simple_auth_manager_passwords.json.generated",
+            )
+    return users
+
+
+def _flag(command: Any, flag: str) -> str | None:
+    for arg in command if isinstance(command, list) else []:
+        if isinstance(arg, str) and arg.startswith(f"{flag}="):
+            return arg.partition("=")[2]
+    return None
+
+
+def mlflow_artifact_users(services: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """An MLflow server serving artifacts stores them at --artifacts-destination."""
+    return {
+        name: _flag(svc.get("command"), "--artifacts-destination")
+        for name, svc in services.items()
+        if _flag(svc.get("command"), "--artifacts-destination")
+    }
+
+
+def postgres_data_users(services: dict[str, dict[str, Any]]) -> dict[str, str]:
+    return {
+        name: env(svc).get("PGDATA", PGDATA)
+        for name, svc in services.items()
+        if str(svc.get("image", "")).startswith("postgres:")
+    }
+
+
+def redis_data_users(services: dict[str, dict[str, Any]]) -> dict[str, str]:
+    return {
+        name: _flag(svc["command"], "--dir") or REDIS_DIR
+        for name, svc in services.items()
+        if isinstance(svc.get("command"), list) and svc["command"][:1] == ["redis-server"]
+    }
+
+
 @pytest.fixture(scope="module")
 def raw() -> str:
     return COMPOSE.read_text()
 
 
 @pytest.fixture(scope="module")
-def services(raw) -> dict[str, dict[str, Any]]:
-    return yaml.safe_load(raw)["services"]
+def compose(raw) -> dict[str, Any]:
+    return yaml.safe_load(raw)
+
+
+@pytest.fixture(scope="module")
+def services(compose) -> dict[str, dict[str, Any]]:
+    return compose["services"]
 
 
 class TestPreflight:
@@ -298,3 +495,145 @@ class TestInterpolation:
         result = run_preflight(init_env)
         assert result.returncode == 1
         assert "POSTGRES_PASSWORD" in result.stderr
+
+
+class TestMounts:
+    def test_services_are_the_known_ones(self, services):
+        # the parametrized checks below cover every service only while this holds
+        assert set(services) == ALL_SERVICES
+
+    @pytest.mark.parametrize(
+        ("entry", "expected"),
+        [
+            pytest.param("data:/var/lib/x", Mount("volume", "data", "/var/lib/x"), id="named"),
+            pytest.param(
+                "./init:/docker-entrypoint-initdb.d:ro",
+                Mount("bind", "./init", "/docker-entrypoint-initdb.d", read_only=True),
+                id="bind-ro",
+            ),
+            pytest.param("data:/x:rw", Mount("volume", "data", "/x"), id="rw"),
+            pytest.param(
+                {"type": "volume", "source": "data", "target": "/x", "read_only": True},
+                Mount("volume", "data", "/x", read_only=True),
+                id="long-syntax",
+            ),
+            pytest.param(
+                {"type": "tmpfs", "target": "/tmp"}, Mount("tmpfs", None, "/tmp"), id="tmpfs"
+            ),
+        ],
+    )
+    def test_parser_accepts(self, entry, expected):
+        assert parse_volume(entry) == expected
+
+    @pytest.mark.parametrize(
+        "entry",
+        [
+            pytest.param("storage:/var/lib/storage - auth:/var/lib/auth", id="folded-line"),
+            pytest.param("storage:/a\n- auth:/b", id="folded-newline"),
+            pytest.param("storage", id="no-target"),
+            pytest.param("storage:/a:ro:extra", id="three-colons"),
+            pytest.param("storage:/a:rx", id="bad-mode"),
+            pytest.param("storage:relative", id="relative-target"),
+            pytest.param(":/a", id="empty-source"),
+            pytest.param(["storage:/a"], id="nested-list"),
+            pytest.param({"type": "volume", "target": "/a"}, id="long-without-source"),
+            pytest.param({"type": "volume", "source": "s", "target": "a"}, id="long-relative"),
+            pytest.param({"source": "s", "target": "/a"}, id="long-without-type"),
+            pytest.param({"type": "volume", "source": "s", "taget": "/a"}, id="long-typo"),
+        ],
+    )
+    def test_parser_refuses(self, entry):
+        with pytest.raises(ValueError):
+            parse_volume(entry)
+
+    @pytest.mark.parametrize("name", [pytest.param(n, id=n) for n in sorted(ALL_SERVICES)])
+    def test_volume_entries_are_well_formed(self, services, name):
+        volumes = services[name].get("volumes") or []
+        assert isinstance(volumes, list), f"{name}.volumes is {type(volumes).__name__}"
+        targets = []
+        for entry in volumes:
+            try:
+                targets.append(parse_volume(entry).target)
+            except ValueError as error:
+                pytest.fail(f"{name}.volumes: {error}")
+        assert len(targets) == len(set(targets)), f"{name}: two mounts at one target {targets}"
+
+    @pytest.mark.parametrize("name", [pytest.param(n, id=n) for n in sorted(ALL_SERVICES)])
+    def test_environment_is_a_flat_mapping_of_strings(self, services, name):
+        environment = services[name].get("environment") or {}
+        assert isinstance(environment, dict), f"{name}.environment is not a mapping"
+        for key, value in environment.items():
+            assert isinstance(key, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key), (
+                f"{name}.environment: {key!r} is not a variable name"
+            )
+            assert isinstance(value, str), f"{name}.{key} is {type(value).__name__}: {value!r}"
+            assert "\n" not in value, f"{name}.{key} spans lines (a folded entry?)"
+
+    @pytest.mark.parametrize("name", [pytest.param(n, id=n) for n in sorted(ALL_SERVICES)])
+    def test_ports_are_well_formed(self, services, name):
+        for port in services[name].get("ports") or []:
+            assert isinstance(port, str), f"{name}.ports: {port!r} (quote it)"
+            assert re.fullmatch(r"(?:\d{1,3}(?:\.\d{1,3}){3}:)?\d+:\d+", port), f"{name}: {port!r}"
+
+    def test_declared_volumes_are_the_known_ones(self, compose):
+        assert set(compose.get("volumes") or {}) == DECLARED_VOLUMES
+
+    @pytest.mark.parametrize("volume", [pytest.param(v, id=v) for v in sorted(DECLARED_VOLUMES)])
+    def test_every_declared_volume_is_mounted(self, services, volume):
+        users = [
+            name
+            for name, svc in services.items()
+            if any(m.type == "volume" and m.source == volume for m in mounts(svc))
+        ]
+        assert users, f"volume {volume} is declared but no service mounts it"
+
+    def test_every_mounted_volume_is_declared(self, compose):
+        declared = set(compose.get("volumes") or {})
+        for name, svc in compose["services"].items():
+            for mount in mounts(svc):
+                if mount.type == "volume":
+                    assert mount.source in declared, f"{name} mounts undeclared {mount.source}"
+
+
+class TestSharedState:
+    """Each piece of state lives on one named volume, mounted by every service that uses
+    it, at the path that service's own environment or command names."""
+
+    @pytest.mark.parametrize(
+        ("users_of", "expected_users"),
+        [
+            pytest.param(
+                storage_users,
+                {"airflow-worker"},  # runs the tasks; the others: wherever the file sets it
+                id="modelkeeper-storage",
+            ),
+            pytest.param(log_users, AIRFLOW_SERVICES | {"airflow-init"}, id="airflow-logs"),
+            pytest.param(passwords_file_users, {"airflow-apiserver"}, id="auth-passwords-file"),
+            pytest.param(mlflow_artifact_users, {"mlflow"}, id="mlflow-artifacts"),
+            pytest.param(postgres_data_users, {"postgres"}, id="postgres-data"),
+            pytest.param(redis_data_users, {"redis"}, id="redis-data"),
+        ],
+    )
+    def test_on_one_named_volume_for_every_user(
+        self,
+        services,
+        users_of: Callable[[dict[str, dict[str, Any]]], dict[str, str]],
+        expected_users: set[str],
+    ):
+        users = users_of(services)
+        assert expected_users <= set(users), f"not configured in {expected_users - set(users)}"
+        places = {}
+        for name, path in users.items():
+            mount = mount_holding(services[name], path)
+            assert mount is not None and mount.type == "volume", (
+                f"{name}: {path} is on no named volume (mounts: {mounts(services[name])})"
+            )
+            assert not mount.read_only, f"{name}: {path} is on a read-only mount"
+            # the same file for everyone: same volume, same place inside it
+            places[name] = (mount.source, PurePosixPath(path).relative_to(mount.target))
+        assert len(set(places.values())) == 1, f"different volumes or places: {places}"
+
+    def test_docs_show_the_configured_passwords_file(self, services):
+        (path,) = set(passwords_file_users(services).values())
+        docs = (ROOT / "docs" / "deploy.md").read_text()
+        assert f"cat {path}" in docs
