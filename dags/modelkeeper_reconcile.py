@@ -9,7 +9,8 @@ from datetime import datetime
 from airflow.sdk import DAG
 
 from modelkeeper.spec import load_all
-from modelkeeper_airflow.operators.rollback import ReconcileOperator
+from modelkeeper_airflow.factory import default_args
+from modelkeeper_airflow.operators import ReconcileOperator
 
 with DAG(
     dag_id="modelkeeper_reconcile",
@@ -19,7 +20,7 @@ with DAG(
     max_active_runs=1,
     doc_md=__doc__,
     tags=["modelkeeper", "governance"],
-    default_args={"owner": "ml-platform@example.com", "retries": 1},
+    default_args=default_args("ml-platform@example.com"),
 ):
     for _spec in load_all():
         ReconcileOperator(task_id=f"reconcile_{_spec.name}", model=_spec.name)

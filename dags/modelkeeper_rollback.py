@@ -10,8 +10,9 @@ from datetime import datetime
 
 from airflow.sdk import DAG, Param
 
+from modelkeeper.lineage import PREVIOUS
 from modelkeeper.spec import load_all
-from modelkeeper_airflow.factory import PROMOTION_POOL
+from modelkeeper_airflow.factory import PROMOTION_POOL, default_args
 from modelkeeper_airflow.operators.rollback import RollbackOperator
 
 _models = [s.name for s in load_all()]
@@ -24,7 +25,7 @@ with DAG(
     max_active_runs=1,
     doc_md=__doc__,
     tags=["modelkeeper", "governance"],
-    default_args={"owner": "ml-platform@example.com", "retries": 2},
+    default_args=default_args("ml-platform@example.com"),
     params={
         "model": Param(
             _models[0] if _models else "",
@@ -33,13 +34,18 @@ with DAG(
             description="Model to roll back.",
         ),
         "target_version": Param(
-            "previous",
+            PREVIOUS,
             type="string",
-            pattern=r"^(previous|[0-9]+)$",
+            pattern=rf"^({PREVIOUS}|[0-9]+)$",
             description="`previous` or a registered version number.",
         ),
+        # Nullable, not "": the trigger form treats an empty string as a missing value.
         "reason": Param(
-            "", type="string", minLength=3, maxLength=500, description="Why (audited)."
+            None,
+            type=["null", "string"],
+            minLength=3,
+            maxLength=500,
+            description="Why (audited with your user name).",
         ),
     },
 ):
@@ -47,6 +53,6 @@ with DAG(
         task_id="rollback",
         model="{{ params.model }}",
         target_version="{{ params.target_version }}",
-        reason="{{ params.reason }}",
+        reason="{{ params.reason or '' }}",
         pool=PROMOTION_POOL,
     )

@@ -6,7 +6,6 @@ Idempotent: `make run` calls it on every start; existing state is kept.
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 
@@ -16,9 +15,15 @@ def main() -> None:
     from airflow.utils.db import upgradedb
     from airflow.utils.session import create_session
 
+    from modelkeeper.settings import settings
+
     upgradedb()
-    mlflow_uri = os.environ.get("MODELKEEPER_MLFLOW_URI", "http://127.0.0.1:5000")
-    audit_uri = os.environ.get("MODELKEEPER_AUDIT_URI")  # scaled out: a Postgres URI
+    config = settings()
+    if not (config.audit_uri or config.audit_db):
+        raise SystemExit(
+            "set MODELKEEPER_AUDIT_URI (a database URI) or MODELKEEPER_AUDIT_DB (a file)"
+        )
+    mlflow_uri, audit_uri = config.mlflow_uri, config.audit_uri  # audit: Postgres scaled out
     audit_description = "modelkeeper's append-only audit trail"
     wanted = {
         "mlflow_default": Connection(
@@ -34,7 +39,7 @@ def main() -> None:
         else Connection(
             conn_id="modelkeeper_audit",
             conn_type="sqlite",
-            host=os.environ["MODELKEEPER_AUDIT_DB"],
+            host=str(config.audit_db),
             description=audit_description,
         ),
     }

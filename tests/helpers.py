@@ -1,4 +1,10 @@
-"""Test helpers: a minimal task context for calling operators' execute() directly."""
+"""Test helpers: a minimal task context for running operators like a worker would.
+
+`run_operator` renders the operator's template fields first (resolving `.output`
+references from the fake XCom store, as Airflow resolves them from its own), then calls
+execute(). `retrain_tasks` gives copies of the real factory DAG's tasks, so operator tests
+exercise the wiring the DAG files use.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 class FakeTI:
     """Stands in for the TaskInstance: an in-memory XCom shared by one fake DAG run."""
 
+    map_index = -1
+
     def __init__(self, xcoms: dict, task_id: str) -> None:
         self.xcoms = xcoms
         self.task_id = task_id
@@ -18,8 +26,8 @@ class FakeTI:
     def xcom_push(self, key: str, value: Any) -> None:
         self.xcoms[(self.task_id, key)] = value
 
-    def xcom_pull(self, task_ids: str, key: str = "return_value") -> Any:
-        return self.xcoms.get((task_ids, key))
+    def xcom_pull(self, task_ids: str, key: str = "return_value", default: Any = None, **_: Any):
+        return self.xcoms.get((task_ids, key), default)
 
     def get_dagrun_state(self, dag_id: str, run_id: str) -> str:
         """Other DAG runs' states, as a test sets them: xcoms[("dag_run_state", run_id)]."""
@@ -49,14 +57,37 @@ def make_context(
 
 
 def run_operator(op: Any, run_id: str, xcoms: dict, **kw: Any) -> Any:
-    """execute() an operator like the worker would, storing its return value as XCom."""
+    """Render and execute() an operator like the worker would; its return value becomes XCom.
+
+    A branch operator's choose_branch() runs instead of execute() (skipping tasks needs the
+    real runtime); it hands its result on itself, and the branch it chose is returned.
+    """
     ctx = make_context(run_id, op.task_id, xcoms, **kw)
+    ctx["task"] = op
+    op.render_template_fields(ctx)
     if hasattr(op, "choose_branch"):
-        result = op.choose_branch(ctx)
-    else:
-        result = op.execute(ctx)
+        return op.choose_branch(ctx)
+    result = op.execute(ctx)
     xcoms[(op.task_id, "return_value")] = result
     return result
+
+
+def retrain_tasks(model: str = "flight_delay") -> dict[str, Any]:
+    """Fresh copies of `retrain_<model>`'s tasks as the factory wires them, by task id."""
+    from modelkeeper.spec import get_spec
+    from modelkeeper_airflow.factory import build_retrain_dag
+
+    dag = build_retrain_dag(get_spec(model))
+    return {task.task_id: task.prepare_for_execution() for task in dag.tasks}
+
+
+#: Trigger-form values of a run nobody changed anything for (the Params' defaults).
+DEFAULT_PARAMS = {
+    "force_retrain": False,
+    "reason": None,
+    "dry_run": False,
+    "promotion_mode": "spec",
+}
 
 
 class OverconfidentClassifier(ClassifierMixin, BaseEstimator):

@@ -8,20 +8,39 @@ refusal) is recorded here, in a real database reached through an Airflow Connect
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+
+from modelkeeper.errors import PermanentError, UnavailableError
+from modelkeeper.lineage import ALIAS_MOVES
+from modelkeeper.lineage import AuditAction as EventKind
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-EventKind = Literal[
-    "decision", "promotion", "refusal", "dry_run", "approval", "rejection", "rollback"
-]
-MOVES = ("promotion", "rollback")  # the events that change the champion alias
+
+class AuditUnavailable(UnavailableError):
+    """The audit database could not be reached (worth a retry)."""
+
+
+class ReconcileMismatch(PermanentError):
+    """The registry's champion is not the one the trail says: a person must look."""
+
+
+@contextlib.contextmanager
+def _reachable(engine: Engine) -> Iterator[None]:
+    try:
+        yield
+    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        url = engine.url.render_as_string(hide_password=True)
+        raise AuditUnavailable(f"audit database {url} is unavailable: {exc}") from exc
+
 
 _meta = sa.MetaData()
 audit_table = sa.Table(
@@ -66,7 +85,8 @@ class AuditEvent:
 class AuditLog:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        _meta.create_all(engine, checkfirst=True)
+        with _reachable(engine):
+            _meta.create_all(engine, checkfirst=True)
 
     @classmethod
     def from_url(cls, url: str) -> AuditLog:
@@ -77,7 +97,7 @@ class AuditLog:
         row = asdict(event)
         row["metrics"] = json.dumps(row["metrics"], sort_keys=True, default=str)
         row["event_key"] = event.key()
-        with self.engine.begin() as conn:
+        with _reachable(self.engine), self.engine.begin() as conn:
             exists = conn.execute(
                 sa.select(audit_table.c.id).where(audit_table.c.event_key == row["event_key"])
             ).first()
@@ -90,7 +110,7 @@ class AuditLog:
         query = sa.select(audit_table).order_by(audit_table.c.id)
         if model:
             query = query.where(audit_table.c.model == model)
-        with self.engine.connect() as conn:
+        with _reachable(self.engine), self.engine.connect() as conn:
             rows = [dict(r._mapping) for r in conn.execute(query)]
         for row in rows:
             row["metrics"] = json.loads(row["metrics"] or "{}")
@@ -98,7 +118,7 @@ class AuditLog:
 
     def expected_champion(self, model: str) -> str | None:
         """The champion the trail says is current: the last promotion or rollback."""
-        moves = [e for e in self.events(model) if e["event"] in MOVES]
+        moves = [e for e in self.events(model) if e["event"] in ALIAS_MOVES]
         return moves[-1]["version_after"] if moves else None
 
 

@@ -14,12 +14,14 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from modelkeeper.errors import DataError
+from modelkeeper.jsonsafe import jsonable
+from modelkeeper.storage import atomic_write
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -49,7 +51,7 @@ _P_VALUE_METHODS = frozenset(
 )
 
 
-class DriftError(ValueError):
+class DriftError(DataError):
     """Drift cannot be computed on these inputs (empty frame, no common feature column...)."""
 
 
@@ -66,7 +68,7 @@ class DriftOutcome:
     summary: str
 
     def to_dict(self) -> dict:
-        return _json_safe(asdict(self))
+        return jsonable(asdict(self))
 
 
 def compute_drift(
@@ -163,11 +165,11 @@ def compute_drift(
     log.info("Drift: %s", outcome.summary)
 
     if html_path is not None:
-        _write_atomically(Path(html_path), lambda tmp: snapshot.save_html(str(tmp)))
+        atomic_write(Path(html_path), lambda tmp: snapshot.save_html(str(tmp)))
         log.info("Evidently HTML report written to %s", html_path)
     if json_path is not None:
         text = json.dumps(outcome.to_dict(), indent=2, sort_keys=True)
-        _write_atomically(Path(json_path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        atomic_write(Path(json_path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
         log.info("Drift JSON summary written to %s", json_path)
     return outcome
 
@@ -341,26 +343,3 @@ def _describe(column: str, result: dict) -> str:
     if method in _P_VALUE_METHODS:
         return f"{column} ({method} p={score:.2g} < {threshold:.2g})"
     return f"{column} ({method} {score:.2f} > {threshold:.2f})"
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _write_atomically(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename: no half files."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

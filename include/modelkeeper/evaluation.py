@@ -7,12 +7,14 @@ their numbers are comparable (TFX Evaluator's rule).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from modelkeeper.handoff import Handoff
+from modelkeeper.jsonsafe import as_float
 from modelkeeper.metric_names import HIGHER_IS_BETTER, LOWER_IS_BETTER
 from modelkeeper.training import features_frame
 
@@ -31,19 +33,23 @@ def higher_is_better(metric: str) -> bool:
 
 
 @dataclass(frozen=True)
-class ModelScore:
+class ModelScore(Handoff):
     metrics: dict[str, float]
     rows: int
     classes: list[Any] = field(default_factory=list)
     slices: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     latency_ms_per_1k: float | None = None
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
     @classmethod
-    def from_dict(cls, data: dict) -> ModelScore:
-        return cls(**data)
+    def from_dict(cls, data: Any) -> ModelScore:
+        score = super().from_dict(data)
+        # JSON carried undefined metrics (r2 on one row) as "NaN": numbers again.
+        metrics = {k: as_float(v) for k, v in score.metrics.items()}
+        slices = {
+            col: {val: {k: as_float(v) for k, v in m.items()} for val, m in per.items()}
+            for col, per in score.slices.items()
+        }
+        return cls(metrics, score.rows, score.classes, slices, score.latency_ms_per_1k)
 
 
 def _metrics(

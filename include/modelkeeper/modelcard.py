@@ -8,6 +8,7 @@ if TYPE_CHECKING:
     from modelkeeper.evaluation import ModelScore
     from modelkeeper.promotion import Decision
     from modelkeeper.spec import ModelSpec
+    from modelkeeper.stages import Trained
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -20,7 +21,7 @@ def render_markdown(
     spec: ModelSpec,
     version: str,
     *,
-    training: dict,
+    training: Trained,
     score: ModelScore,
     importance: dict[str, float],
     drift_summary: str | None,
@@ -58,8 +59,8 @@ def render_markdown(
 {spec.limitations or "-"}
 
 ## Training data
-- Window: {training.get("train_start")} .. {training.get("train_end")} ({training.get("train_rows")} rows)
-- Held out for evaluation: {training.get("holdout_start")} .. {training.get("holdout_end")} ({training.get("holdout_rows")} rows)
+- Window: {training.train_start} .. {training.train_end} ({training.train_rows} rows)
+- Held out for evaluation: {training.holdout_start} .. {training.holdout_end} ({training.holdout_rows} rows)
 - Features: numeric {list(spec.features.numeric)}, categorical {list(spec.features.categorical)}; target `{spec.target.column}`
 
 ## Metrics on the holdout ({score.rows} rows)

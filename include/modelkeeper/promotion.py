@@ -6,10 +6,11 @@ acts on its Decision. A refusal is a normal outcome, not an error.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from modelkeeper.evaluation import ModelScore, higher_is_better, slice_gap
+from modelkeeper.handoff import Handoff
 
 if TYPE_CHECKING:
     from modelkeeper.spec import ModelSpec
@@ -34,7 +35,7 @@ class Champion:
 
 
 @dataclass(frozen=True)
-class Decision:
+class Decision(Handoff):
     promote: bool
     reason: str
     checks: list[str] = field(default_factory=list)
@@ -46,11 +47,7 @@ class Decision:
         return "BLESSED" if self.promote else "NOT_BLESSED"
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "verdict": self.verdict}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> Decision:
-        return cls(**{k: v for k, v in data.items() if k != "verdict"})
+        return {**super().to_dict(), "verdict": self.verdict}  # for a person reading XCom
 
 
 def _f(x: float) -> str:

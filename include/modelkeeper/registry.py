@@ -1,27 +1,108 @@
 """The MLflow adapter: runs, models, datasets, registry versions and aliases.
 
-The only core module that imports mlflow. One MLflow run per Airflow DAG run, found
-again by its `airflow_run_id` tag so retries and reruns resume it instead of adding
-runs; one registered version per MLflow run, found again the same way.
+The only module that talks to MLflow: every call goes through a Registry (operators never
+reach past it). One MLflow run per Airflow DAG run, found again by its `airflow_run_id`
+tag so retries and reruns resume it instead of adding runs; one registered version per
+MLflow run, found again the same way.
+
+MLflow's errors are translated here, once: "does not exist" becomes RegistryNotFound
+(only when MLflow says so), an unreachable or failing server becomes
+RegistryUnavailable (worth a retry); anything else stays MLflow's own error.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.metadata import version as pkg_version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from modelkeeper.errors import ModelkeeperError, NotFoundError, UnavailableError
+from modelkeeper.lineage import CHAMPION, MODEL_ARTIFACT, PREVIOUS, RUN_TAG
+
 if TYPE_CHECKING:
     import pandas as pd
 
-CHAMPION = "champion"
-PREVIOUS = "previous"
-RUN_TAG = "airflow_run_id"
+__all__ = ["CHAMPION", "PREVIOUS", "RUN_TAG", "Registry", "VersionInfo"]
+
+#: MLflow caps tag values (8000 characters for run tags); reasons are cut here, once.
+MAX_TAG_CHARS = 5000
+_NOT_FOUND = "RESOURCE_DOES_NOT_EXIST"
+_UNAVAILABLE_CODES = frozenset({"TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED"})
 
 
-class RegistryError(RuntimeError):
+class RegistryError(ModelkeeperError):
     """The registry is in a state the pipeline cannot act on."""
+
+
+class RegistryNotFound(RegistryError, NotFoundError):
+    """MLflow answered that the resource does not exist."""
+
+
+class RegistryUnavailable(RegistryError, UnavailableError):
+    """MLflow could not be reached, or answered with a server error."""
+
+
+def _transport_failure(exc: BaseException) -> bool:
+    """A connection refused, reset or timed out anywhere in the exception's chain."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        name = type(exc).__name__
+        if isinstance(exc, ConnectionError | TimeoutError) or name in (
+            "ConnectionError",
+            "Timeout",
+            "ReadTimeout",
+            "ConnectTimeout",
+            "MaxRetryError",
+            "NewConnectionError",
+            "ProtocolError",
+        ):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _translate(exc: Exception, where: str, what: str) -> Exception:
+    """MLflow's exception as the core's: not found, unavailable, or unchanged."""
+    if isinstance(exc, RegistryError):
+        return exc
+    code = _code(exc)
+    if code == _NOT_FOUND:
+        error: RegistryError = RegistryNotFound(f"{what}: {exc}")
+    elif code in _UNAVAILABLE_CODES or _transport_failure(exc) or " error code 5" in str(exc):
+        error = RegistryUnavailable(f"MLflow at {where} is unavailable ({what}): {exc}")
+    else:
+        return exc
+    error.error_code = code  # type: ignore[attr-defined]
+    return error
+
+
+class _TranslatingClient:
+    """An MlflowClient whose every call raises the core's errors (see _translate)."""
+
+    def __init__(self, client: Any, where: str) -> None:
+        self._client, self._where = client, where
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+
+        @functools.wraps(attr)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return attr(*args, **kwargs)
+            except Exception as exc:
+                translated = _translate(exc, self._where, name)
+                if translated is exc:
+                    raise
+                raise translated from exc
+
+        return call
 
 
 @dataclass(frozen=True)
@@ -56,7 +137,24 @@ class Registry:
         self.tracking_uri = tracking_uri
         # A local store (tests) needs an absolute artifact folder, or artifacts land in ./mlruns.
         self.artifact_location = artifact_location
-        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        self.client = _TranslatingClient(
+            MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri), tracking_uri
+        )
+
+    @contextlib.contextmanager
+    def _translated(self, what: str) -> Iterator[None]:
+        """For mlflow's module-level calls: the same translation as the client's."""
+        try:
+            yield
+        except Exception as exc:
+            translated = _translate(exc, self.tracking_uri, what)
+            if translated is exc:
+                raise
+            raise translated from exc
+
+    def ping(self) -> None:
+        """Raise RegistryUnavailable unless the tracking server answers."""
+        self.client.search_experiments(max_results=1)
 
     def _fluent(self):
         """mlflow's module-level API, pointed at this registry (it keeps one global URI)."""
@@ -102,8 +200,7 @@ class Registry:
                 tags={RUN_TAG: airflow_run_id, **tags},
             )
             return run.info.run_id
-        for key, value in tags.items():
-            self.client.set_tag(run_id, key, value)
+        self.set_run_tags(run_id, tags)
         return run_id
 
     def open_runs(self, experiment: str) -> dict[str, str]:
@@ -117,6 +214,13 @@ class Registry:
 
     def close_run(self, run_id: str, status: str = "FINISHED") -> None:
         self.client.set_terminated(run_id, status=status)
+
+    def set_run_tags(self, run_id: str, tags: dict[str, Any]) -> None:
+        for key, value in tags.items():
+            self.client.set_tag(run_id, key, str(value)[:MAX_TAG_CHARS])
+
+    def run_tags(self, run_id: str) -> dict[str, str]:
+        return dict(self.client.get_run(run_id).data.tags)
 
     def log_params(self, run_id: str, params: dict[str, Any]) -> None:
         for key, value in params.items():
@@ -137,11 +241,12 @@ class Registry:
     def download(self, run_id: str, artifact_path: str, dst: str | Path) -> Path:
         mlflow = self._fluent()
         Path(dst).mkdir(parents=True, exist_ok=True)
-        return Path(
-            mlflow.artifacts.download_artifacts(
-                run_id=run_id, artifact_path=artifact_path, dst_path=str(dst)
+        with self._translated(f"download {artifact_path} of run {run_id}"):
+            return Path(
+                mlflow.artifacts.download_artifacts(
+                    run_id=run_id, artifact_path=artifact_path, dst_path=str(dst)
+                )
             )
-        )
 
     def log_model(
         self,
@@ -163,13 +268,16 @@ class Registry:
         requirements = [
             f"{p}=={pkg_version(p)}" for p in ("scikit-learn", "pandas", "numpy", "cloudpickle")
         ]
-        with mlflow.start_run(run_id=run_id, log_system_metrics=False):
+        with (
+            self._translated(f"log the model of run {run_id}"),
+            mlflow.start_run(run_id=run_id, log_system_metrics=False),
+        ):
             for frame, name, source, context in datasets:
                 dataset = mlflow.data.from_pandas(frame, source=source, name=name)
                 mlflow.log_input(dataset, context=context)
             info = mlflow.sklearn.log_model(
                 model,
-                name="model",
+                name=MODEL_ARTIFACT,
                 signature=signature,
                 input_example=example,
                 pip_requirements=requirements,
@@ -188,13 +296,11 @@ class Registry:
             found = self.client.search_model_versions(
                 f"name = {_quote(name)} and run_id = {_quote(run_id)}"
             )
-        except Exception as exc:  # no registered model yet
-            if _code(exc) == "RESOURCE_DOES_NOT_EXIST":
-                return None
-            raise
+        except RegistryNotFound:  # no registered model yet
+            return None
         return self._version(found[0]) if found else None
 
-    def register(self, name: str, model_uri: str, run_id: str, tags: dict[str, str]) -> VersionInfo:
+    def register(self, name: str, model_uri: str, run_id: str, tags: dict[str, Any]) -> VersionInfo:
         """Register the run's model once; a retry finds the existing version."""
         existing = self.version_for_run(name, run_id)
         if existing is not None:
@@ -208,6 +314,7 @@ class Registry:
         model_id = (
             model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
         )
+        tags = {k: str(v)[:MAX_TAG_CHARS] for k, v in tags.items()}
         mv = self.client.create_model_version(
             name, model_uri, run_id=run_id, tags=tags, model_id=model_id
         )
@@ -219,14 +326,16 @@ class Registry:
     def alias(self, name: str, alias: str = CHAMPION) -> VersionInfo | None:
         try:
             return self._version(self.client.get_model_version_by_alias(name, alias))
+        except RegistryNotFound:
+            return None  # no such model
         except Exception as exc:
-            if _code(exc) in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-                return None  # no such model, or no such alias on it
+            if _code(exc) == "INVALID_PARAMETER_VALUE":
+                return None  # no such alias on it
             raise
 
-    def set_version_tags(self, name: str, version: str, tags: dict[str, str]) -> None:
+    def set_version_tags(self, name: str, version: str, tags: dict[str, Any]) -> None:
         for key, value in tags.items():
-            self.client.set_model_version_tag(name, str(version), key, str(value))
+            self.client.set_model_version_tag(name, str(version), key, str(value)[:MAX_TAG_CHARS])
 
     def describe_version(self, name: str, version: str, text: str) -> None:
         self.client.update_model_version(name, str(version), description=text)
@@ -255,11 +364,13 @@ class Registry:
         import mlflow.sklearn
 
         self._fluent()
-        return mlflow.sklearn.load_model(uri)
+        with self._translated(f"load {uri}"):
+            return mlflow.sklearn.load_model(uri)
 
     def input_columns(self, uri: str) -> list[str] | None:
         from mlflow.models import get_model_info
 
         self._fluent()
-        signature = get_model_info(uri).signature
+        with self._translated(f"read the signature of {uri}"):
+            signature = get_model_info(uri).signature
         return None if signature is None else list(signature.inputs.input_names())

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from modelkeeper.evaluation import higher_is_better
+from modelkeeper.handoff import Handoff
 
 if TYPE_CHECKING:
     from modelkeeper.spec import ModelSpec
 
 
 @dataclass(frozen=True)
-class Monitoring:
+class Monitoring(Handoff):
     champion_version: str | None
     batch_rows: int
     drift_share: float | None = None
@@ -20,17 +21,11 @@ class Monitoring:
     champion_metric: float | None = None  # primary metric of the champion on the new batch
     trained_version: str | None = None  # a version this DAG run registered already (a rerun)
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class RetrainDecision:
+class RetrainDecision(Handoff):
     retrain: bool
     reason: str
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def should_retrain(

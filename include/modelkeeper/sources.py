@@ -9,7 +9,6 @@ run reuses its snapshot, so retries see exactly the data the first attempt saw.
 
 from __future__ import annotations
 
-import dataclasses
 import glob
 import io
 import os
@@ -18,11 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
 import pyarrow as pa
 
+from modelkeeper.errors import DataError
+from modelkeeper.handoff import Handoff
 from modelkeeper.spec import FileSource, SqlSource
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ BATCH_FILE = "batch.parquet"
 BATCH_META = "batch.json"
 
 
-class SourceError(RuntimeError):
+class SourceError(DataError):
     """An input cannot be read (corrupt, truncated, wrong encoding).
 
     A data error: retrying reads the same bytes, so callers should not retry. `path` names
@@ -48,20 +49,13 @@ class SourceError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Batch:
+class Batch(Handoff):
     path: str  # the snapshot parquet
     rows: int
     start: str | None  # min timestamp of the batch (ISO), None when it has none
     end: str | None  # max timestamp (ISO): the watermark once the batch is accepted
     watermark_before: str | None
     files: list[str]  # source files read; empty for SQL
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Batch:
-        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
 
 
 # -- files ---------------------------------------------------------------------------------

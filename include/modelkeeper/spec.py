@@ -9,20 +9,18 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-import os
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from modelkeeper.errors import SpecError
 from modelkeeper.metric_names import CLASSIFICATION, REGRESSION
+from modelkeeper.settings import DEFAULT_SPEC_DIR as SPEC_DIR  # noqa: F401  (kept for callers)
+from modelkeeper.settings import settings
 
-SPEC_DIR = Path(__file__).resolve().parent.parent / "models"
-
-
-class SpecError(ValueError):
-    """A model spec file is missing, unreadable or invalid."""
+__all__ = ["ModelSpec", "SpecError", "get_spec", "load_all", "load_spec", "spec_dir"]
 
 
 class _Strict(BaseModel):
@@ -269,7 +267,7 @@ class ModelSpec(_Strict):
 
 
 def spec_dir() -> Path:
-    return Path(os.environ.get("MODELKEEPER_SPEC_DIR", SPEC_DIR))
+    return settings().spec_dir
 
 
 def _format_errors(exc: ValidationError) -> str:

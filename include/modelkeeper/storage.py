@@ -1,6 +1,6 @@
 """Where a model's data and reports live, keyed by (model, run) so a rerun replaces.
 
-Layout under the storage root (a local folder; `MODELKEEPER_STORAGE` overrides):
+Layout under the storage root (a local folder; `MODELKEEPER_STORAGE` overrides, see settings):
 
     landing/                          where sources drop files (the demo feed writes here)
     snapshots/<model>/<run>/          the batch collected by one run
@@ -20,14 +20,34 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from modelkeeper.jsonsafe import jsonable
+from modelkeeper.settings import settings
 
 if TYPE_CHECKING:
     import pandas as pd
 
-# The checkout's git-ignored state folder (the package is installed editable from it).
-DEFAULT_ROOT = Path(__file__).resolve().parents[2] / ".modelkeeper" / "storage"
+
+def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
+    """Call `write(tmp)` on a temporary file beside `path`, then rename it into place.
+
+    A killed writer leaves at most a hidden temporary file, never half a file under the
+    final name. The only writer in the core: everything that lands on disk goes through it.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 def run_key(run_id: str) -> str:
@@ -40,7 +60,7 @@ def run_key(run_id: str) -> str:
 
 class Storage:
     def __init__(self, root: str | Path | None = None) -> None:
-        self.root = Path(root or os.environ.get("MODELKEEPER_STORAGE") or DEFAULT_ROOT).resolve()
+        self.root = Path(root or settings().storage_root).resolve()
 
     # -- locations -----------------------------------------------------------------
     def landing_dir(self) -> Path:
@@ -65,42 +85,17 @@ class Storage:
         return self.root / "state" / f"{model}.json"
 
     # -- atomic writes ---------------------------------------------------------------
-    @staticmethod
-    def _tmp_for(path: Path) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        return Path(tmp)
-
     def write_parquet(self, df: pd.DataFrame, path: Path) -> Path:
-        tmp = self._tmp_for(path)
-        try:
-            df.to_parquet(tmp, index=False)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return path
+        return atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
 
     def write_json(self, data: Any, path: Path) -> Path:
-        return self.write_text(json.dumps(data, indent=2, sort_keys=True, default=str), path)
+        return self.write_text(json.dumps(jsonable(data), indent=2, sort_keys=True), path)
 
     def write_text(self, text: str, path: Path) -> Path:
-        tmp = self._tmp_for(path)
-        try:
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return path
+        return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
     def copy_into(self, src: Path, path: Path) -> Path:
-        tmp = self._tmp_for(path)
-        try:
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return path
+        return atomic_write(path, lambda tmp: shutil.copyfile(src, tmp))
 
     @staticmethod
     def read_json(path: Path, default: Any = None) -> Any:

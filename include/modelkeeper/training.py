@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from modelkeeper.errors import DataError
+
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
@@ -17,7 +19,7 @@ if TYPE_CHECKING:
 SEED = 13
 
 
-class TrainingDataError(ValueError):
+class TrainingDataError(DataError):
     """The accepted data cannot make a training set (too little, one class, ...)."""
 
 

@@ -1,8 +1,11 @@
-"""One `retrain_<model>` DAG per model spec. Runs at parse time: keep it light."""
+"""One `retrain_<model>` DAG per model spec. Runs at parse time: keep it light.
+
+The only place that knows how the stages are wired: each operator receives its
+upstream stages' results as arguments (their `.output`), never by a task id of its own.
+"""
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -58,14 +61,21 @@ def _schedule(spec: ModelSpec):
 def _retry_delay() -> timedelta:
     """First wait before retrying a transient failure (MLflow or the database away);
     doubles on each retry. MODELKEEPER_RETRY_DELAY_SECONDS, default 20."""
-    raw = os.environ.get("MODELKEEPER_RETRY_DELAY_SECONDS", "20")
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = -1.0
-    if seconds <= 0:
-        raise ValueError(f"MODELKEEPER_RETRY_DELAY_SECONDS must be a positive number, got {raw!r}")
-    return timedelta(seconds=seconds)
+    from modelkeeper.settings import settings
+
+    return timedelta(seconds=settings().retry_delay_seconds)
+
+
+def default_args(owner: str) -> dict:
+    """Every modelkeeper task retries transient errors with backoff; permanent ones fail
+    at once whatever these say (modelkeeper_airflow.errors)."""
+    return {
+        "owner": owner,
+        "retries": 2,
+        "retry_delay": _retry_delay(),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=5),
+    }
 
 
 def build_retrain_dag(spec: ModelSpec) -> DAG:
@@ -73,8 +83,12 @@ def build_retrain_dag(spec: ModelSpec) -> DAG:
         "force_retrain": Param(
             False, type="boolean", description="Retrain even if nothing drifted."
         ),
+        # Nullable, not "": the trigger form treats an empty string as a missing value.
         "reason": Param(
-            "", type="string", maxLength=500, description="Why (recorded with the run)."
+            None,
+            type=["null", "string"],
+            maxLength=500,
+            description="Why (recorded with the run). Optional.",
         ),
         "dry_run": Param(False, type="boolean", description="Decide and record, move no alias."),
         "promotion_mode": Param(
@@ -83,13 +97,6 @@ def build_retrain_dag(spec: ModelSpec) -> DAG:
             enum=["spec", "auto", "dry_run", "approval"],
             description="Override the spec's promotion mode for this run.",
         ),
-    }
-    default_args = {
-        "owner": spec.owner,
-        "retries": 2,
-        "retry_delay": _retry_delay(),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": timedelta(minutes=5),
     }
     common = {"model": spec.name}
     mode = "{{ 'dry_run' if params.dry_run else ('' if params.promotion_mode == 'spec' else params.promotion_mode) }}"
@@ -112,46 +119,59 @@ def build_retrain_dag(spec: ModelSpec) -> DAG:
         catchup=False,
         max_active_runs=1,
         params=params,
-        default_args=default_args,
+        default_args=default_args(spec.owner),
         tags=["modelkeeper", f"model:{spec.name}", *spec.tags],
         on_failure_callback=close_mlflow_run(spec.name),
     ) as dag:
         collect = CollectOperator(task_id="collect", **common)
-        validate = ValidateOperator(task_id="validate", retries=0, **common)
-        monitor = MonitorOperator(task_id="monitor", **common)
+        validate = ValidateOperator(task_id="validate", batch=collect.output, **common)
+        monitor = MonitorOperator(task_id="monitor", batch=collect.output, **common)
         decide = DecideOperator(
             task_id="decide",
+            monitoring=monitor.output,
+            train_task_id="train",
+            finish_task_id="finish",
             force="{{ params.force_retrain }}",
-            force_reason="{{ params.reason }}",
+            force_reason="{{ params.reason or '' }}",
             **common,
         )
-        train = TrainOperator(task_id="train", execution_timeout=timedelta(minutes=30), **common)
-        evaluate = EvaluateOperator(
-            task_id="evaluate", execution_timeout=timedelta(minutes=15), **common
+        train = TrainOperator(
+            task_id="train",
+            batch=collect.output,
+            validation=validate.output,
+            retrain=decide.output,
+            execution_timeout=timedelta(minutes=30),
+            **common,
         )
-        approve = PromotionApprovalOperator(task_id="approve", mode=mode, retries=0, **common)
+        evaluate = EvaluateOperator(
+            task_id="evaluate",
+            trained=train.output,
+            monitoring=monitor.output,
+            execution_timeout=timedelta(minutes=15),
+            **common,
+        )
+        # A retry would ask the person again: approve never retries.
+        approve = PromotionApprovalOperator(
+            task_id="approve", evaluation=evaluate.output, mode=mode, retries=0, **common
+        )
         # Runs after approve, or without it when approve skipped itself (not approval mode).
         promote = PromoteOperator(
             task_id="promote",
+            evaluation=evaluate.output,
+            approval=approve.output,
             mode=mode,
             pool=PROMOTION_POOL,
             trigger_rule="none_failed_min_one_success",
             **common,
         )
         finish = FinishOperator(
-            task_id="finish", trigger_rule="none_failed_min_one_success", **common
+            task_id="finish",
+            retrain=decide.output,
+            promotion=promote.output,
+            approval_task_id=approve.task_id,
+            trigger_rule="none_failed_min_one_success",
+            **common,
         )
-        (
-            collect
-            >> validate
-            >> monitor
-            >> decide
-            >> train
-            >> evaluate
-            >> approve
-            >> promote
-            >> finish
-        )
-        evaluate >> promote
-        decide >> finish
+        collect >> validate >> monitor >> decide >> train >> evaluate >> approve >> promote
+        promote >> finish
     return dag

@@ -237,3 +237,39 @@ class TestRegistryOnServer:
         rid = "manual__it's-a-rerun"
         first = server.ensure_run(name, rid, {})
         assert server.ensure_run(name, rid, {}) == first
+
+
+class TestErrors:
+    """MLflow's errors become the core's: not found only when MLflow says so."""
+
+    def test_missing_version_is_not_found(self, mlflow_store):
+        from modelkeeper.errors import NotFoundError
+
+        registered(mlflow_store, MODEL, 1)
+        with pytest.raises(NotFoundError, match="get_model_version"):
+            mlflow_store.get_version(MODEL, "99")
+
+    def test_unreachable_server_is_unavailable_not_missing(self, monkeypatch):
+        import socket
+
+        from modelkeeper.errors import NotFoundError, UnavailableError
+
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        with socket.socket() as s:  # a port nobody listens on
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        down = Registry(f"http://127.0.0.1:{port}")
+        with pytest.raises(UnavailableError, match=f"MLflow at http://127.0.0.1:{port}") as err:
+            down.get_version(MODEL, "1")
+        assert not isinstance(err.value, NotFoundError)
+        with pytest.raises(UnavailableError):
+            down.alias(MODEL)  # not "no champion": nobody could say
+        with pytest.raises(UnavailableError):
+            down.ping()
+
+    def test_long_tags_are_cut_once_here(self, mlflow_store):
+        from modelkeeper.registry import MAX_TAG_CHARS
+
+        run = mlflow_store.ensure_run(EXPERIMENT, "manual__long", {})
+        mlflow_store.set_run_tags(run, {"decision_reason": "x" * 20_000})
+        assert len(mlflow_store.run_tags(run)["decision_reason"]) == MAX_TAG_CHARS

@@ -43,13 +43,13 @@ class TestDagBag:
         for dag_id, dag in dagbag.dags.items():
             assert getattr(dag, attr), f"{dag_id} has no {attr}"
 
-    def test_every_task_retries_except_gates(self, dagbag):
-        # Retrying cannot fix a failed validation, and a person's answer is not re-asked.
-        gates = {"validate", "approve"}
+    def test_every_task_retries_except_approval(self, dagbag):
+        # Transient errors retry everywhere; permanent ones fail at once whatever the task's
+        # retries (modelkeeper_airflow.errors). A person's answer is never re-asked.
         for dag_id, dag in dagbag.dags.items():
             for task in dag.tasks:
-                if task.task_id in gates:
-                    assert task.retries == 0, f"{dag_id}.{task.task_id} is a gate"
+                if task.task_id == "approve":
+                    assert task.retries == 0, f"{dag_id}.approve would ask again"
                 else:
                     assert task.retries >= 1, f"{dag_id}.{task.task_id} has no retries"
 
@@ -83,7 +83,6 @@ class TestRetrainDag:
         train = dag.get_task("train")
         assert train.retries == 2 and train.retry_exponential_backoff
         assert train.retry_delay == timedelta(seconds=20)
-        assert dag.get_task("validate").retries == 0  # data errors: no retry
         monkeypatch.setenv("MODELKEEPER_RETRY_DELAY_SECONDS", "5")
         assert _retry_delay() == timedelta(seconds=5)
         for bad in ("0", "soon"):
@@ -102,7 +101,7 @@ class TestRetrainDag:
         assert (
             params["force_retrain"] is False
             and params["dry_run"] is False
-            and params["reason"] == ""
+            and params["reason"] is None
         )
         assert params.get_param("force_retrain").schema["type"] == "boolean"
         assert set(params.get_param("promotion_mode").schema["enum"]) == {
@@ -166,9 +165,14 @@ class TestRollbackDag:
                 id="unknown-model",
             ),
             pytest.param(
-                {"model": "flight_delay", "target_version": "previous", "reason": ""},
-                False,
+                {"model": "flight_delay", "target_version": "previous", "reason": None},
+                True,
                 id="no-reason",
+            ),
+            pytest.param(
+                {"model": "flight_delay", "target_version": "previous", "reason": "x"},
+                False,
+                id="too-short-reason",
             ),
         ],
     )
@@ -188,6 +192,25 @@ class TestRollbackDag:
         else:
             with pytest.raises(ParamValidationError, match="Invalid input for param"):
                 apply()
+
+
+class TestTriggerForms:
+    """The UI's trigger form opens with Trigger enabled only if every Param's default is
+    one it accepts: it treats "" (and null, unless the type allows it) as a missing value
+    (tests/browser/test_trigger_form.py checks the rendered form itself)."""
+
+    def test_every_default_is_valid_and_present(self, dagbag):
+        import copy
+
+        for dag_id, dag in dagbag.dags.items():
+            params = copy.deepcopy(dag.params)
+            params.validate()  # raises on a default its own schema rejects
+            for name in params:
+                param = params.get_param(name)
+                kinds = param.schema.get("type")
+                kinds = kinds if isinstance(kinds, list) else [kinds]
+                if param.value in ("", None):
+                    assert "null" in kinds, f"{dag_id}.{name}: empty default, type {kinds}"
 
 
 def test_importing_dags_loads_no_heavy_library():

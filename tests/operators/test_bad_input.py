@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from modelkeeper_airflow.operators import CollectOperator, ValidateOperator
-from tests.helpers import run_operator
+from modelkeeper_airflow.operators import CollectOperator
+from tests.helpers import retrain_tasks, run_operator
 
 MODEL = "flight_delay"
 
@@ -144,9 +144,7 @@ class TestMalformedBatches:
         # An empty batch is an alert for a scheduled run (a person's manual run goes on).
         run_type = "scheduled" if mutate is header_only else "manual"
         with pytest.raises(AirflowFailException, match="validation failed") as failed:
-            run_operator(
-                ValidateOperator(task_id="validate", model=MODEL), run_id, xcoms, run_type=run_type
-            )
+            run_operator(retrain_tasks(MODEL)["validate"], run_id, xcoms, run_type=run_type)
         assert named in str(failed.value)
         quarantine = storage.quarantine_dir(MODEL, run_id)
         assert len(pd.read_parquet(quarantine / "batch.parquet")) == len(bad)
@@ -161,9 +159,7 @@ class TestMalformedBatches:
         )
         xcoms: dict = {}
         run_operator(CollectOperator(task_id="collect", model=MODEL), "manual__extra", xcoms)
-        evidence = run_operator(
-            ValidateOperator(task_id="validate", model=MODEL), "manual__extra", xcoms
-        )
+        evidence = run_operator(retrain_tasks(MODEL)["validate"], "manual__extra", xcoms)
         assert evidence["success"] and any("gate" in w for w in evidence["warnings"])
 
 

@@ -24,8 +24,8 @@ class TestOrphanedRunsAreClosed:
     def test_next_monitor_closes_runs_of_ended_dag_runs(self, mlflow_store, storage):
         import pandas as pd
 
-        from modelkeeper_airflow.operators import MonitorOperator
-        from tests.helpers import run_operator
+        from modelkeeper.sources import Batch
+        from tests.helpers import retrain_tasks, run_operator
 
         ended = mlflow_store.ensure_run("flight_delay", "manual__outage", {})
         finished = mlflow_store.ensure_run("flight_delay", "manual__done", {})
@@ -33,14 +33,12 @@ class TestOrphanedRunsAreClosed:
         live = mlflow_store.ensure_run("flight_delay", "backfill__2026-11-01", {})
         batch = storage.write_parquet(pd.DataFrame({"x": [1]}), storage.root / "batch.parquet")
         xcoms = {
-            ("collect", "return_value"): {"path": str(batch)},
+            ("collect", "return_value"): Batch(str(batch), 1, None, None, None, []).to_dict(),
             ("dag_run_state", "manual__outage"): "failed",
             ("dag_run_state", "manual__done"): "success",
             ("dag_run_state", "backfill__2026-11-01"): "running",
         }
-        run_operator(
-            MonitorOperator(task_id="monitor", model="flight_delay"), "manual__next", xcoms
-        )
+        run_operator(retrain_tasks()["monitor"], "manual__next", xcoms)
 
         status = {r: mlflow_store.client.get_run(r).info.status for r in (ended, finished, live)}
         assert status == {ended: "FAILED", finished: "FINISHED", live: "RUNNING"}

@@ -12,14 +12,8 @@ import pandas as pd
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from modelkeeper_airflow.operators import (
-    FinishOperator,
-    PromoteOperator,
-    PromotionApprovalOperator,
-    ReconcileOperator,
-    RollbackOperator,
-)
-from tests.helpers import make_context, run_operator
+from modelkeeper_airflow.operators import ReconcileOperator, RollbackOperator
+from tests.helpers import DEFAULT_PARAMS, make_context, retrain_tasks, run_operator
 
 MODEL = "flight_delay"
 
@@ -143,53 +137,37 @@ class TestPromote:
 
 class TestApproval:
     def test_skips_when_not_in_approval_mode(self, versions, evaluated, mlflow_store):
-        op = PromotionApprovalOperator(task_id="approve", model=MODEL, mode="auto")
+        xcoms = {("evaluate", "return_value"): evaluated(versions[1], versions[0])}
         with pytest.raises(AirflowSkipException, match="no approval needed"):
-            run_operator(
-                op, "manual__g", {("evaluate", "return_value"): evaluated(versions[1], versions[0])}
-            )
+            _approve(xcoms, "manual__g", mode="auto")
+        # Handed on all the same, so promote knows nobody was asked.
+        assert xcoms[("approve", "return_value")]["asked"] is False
 
     def test_skips_when_gate_refused(self, versions, evaluated, mlflow_store):
-        op = PromotionApprovalOperator(task_id="approve", model=MODEL, mode="approval")
         xcoms = {("evaluate", "return_value"): evaluated(versions[1], versions[0], promote=False)}
         with pytest.raises(AirflowSkipException, match="nothing to approve"):
-            run_operator(op, "manual__h", xcoms)
+            _approve(xcoms, "manual__h", mode="approval")
 
     @pytest.mark.parametrize("option", ["Approve", "Reject"])
     def test_answer_recorded_before_the_parent_skips(
-        self, versions, evaluated, mlflow_store, option
+        self, versions, evaluated, mlflow_store, audit_db, option
     ):
         # Airflow's ApprovalOperator skips promote on Reject by raising, so its return value
-        # never reaches XCom (seen on a real run): the answer must be pushed first.
-        from datetime import datetime
-
-        op = PromotionApprovalOperator(task_id="approve", model=MODEL, mode="approval")
-        xcoms: dict = {}
-        ctx = make_context("manual__answer", "approve", xcoms)
-        ctx["task"] = op
-        event = {
-            "chosen_options": [option],
-            "params_input": {},
-            "responded_at": datetime(2026, 1, 1),
-            "responded_by_user": {"id": "erin", "name": "erin"},
-            "timedout": False,
-        }
-        try:
-            op.execute_complete(ctx, event)
-        except Exception as exc:  # the parent's skip of downstream tasks, when it has any
-            assert type(exc).__name__ == "DownstreamTasksSkipped", exc
-        assert xcoms[("approve", "answer")] == {
-            "chosen_options": [option],
-            "responded_by_user": {"id": "erin", "name": "erin"},
-        }
+        # never reaches XCom (seen on a real run): the answer must be handed on first.
+        xcoms = {("evaluate", "return_value"): evaluated(versions[1], versions[0])}
+        _answer(xcoms, "manual__answer", option, "erin")
+        answer = xcoms[("approve", "return_value")]
+        assert (answer["asked"], answer["approved"], answer["by"]) == (
+            True,
+            option == "Approve",
+            "erin",
+        )
+        assert answer["note"].startswith("rejected by erin") == (option == "Reject")
 
     def test_approved_promotes_as_the_approver(self, versions, evaluated, mlflow_store, audit_db):
         xcoms = {
             ("evaluate", "return_value"): evaluated(versions[1], versions[0]),
-            ("approve", "answer"): {
-                "chosen_options": ["Approve"],
-                "responded_by_user": {"id": "alice", "name": "alice"},
-            },
+            ("approve", "return_value"): {"asked": True, "approved": True, "by": "alice"},
         }
         out = _promote(xcoms, "manual__i", mode="approval", user="admin")
         assert out["action"] == "promoted" and out["reason"].startswith(
@@ -203,21 +181,18 @@ class TestApproval:
         self, versions, evaluated, mlflow_store, audit_db
     ):
         xcoms = {("evaluate", "return_value"): evaluated(versions[1], versions[0])}
-        with pytest.raises(RuntimeError, match="no approval"):
+        with pytest.raises(AirflowFailException, match="no approval"):
             _promote(xcoms, "manual__j", mode="approval")
         assert mlflow_store.alias(MODEL).version == versions[0]
 
-    def test_rejection_recorded_by_finish(self, versions, evaluated, mlflow_store, audit_db):
+    def test_rejection_audited_where_the_answer_arrives(
+        self, versions, evaluated, mlflow_store, audit_db
+    ):
         xcoms = {
             ("evaluate", "return_value"): evaluated(versions[1], versions[0]),
-            ("approve", "answer"): {
-                "chosen_options": ["Reject"],
-                "responded_by_user": {"id": "bob", "name": "bob"},
-            },
-            ("decide", "retrain"): {"retrain": True, "reason": "forced"},
+            ("decide", "return_value"): {"retrain": True, "reason": "forced"},
         }
-        out = run_operator(FinishOperator(task_id="finish", model=MODEL), "manual__k", xcoms)
-        assert out["summary"].startswith("rejected: rejected by bob")
+        _answer(xcoms, "manual__k", "Reject", "bob")
         assert mlflow_store.alias(MODEL).version == versions[0]
         [event] = audit_db.events(MODEL)
         assert (event["event"], event["who"], event["version_after"]) == (
@@ -225,7 +200,11 @@ class TestApproval:
             "bob",
             versions[0],
         )
+        assert event["reason"].startswith("rejected by bob; gate said: promoted")
         assert mlflow_store.get_version(MODEL, versions[1]).tags["rejected_by"] == "bob"
+        # promote was skipped by the rejection; finish states it.
+        out = run_operator(retrain_tasks(MODEL)["finish"], "manual__k", xcoms)
+        assert out["summary"].startswith("rejected: rejected by bob")
 
 
 class TestRollbackAndReconcile:
@@ -240,8 +219,8 @@ class TestRollbackAndReconcile:
         )
         first = run_operator(op, "manual__rb1", {}, user="dave")
         second = run_operator(op, "manual__rb2", {}, user="dave")
-        assert first["action"] == "rolled_back" and first["champion"] == versions[0]
-        assert second == {"action": "noop", "champion": versions[0]}
+        assert first["action"] == "rolled_back" and first["champion_after"] == versions[0]
+        assert (second["action"], second["champion_after"]) == ("noop", versions[0])
         assert mlflow_store.alias(MODEL).version == versions[0]
         rollbacks = [e for e in audit_db.events(MODEL) if e["event"] == "rollback"]
         assert (
@@ -255,7 +234,7 @@ class TestRollbackAndReconcile:
         op = RollbackOperator(
             task_id="rollback", model=MODEL, target_version=versions[1], reason="pin v2"
         )
-        assert run_operator(op, "manual__rb3", {})["champion"] == versions[1]
+        assert run_operator(op, "manual__rb3", {})["champion_after"] == versions[1]
         assert mlflow_store.alias(MODEL).version == versions[1]
 
     @pytest.mark.parametrize(
@@ -289,6 +268,35 @@ class TestRollbackAndReconcile:
             run_operator(op, "scheduled__2", {})
 
 
+def _params(mode: str) -> dict:
+    return {**DEFAULT_PARAMS, "promotion_mode": mode or "spec"}
+
+
 def _promote(xcoms: dict, run_id: str, mode: str = "", user: str | None = None):
-    op = PromoteOperator(task_id="promote", model=MODEL, mode=mode)
-    return run_operator(op, run_id, xcoms, user=user)
+    op = retrain_tasks(MODEL)["promote"]
+    return run_operator(op, run_id, xcoms, user=user, params=_params(mode))
+
+
+def _approve(xcoms: dict, run_id: str, mode: str):
+    return run_operator(retrain_tasks(MODEL)["approve"], run_id, xcoms, params=_params(mode))
+
+
+def _answer(xcoms: dict, run_id: str, option: str, who: str) -> None:
+    """The person's answer arriving (what the triggerer hands execute_complete)."""
+    from datetime import datetime
+
+    op = retrain_tasks(MODEL)["approve"]
+    ctx = make_context(run_id, "approve", xcoms, params=_params("approval"))
+    ctx["task"] = op
+    op.render_template_fields(ctx)
+    event = {
+        "chosen_options": [option],
+        "params_input": {},
+        "responded_at": datetime(2026, 1, 1),
+        "responded_by_user": {"id": who, "name": who},
+        "timedout": False,
+    }
+    try:
+        op.execute_complete(ctx, event)
+    except Exception as exc:  # the parent's skip of downstream tasks (promote) on Reject
+        assert type(exc).__name__ == "DownstreamTasksSkipped", exc

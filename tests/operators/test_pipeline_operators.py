@@ -12,45 +12,40 @@ import os
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from modelkeeper_airflow.operators import (
-    CollectOperator,
-    DecideOperator,
-    EvaluateOperator,
-    FinishOperator,
-    MonitorOperator,
-    PromoteOperator,
-    TrainOperator,
-    ValidateOperator,
-)
-from tests.helpers import run_operator
+from tests.helpers import DEFAULT_PARAMS, retrain_tasks, run_operator
 
 MODEL = "flight_delay"
 
 
-def _pipeline(force: bool = False, mode: str = ""):
-    kw = {"model": MODEL}
-    return [
-        CollectOperator(task_id="collect", **kw),
-        ValidateOperator(task_id="validate", **kw),
-        MonitorOperator(task_id="monitor", **kw),
-        DecideOperator(task_id="decide", force=force, force_reason="test", **kw),
-        TrainOperator(task_id="train", **kw),
-        EvaluateOperator(task_id="evaluate", **kw),
-        PromoteOperator(task_id="promote", mode=mode, **kw),
-        FinishOperator(task_id="finish", **kw),
-    ]
+ORDER = [
+    "collect",
+    "validate",
+    "monitor",
+    "decide",
+    "train",
+    "evaluate",
+    "approve",
+    "promote",
+    "finish",
+]
 
 
-def run_pipeline(run_id: str, **kw) -> dict:
-    """Run the stages like the DAG does (decide's branch included); returns the XComs."""
-    xcoms: dict = {}
-    for op in _pipeline(**kw):
-        if (
-            op.task_id in ("train", "evaluate", "promote")
-            and "train" not in xcoms[("decide", "return_value")]
-        ):
-            continue  # skipped by the branch
-        run_operator(op, run_id, xcoms)
+def run_pipeline(run_id: str, force: bool = False, mode: str = "spec") -> dict:
+    """Run the factory DAG's tasks in order, as the scheduler would (decide's branch and
+    approve's self-skip included); returns the XComs."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    params = {**DEFAULT_PARAMS, "force_retrain": force, "reason": "test", "promotion_mode": mode}
+    tasks, xcoms, skipped = retrain_tasks(MODEL), {}, set()
+    for task_id in ORDER:
+        if task_id in skipped:
+            continue
+        try:
+            out = run_operator(tasks[task_id], run_id, xcoms, params=params)
+        except AirflowSkipException:
+            continue
+        if task_id == "decide" and "train" not in out:
+            skipped |= {"train", "evaluate", "approve", "promote"}  # the branch not taken
     return xcoms
 
 
@@ -90,7 +85,10 @@ def first_run(world):
 
 class TestFirstRun:
     def test_trains_and_promotes_first_champion(self, world, first_run):
-        assert first_run[("decide", "retrain")] == {"retrain": True, "reason": "no champion yet"}
+        assert first_run[("decide", "return_value")] == {
+            "retrain": True,
+            "reason": "no champion yet",
+        }
         decision = first_run[("evaluate", "return_value")]["decision"]
         assert decision["promote"] is True, decision["reason"]
         assert decision["reason"].startswith("promoted: first model, roc_auc")
@@ -186,7 +184,7 @@ class TestDriftedBatch:
         monitoring = xcoms[("monitor", "return_value")]
         assert monitoring["champion_version"] == before
         assert monitoring["drift_share"] >= 0.3, monitoring["drift_summary"]
-        retrain = xcoms[("decide", "retrain")]
+        retrain = xcoms[("decide", "return_value")]
         assert retrain["retrain"] is True and "data drift" in retrain["reason"]
         assert (storage.report_dir(MODEL, "manual__drifted") / "drift.html").stat().st_size > 10_000
         decision = xcoms[("evaluate", "return_value")]["decision"]
@@ -213,12 +211,12 @@ class TestBrokenBatch:
         broken = week_frame(load_flights(), 10).drop(columns=["temp"])
         storage.write_parquet(broken, storage.landing_dir() / "flights" / "week_10.parquet")
         xcoms: dict = {}
-        ops = _pipeline()
-        run_operator(ops[0], "manual__broken", xcoms)
+        tasks = retrain_tasks(MODEL)
+        run_operator(tasks["collect"], "manual__broken", xcoms)
         with pytest.raises(AirflowFailException, match="temp"):
-            run_operator(ops[1], "manual__broken", xcoms)
+            run_operator(tasks["validate"], "manual__broken", xcoms)
 
-        evidence = xcoms[("validate", "validation")]
+        evidence = xcoms[("validate", "return_value")]
         assert evidence["success"] is False and "temp" in evidence["summary"]
         quarantine = storage.quarantine_dir(MODEL, "manual__broken")
         assert (quarantine / "batch.parquet").exists() and (quarantine / "validation.json").exists()
@@ -236,7 +234,7 @@ class TestNoNewData:
     def empty_batch(self, world, first_run):
         def collect(run_id: str) -> dict:
             xcoms: dict = {}
-            run_operator(CollectOperator(task_id="collect", model=MODEL), run_id, xcoms)
+            run_operator(retrain_tasks(MODEL)["collect"], run_id, xcoms)
             assert xcoms[("collect", "return_value")]["rows"] == 0
             return xcoms
 
@@ -246,14 +244,14 @@ class TestNoNewData:
         from airflow.sdk.exceptions import AirflowSkipException
 
         xcoms = empty_batch("asset_triggered__1")
-        op = ValidateOperator(task_id="validate", model=MODEL)
+        op = retrain_tasks(MODEL)["validate"]
         with pytest.raises(AirflowSkipException, match="already processed"):
             run_operator(op, "asset_triggered__1", xcoms, run_type="asset_triggered")
         assert not world["storage"].quarantine_dir(MODEL, "asset_triggered__1").exists()
 
     def test_scheduled_run_fails_naming_the_missing_data(self, world, empty_batch):
         xcoms = empty_batch("scheduled__1")
-        op = ValidateOperator(task_id="validate", model=MODEL)
+        op = retrain_tasks(MODEL)["validate"]
         with pytest.raises(AirflowFailException, match="no new data since .*force_retrain"):
             run_operator(op, "scheduled__1", xcoms, run_type="scheduled")
         assert (
@@ -268,16 +266,15 @@ class TestNoNewData:
     def test_a_person_s_run_goes_on_and_says_why_not(self, world, empty_batch, run_id, run_type):
         # A backfilled interval's rows were taken by the run that saw them land.
         xcoms = empty_batch(run_id)
-        evidence = run_operator(
-            ValidateOperator(task_id="validate", model=MODEL), run_id, xcoms, run_type=run_type
-        )
+        evidence = run_operator(retrain_tasks(MODEL)["validate"], run_id, xcoms, run_type=run_type)
         assert evidence["success"] is True and evidence["rows"] == 0
         assert evidence["summary"].startswith("no new rows since 2013-")
         assert not world["storage"].quarantine_dir(MODEL, run_id).exists()
-        run_operator(MonitorOperator(task_id="monitor", model=MODEL), run_id, xcoms)
-        branch = run_operator(DecideOperator(task_id="decide", model=MODEL), run_id, xcoms)
+        tasks = retrain_tasks(MODEL)
+        run_operator(tasks["monitor"], run_id, xcoms)
+        branch = run_operator(tasks["decide"], run_id, xcoms, params=DEFAULT_PARAMS)
         assert branch == ["finish"]
-        assert xcoms[("decide", "retrain")]["reason"].startswith(
+        assert xcoms[("decide", "return_value")]["reason"].startswith(
             "no retrain: no new data; champion v"
         )
 
@@ -290,7 +287,7 @@ class TestForcedRetrainAndModes:
         reg = world["registry"]
         before = reg.alias(MODEL).version
         xcoms = run_pipeline("manual__dry", force=True, mode="dry_run")
-        assert xcoms[("decide", "retrain")]["reason"] == "forced by a person: test"
+        assert xcoms[("decide", "return_value")]["reason"] == "forced by a person: test"
         promoted = xcoms[("promote", "return_value")]
         assert promoted["action"] in ("dry_run", "kept")
         assert reg.alias(MODEL).version == before
@@ -303,7 +300,7 @@ class TestForcedRetrainAndModes:
         champion_before = reg.alias(MODEL).version
         rows_before = audit.events(MODEL)
         again = run_pipeline("manual__first")  # not forced: the rerun finishes what it did
-        assert again[("decide", "retrain")]["reason"] == (
+        assert again[("decide", "return_value")]["reason"] == (
             f"rerun: this run already trained v{first_version}; finishing it"
         )
         assert again[("collect", "return_value")] == first_run[("collect", "return_value")]

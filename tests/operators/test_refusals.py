@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modelkeeper_airflow.operators import EvaluateOperator, PromoteOperator
-from tests.helpers import run_operator
+from tests.helpers import DEFAULT_PARAMS, retrain_tasks, run_operator
 
 MODEL = "flight_delay"
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,15 +80,24 @@ def world(mlflow_store, audit_db, storage, fitted, spec):
 
 def _trained(world, holdout, storage, tmp_path) -> dict:
     path = storage.write_parquet(holdout, tmp_path / "holdout.parquet")
-    return {"mlflow_run_id": world["run"], "version": world["cand"], "holdout_path": str(path)}
+    ts = "2013-03-01T00:00:00"
+    return {
+        "mlflow_run_id": world["run"],
+        "version": world["cand"],
+        "model_uri": f"models:/{MODEL}/{world['cand']}",
+        "holdout_path": str(path),
+        "data_snapshot_hash": "0" * 16,
+        "train_rows": 0,
+        "holdout_rows": len(holdout),
+        **dict.fromkeys(("train_start", "train_end", "holdout_start", "holdout_end"), ts),
+    }
 
 
 def _gate(world, trained: dict) -> tuple[dict, dict]:
     xcoms = {("train", "return_value"): trained}
-    evaluated = run_operator(
-        EvaluateOperator(task_id="evaluate", model=MODEL), "manual__gate", xcoms
-    )
-    promoted = run_operator(PromoteOperator(task_id="promote", model=MODEL), "manual__gate", xcoms)
+    tasks = retrain_tasks(MODEL)
+    evaluated = run_operator(tasks["evaluate"], "manual__gate", xcoms)
+    promoted = run_operator(tasks["promote"], "manual__gate", xcoms, params=DEFAULT_PARAMS)
     return evaluated, promoted
 
 

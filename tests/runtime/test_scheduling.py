@@ -120,7 +120,7 @@ def test_clearing_a_finished_run_reruns_it_the_same_way_across_a_scheduler_resta
     # Same snapshot, same version, same metrics, same decision.
     assert _sha(snap / "batch.parquet") == before["batch"]
     assert rt.xcom(run_id, "collect") == before["collect"]
-    retrain = rt.xcom(run_id, "decide", "retrain")
+    retrain = rt.xcom(run_id, "decide")
     assert retrain["reason"] == f"rerun: this run already trained v{before['champion']}; " + (
         "finishing it"
     )
@@ -206,7 +206,7 @@ def test_backfill_across_a_metadata_db_outage_promotes_nothing(runtime, registry
         tis = {t: ti["state"] for t, ti in rt.task_instances(RETRAIN, r["dag_run_id"]).items()}
         assert r["state"] == "success", tis
         assert {tis[t] for t in ("train", "evaluate", "promote")} == {"skipped"}, tis
-        retrain = rt.xcom(r["dag_run_id"], "decide", "retrain")
+        retrain = rt.xcom(r["dag_run_id"], "decide")
         assert retrain["reason"] == f"no retrain: no new data; champion v{champion} holds"
         assert not storage.quarantine_dir(MODEL, r["dag_run_id"]).exists()
         assert not storage.accepted_path(MODEL, r["dag_run_id"]).exists()

@@ -32,7 +32,9 @@ class MlflowHook(BaseHook):
         conn = self.get_connection(self.mlflow_conn_id)
         host = (conn.host or "").rstrip("/")
         if not host:
-            raise ValueError(
+            from modelkeeper.errors import ConfigError
+
+            raise ConfigError(
                 f"connection {self.mlflow_conn_id!r} has no host (the MLflow tracking URI)"
             )
         if "://" not in host:
@@ -49,7 +51,7 @@ class MlflowHook(BaseHook):
 
     def test_connection(self) -> tuple[bool, str]:
         try:
-            self.get_conn().client.search_experiments(max_results=1)
+            self.get_conn().ping()
         except Exception as exc:  # surfaced to the UI's "Test" button as text
             return False, str(exc)
         return True, "MLflow reachable"

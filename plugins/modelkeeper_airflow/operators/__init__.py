@@ -5,7 +5,8 @@ from modelkeeper_airflow.operators.evaluate import EvaluateOperator
 from modelkeeper_airflow.operators.finish import FinishOperator
 from modelkeeper_airflow.operators.monitor import MonitorOperator
 from modelkeeper_airflow.operators.promote import PromoteOperator
-from modelkeeper_airflow.operators.rollback import ReconcileOperator, RollbackOperator
+from modelkeeper_airflow.operators.reconcile import ReconcileOperator
+from modelkeeper_airflow.operators.rollback import RollbackOperator
 from modelkeeper_airflow.operators.train import TrainOperator
 from modelkeeper_airflow.operators.validate import ValidateOperator
 

@@ -2,85 +2,118 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
-from airflow.sdk.exceptions import AirflowSkipException
 
+from modelkeeper_airflow.errors import fail_or_retry
 from modelkeeper_airflow.operators.base import ModelkeeperOperator
 
-ANSWER_KEY = "answer"  # XCom key of the person's answer (chosen option, who)
+if TYPE_CHECKING:
+    from modelkeeper.stages import Approval, Evaluated
 
 
 class PromotionApprovalOperator(ModelkeeperOperator, ApprovalOperator):
     """Waits for a person in the Airflow UI when the run's promotion mode is `approval`.
 
     Shows the gate's decision and both models' metrics. "Approve" lets `promote` move
-    the alias; "Reject" skips `promote` and `finish` records the rejection. In any other
-    mode, or when the gate did not bless the candidate, there is nothing to approve and
-    the task skips itself at once.
+    the alias; "Reject" skips `promote`, and the rejection is audited here, where the
+    answer arrives. In any other mode, or when the gate did not bless the candidate,
+    there is nothing to approve and the task skips itself at once. Its result (an
+    Approval) is handed on in every case.
+
+    :param evaluation: evaluate's Evaluated (its `.output`).
+    :param mode: the run's promotion mode ("" means the spec's).
     """
 
-    template_fields: Sequence[str] = ("model", "mode", "subject", "body")
+    template_fields: Sequence[str] = ("model", "evaluation", "mode", "subject", "body")
 
-    def __init__(self, *, mode: str = "", **kwargs: Any) -> None:
+    def __init__(self, *, evaluation: Any, mode: str = "", **kwargs: Any) -> None:
         kwargs.setdefault("subject", "Promote the challenger to champion?")
         kwargs.setdefault("response_timeout", timedelta(days=7))
         super().__init__(**kwargs)
+        self.evaluation = evaluation
         self.mode = mode
 
     def execute(self, context: Any) -> Any:
-        spec = self.spec()
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from modelkeeper.stages import Approval, Evaluated
+
+        with fail_or_retry():
+            spec = self.spec
+            evaluated = Evaluated.from_dict(self.evaluation)
         mode = self.mode or spec.promotion.mode
-        evaluated = self.upstream(context, "evaluate")
-        decision = evaluated["decision"]
         skip = None
         if mode != "approval":
             skip = f"promotion mode is {mode!r}: no approval needed"
-        elif not decision["promote"]:
-            skip = f"nothing to approve: {decision['reason']}"
+        elif not evaluated.decision.promote:
+            skip = f"nothing to approve: {evaluated.decision.reason}"
         if skip:
             self.log.info("%s", skip)
+            self.publish(context, Approval(asked=False, note=skip))
             raise AirflowSkipException(skip)
         self.subject = (
-            f"Promote {spec.registered_model_name} v{evaluated['candidate_version']} "
-            f"over v{evaluated['champion_version'] or '-'}?"
+            f"Promote {spec.registered_model_name} v{evaluated.candidate_version} "
+            f"over v{evaluated.champion_version or '-'}?"
         )
         self.body = _body(spec.metrics.primary, evaluated)
-        return super().execute(context)
+        return super().execute(context)  # defers until a person answers
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
-        # On "Reject" the parent skips promote by raising, so its return value never
-        # reaches XCom: record the answer first, for promote and finish to read.
-        if "chosen_options" in event:
-            context["ti"].xcom_push(
-                key=ANSWER_KEY,
-                value={
-                    "chosen_options": list(event["chosen_options"]),
-                    "responded_by_user": event.get("responded_by_user"),
-                },
-            )
-        return super().execute_complete(context, event)
+        if "chosen_options" not in event:  # timed out or failed: the parent raises
+            return super().execute_complete(context, event)
+        with fail_or_retry():
+            approval = self._answered(context, event)
+        # On "Reject" the parent skips promote by raising, so a return value would never
+        # reach XCom: hand the answer on first.
+        self.publish(context, approval)
+        super().execute_complete(context, event)
+        return approval.to_dict()
+
+    def _answered(self, context: Any, event: dict[str, Any]) -> Approval:
+        from modelkeeper.governance import ChangeRequest, act
+        from modelkeeper.stages import Approval, Evaluated
+
+        who = (event.get("responded_by_user") or {}).get("name") or "unknown"
+        approved = list(event["chosen_options"]) == [self.APPROVE]  # the parent's options
+        approval = Approval(asked=True, approved=approved, by=who)
+        if approved:
+            self.log.info("approved by %s", who)
+            return approval
+        evaluated = Evaluated.from_dict(self.evaluation)
+        change = act(
+            self.registry,
+            self.audit,
+            ChangeRequest(
+                model=self.spec.registered_model_name,
+                request="reject",
+                version=evaluated.candidate_version,
+                expected=evaluated.champion_version,
+                reason=f"rejected by {who}; gate said: {evaluated.decision.reason}",
+                who=who,
+                mode="approval",
+                dag_id=context["dag"].dag_id,
+                run_id=context["run_id"],
+                mlflow_run_id=evaluated.mlflow_run_id,
+            ),
+        )
+        self.log.info("%s", change.reason)
+        return Approval(asked=True, approved=False, by=who, note=change.reason)
 
 
-def answer(context: Any) -> dict:
-    """The person's answer recorded by the approve task ({} when nobody was asked)."""
-    return context["ti"].xcom_pull(task_ids="approve", key=ANSWER_KEY) or {}
-
-
-def _body(primary: str, evaluated: dict) -> str:
-    cand, champ = (
-        evaluated["candidate"]["metrics"],
-        (evaluated["champion"] or {}).get("metrics", {}),
-    )
+def _body(primary: str, evaluated: Evaluated) -> str:
+    cand = evaluated.candidate.metrics
+    champ = evaluated.champion.metrics if evaluated.champion else {}
     rows = "\n".join(
         f"| {name} | {champ.get(name, float('nan')):.4f} | {value:.4f} |"
         for name, value in sorted(cand.items())
     )
+    champion = evaluated.champion_version or "-"
     return (
-        f"**Gate:** {evaluated['decision']['reason']}\n\n"
-        f"Scored on the same holdout of {evaluated['candidate']['rows']} rows; primary metric `{primary}`.\n\n"
-        f"| metric | champion v{evaluated['champion_version'] or '-'} | candidate v{evaluated['candidate_version']} |\n"
+        f"**Gate:** {evaluated.decision.reason}\n\n"
+        f"Scored on the same holdout of {evaluated.candidate.rows} rows; primary metric `{primary}`.\n\n"
+        f"| metric | champion v{champion} | candidate v{evaluated.candidate_version} |\n"
         f"|---|---|---|\n{rows}\n\n"
         "Approve moves the alias `champion`; Reject keeps the current champion. Both are audited."
     )

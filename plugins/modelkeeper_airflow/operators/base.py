@@ -1,25 +1,35 @@
-"""Shared plumbing for the pipeline operators: spec, storage, registry, upstream refs.
+"""Shared plumbing for the stage operators: spec, storage, registry, audit, hand-offs.
 
-Operators stay thin: they read references from XCom, call the core, log the numbers
-behind what they decided and return a small JSON-serialisable reference.
+Operators stay thin: their inputs are constructor arguments (the upstream stage's
+`.output`, wired by the factory), they call the core, log the numbers behind what they
+decided and return one typed result (modelkeeper.stages) that becomes their XCom. Clients
+are built once per task. Retry or fail is decided in one place (errors.fail_or_retry).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from modelkeeper_airflow.errors import fail_or_retry
+
 if TYPE_CHECKING:
     from modelkeeper.audit import AuditLog
+    from modelkeeper.handoff import Handoff
     from modelkeeper.registry import Registry
     from modelkeeper.spec import ModelSpec
     from modelkeeper.storage import Storage
 
 
 class ModelkeeperOperator(BaseOperator):
-    """Base for every stage of `retrain_<model>`; `model` names a spec in include/models/."""
+    """Base for every modelkeeper task; `model` names a spec in include/models/.
+
+    Subclasses implement `stage(context)` and return a Handoff; `execute` runs it under the
+    retry-or-fail mapping and hands `to_dict()` to XCom.
+    """
 
     template_fields: Sequence[str] = ("model",)
     ui_color = "#e8f4ea"
@@ -37,22 +47,33 @@ class ModelkeeperOperator(BaseOperator):
         self.mlflow_conn_id = mlflow_conn_id
         self.audit_conn_id = audit_conn_id
 
-    # Resolved lazily, inside execute(): nothing heavy at parse time.
+    def execute(self, context: Any) -> dict:
+        with fail_or_retry():
+            return self.stage(context).to_dict()
+
+    def stage(self, context: Any) -> Handoff:
+        raise NotImplementedError
+
+    # Built lazily inside execute(), once per task: nothing heavy at parse time.
+    @cached_property
     def spec(self) -> ModelSpec:
         from modelkeeper.spec import get_spec
 
         return get_spec(self.model)
 
+    @cached_property
     def storage(self) -> Storage:
         from modelkeeper.storage import Storage
 
         return Storage()
 
+    @cached_property
     def registry(self) -> Registry:
         from modelkeeper_airflow.hooks.mlflow import MlflowHook
 
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id).get_conn()
 
+    @cached_property
     def audit(self) -> AuditLog:
         """The audit trail's database, from the `modelkeeper_audit` SQL Connection."""
         from airflow.sdk import BaseHook
@@ -63,13 +84,10 @@ class ModelkeeperOperator(BaseOperator):
         return AuditLog(hook.get_sqlalchemy_engine())
 
     @staticmethod
-    def upstream(context: Any, task_id: str, key: str = "return_value") -> Any:
-        value = context["ti"].xcom_pull(task_ids=task_id, key=key)
-        if value is None:
-            raise RuntimeError(
-                f"no XCom {key!r} from task {task_id!r}; did it run in this DAG run?"
-            )
-        return value
+    def publish(context: Any, result: Handoff) -> None:
+        """Hand `result` on now, for stages that end by raising (a skip, a failed gate):
+        Airflow only stores a return value when execute() returns."""
+        context["ti"].xcom_push(key="return_value", value=result.to_dict())
 
     @staticmethod
     def who(context: Any) -> str:
@@ -78,14 +96,18 @@ class ModelkeeperOperator(BaseOperator):
         user = getattr(dag_run, "triggering_user_name", None)
         return user or "scheduler"
 
-    def mlflow_run(self, context: Any, registry: Registry, spec: ModelSpec) -> str:
-        return registry.ensure_run(
+    def mlflow_run(self, context: Any) -> str:
+        """This DAG run's MLflow run: created by the first stage that needs it, then resumed."""
+        from modelkeeper import lineage as L
+
+        spec = self.spec
+        return self.registry.ensure_run(
             spec.name,
             context["run_id"],
             tags={
-                "airflow_dag_id": context["dag"].dag_id,
-                "airflow_run_id": context["run_id"],
-                "spec_hash": spec.fingerprint(),
-                "owner": spec.owner,
+                L.DAG_TAG: context["dag"].dag_id,
+                L.RUN_TAG: context["run_id"],
+                L.SPEC_HASH: spec.fingerprint(),
+                L.OWNER: spec.owner,
             },
         )

@@ -5,43 +5,60 @@ from typing import Any
 
 from airflow.sdk import BaseBranchOperator
 
+from modelkeeper_airflow.errors import fail_or_retry
 from modelkeeper_airflow.operators.base import ModelkeeperOperator
 
 
 class DecideOperator(ModelkeeperOperator, BaseBranchOperator):
-    """Branch: go on to `train` when retraining is needed or forced, else straight to `finish`.
+    """Branch: go on to `train_task_id` when retraining is needed or forced, else to
+    `finish_task_id` alone.
 
-    The reason is pushed as XCom ``retrain`` and logged, so a green run that did not
-    retrain says why ("no retrain: ...").
+    Its result is the RetrainDecision, logged, so a green run that did not retrain says why
+    ("no retrain: ...").
+
+    :param monitoring: monitor's Monitoring (its `.output`).
     """
 
-    template_fields: Sequence[str] = ("model", "force", "force_reason")
+    template_fields: Sequence[str] = ("model", "monitoring", "force", "force_reason")
 
     def __init__(
         self,
         *,
+        monitoring: Any,
+        train_task_id: str,
+        finish_task_id: str,
         force: bool | str = False,
         force_reason: str = "",
-        train_task_id: str = "train",
-        finish_task_id: str = "finish",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.force = force
-        self.force_reason = force_reason
+        self.monitoring = monitoring
         self.train_task_id = train_task_id
         self.finish_task_id = finish_task_id
+        self.force = force
+        self.force_reason = force_reason
+
+    def execute(self, context: Any) -> dict:
+        self.do_branch(context, self.choose_branch(context))
+        return self.decision.to_dict()
 
     def choose_branch(self, context: Any) -> list[str]:
+        with fail_or_retry():
+            self.decision = self.stage(context)
+        # Skipping the branch not taken ends the task by raising: hand the result on first.
+        self.publish(context, self.decision)
+        # finish always runs (after promote when retraining): keep it off the skip list.
+        if self.decision.retrain:
+            return [self.train_task_id, self.finish_task_id]
+        return [self.finish_task_id]
+
+    def stage(self, context: Any):  # noqa: ANN201
         from modelkeeper.retrain import Monitoring, should_retrain
 
-        spec = self.spec()
-        monitoring = Monitoring(**self.upstream(context, "monitor"))
+        monitoring = Monitoring.from_dict(self.monitoring)
         force = self.force if isinstance(self.force, bool) else str(self.force).lower() == "true"
-        decision = should_retrain(monitoring, spec, force=force, force_reason=self.force_reason)
-        context["ti"].xcom_push(key="retrain", value=decision.to_dict())
-        self.log.info("%s", decision.reason)
-        # finish always runs (after promote when retraining): keep it off the skip list.
-        return (
-            [self.train_task_id, self.finish_task_id] if decision.retrain else [self.finish_task_id]
+        decision = should_retrain(
+            monitoring, self.spec, force=force, force_reason=self.force_reason or ""
         )
+        self.log.info("%s", decision.reason)
+        return decision

@@ -1,36 +1,51 @@
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from modelkeeper_airflow.operators.base import ModelkeeperOperator
+
+if TYPE_CHECKING:
+    from modelkeeper.stages import Evaluated
 
 
 class EvaluateOperator(ModelkeeperOperator):
     """Score challenger and champion on the same held-out frame and decide (BLESSED or not).
 
-    Pushes the decision with the champion version it was made against; the promote
+    Hands on the decision with the champion version it was made against; the promote
     step moves the alias only if the champion is still that version.
+
+    :param trained: train's Trained; :param monitoring: monitor's Monitoring (for the
+        model card's drift section). Both are upstream `.output`s.
     """
 
-    def execute(self, context: Any) -> dict:
+    template_fields: Sequence[str] = ("model", "trained", "monitoring")
+
+    def __init__(self, *, trained: Any, monitoring: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.trained = trained
+        self.monitoring = monitoring
+
+    def stage(self, context: Any) -> Evaluated:
         import pandas as pd
 
+        from modelkeeper import lineage as L
         from modelkeeper.evaluation import score_model
         from modelkeeper.promotion import Candidate, decide
-        from modelkeeper.registry import PREVIOUS
+        from modelkeeper.stages import Evaluated, Trained
 
-        spec, registry = self.spec(), self.registry()
-        trained = self.upstream(context, "train")
-        holdout = pd.read_parquet(trained["holdout_path"])
+        spec, registry = self.spec, self.registry
+        trained = Trained.from_dict(self.trained)
+        holdout = pd.read_parquet(trained.holdout_path)
         name = spec.registered_model_name
-        version = registry.get_version(name, trained["version"])
+        version = registry.get_version(name, trained.version)
         cand_model = registry.load_model(version.uri)
         candidate = Candidate(
             version=version.version,
             score=score_model(cand_model, holdout, spec),
             input_columns=registry.input_columns(version.uri) or [],
-            validated=version.tags.get("validation") == "passed",
-            data_end=version.tags.get("data_end"),
+            validated=version.tags.get(L.VALIDATION) == L.VALIDATION_PASSED,
+            data_end=version.tags.get(L.DATA_END),
         )
 
         champion = None
@@ -38,69 +53,56 @@ class EvaluateOperator(ModelkeeperOperator):
         if (
             current is not None
             and current.version == version.version
-            and version.tags.get("promoted_in") == context["run_id"]
+            and version.tags.get(L.PROMOTED_IN) == context["run_id"]
         ):
             # A cleared run whose model this run already promoted: decide again against
             # the champion it replaced, so the rerun gives the same decision and metrics
             # and promote's compare-and-set finds the move done.
-            current = registry.alias(name, PREVIOUS)
+            current = registry.alias(name, L.PREVIOUS)
         if current is not None and current.version != version.version:
-            champion = self._champion(registry, current, candidate, holdout, spec)
+            champion = self._champion(current, candidate, holdout)
 
         decision = decide(candidate, champion, spec)
-        mlflow_run = trained["mlflow_run_id"]
+        mlflow_run = trained.mlflow_run_id
         self._model_card(
-            context,
-            spec,
-            registry,
-            version.version,
-            trained,
-            candidate,
-            cand_model,
-            holdout,
-            decision,
+            context, version.version, trained, candidate, cand_model, holdout, decision
         )
         registry.log_metrics(mlflow_run, candidate.score.metrics, prefix="candidate_")
         registry.log_metrics(mlflow_run, {"eval_rows": candidate.score.rows})
         if champion is not None and champion.score is not None:
             registry.log_metrics(mlflow_run, champion.score.metrics, prefix="champion_")
-        registry.client.set_tag(mlflow_run, "decision", decision.verdict)
-        registry.client.set_tag(mlflow_run, "decision_reason", decision.reason[:5000])
-        registry.set_version_tags(
-            name,
-            version.version,
-            {"decision": decision.verdict, "decision_reason": decision.reason[:5000]},
-        )
+        verdict = {L.DECISION: decision.verdict, L.DECISION_REASON: decision.reason}
+        registry.set_run_tags(mlflow_run, verdict)
+        registry.set_version_tags(name, version.version, verdict)
         self.log.info(
             "v%s vs champion %s: %s",
             version.version,
             current.version if current else None,
             decision.reason,
         )
-        return {
-            "decision": decision.to_dict(),
-            "candidate": candidate.score.to_dict(),
-            "champion": None
-            if champion is None or champion.score is None
-            else champion.score.to_dict(),
-            "candidate_version": version.version,
-            # What the alias pointed at when we decided: the promote step's compare-and-set.
-            "champion_version": current.version if current else None,
-            "mlflow_run_id": mlflow_run,
-        }
+        return Evaluated(
+            decision=decision,
+            candidate=candidate.score,
+            champion=None if champion is None else champion.score,
+            candidate_version=version.version,
+            champion_version=current.version if current else None,
+            mlflow_run_id=mlflow_run,
+        )
 
-    def _champion(self, registry, current, candidate, holdout, spec):
+    def _champion(self, current, candidate, holdout):  # noqa: ANN001, ANN202
         """Load and score the champion; a failure becomes a refusal reason, not a crash."""
+        from modelkeeper import lineage as L
         from modelkeeper.evaluation import score_model
         from modelkeeper.promotion import Champion
 
+        registry, spec = self.registry, self.spec
         try:
             model = registry.load_model(current.uri)
             columns = registry.input_columns(current.uri)
         except Exception as exc:
             self.log.warning("champion v%s could not be loaded: %r", current.version, exc)
             return Champion(current.version, None, load_error=f"{type(exc).__name__}: {exc}")
-        data_end = current.tags.get("data_end")
+        data_end = current.tags.get(L.DATA_END)
         if columns is not None and sorted(columns) != sorted(candidate.input_columns):
             # refused before scoring
             return Champion(current.version, None, input_columns=columns, data_end=data_end)
@@ -120,27 +122,27 @@ class EvaluateOperator(ModelkeeperOperator):
                 load_error=f"scoring failed: {type(exc).__name__}: {exc}",
             )
 
-    def _model_card(
-        self, context, spec, registry, version, trained, candidate, model, holdout, decision
-    ) -> None:
+    def _model_card(self, context, version, trained, candidate, model, holdout, decision) -> None:  # noqa: ANN001
+        from modelkeeper import lineage as L
         from modelkeeper.evaluation import feature_importance
         from modelkeeper.modelcard import render_html, render_markdown
+        from modelkeeper.retrain import Monitoring
 
-        monitoring = context["ti"].xcom_pull(task_ids="monitor") or {}
+        spec, storage = self.spec, self.storage
+        monitoring = Monitoring.from_dict(self.monitoring) if self.monitoring else None
         markdown = render_markdown(
             spec,
             version,
             training=trained,
             score=candidate.score,
             importance=feature_importance(model, holdout, spec),
-            drift_summary=monitoring.get("drift_summary"),
+            drift_summary=monitoring.drift_summary if monitoring else None,
             decision=decision,
             run_id=context["run_id"],
         )
-        storage = self.storage()
-        folder = storage.report_dir(spec.name, context["run_id"]) / "model_card"
+        folder = storage.report_dir(spec.name, context["run_id"]) / L.MODEL_CARD
         storage.write_text(markdown, folder / "model_card.md")
         storage.write_text(
             render_html(markdown, f"{spec.name} v{version}"), folder / "model_card.html"
         )
-        registry.log_artifacts(trained["mlflow_run_id"], folder, "model_card")
+        self.registry.log_artifacts(trained.mlflow_run_id, folder, L.MODEL_CARD)

@@ -1,54 +1,57 @@
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from modelkeeper_airflow.operators.approve import answer
 from modelkeeper_airflow.operators.base import ModelkeeperOperator
+
+if TYPE_CHECKING:
+    from modelkeeper.stages import Finished
 
 
 class FinishOperator(ModelkeeperOperator):
-    """Close the run's MLflow run, record a rejection if a person rejected, state the outcome."""
+    """Close the run's MLflow run and state the outcome in one line.
 
-    def execute(self, context: Any) -> dict:
-        spec, registry, ti = self.spec(), self.registry(), context["ti"]
-        retrain = ti.xcom_pull(task_ids="decide", key="retrain") or {}
-        promoted = ti.xcom_pull(task_ids="promote")
-        approval = answer(context)
-        if promoted:
-            action, reason = promoted["action"], promoted["reason"]
-            summary = reason if reason.startswith(f"{action}:") else f"{action}: {reason}"
-        elif approval and approval.get("chosen_options") == ["Reject"]:
-            summary = self._rejected(context, spec, approval)
+    :param retrain: decide's RetrainDecision; :param promotion: promote's ChampionChange
+        (None when promote was skipped). Both upstream `.output`s.
+    :param approval_task_id: the approve task, read by id rather than through its
+        `.output`: an `.output` would make finish a direct downstream of approve, and
+        approve skips its direct downstream tasks on Reject.
+    """
+
+    template_fields: Sequence[str] = ("model", "retrain", "promotion")
+
+    def __init__(
+        self,
+        *,
+        retrain: Any,
+        approval_task_id: str,
+        promotion: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.retrain = retrain
+        self.promotion = promotion
+        self.approval_task_id = approval_task_id
+
+    def stage(self, context: Any) -> Finished:
+        from modelkeeper import lineage as L
+        from modelkeeper.governance import ChampionChange
+        from modelkeeper.retrain import RetrainDecision
+        from modelkeeper.stages import Approval, Finished
+
+        registry = self.registry
+        answer = context["ti"].xcom_pull(task_ids=self.approval_task_id)
+        approval = Approval.from_dict(answer) if answer else None
+        if self.promotion:
+            summary = ChampionChange.from_dict(self.promotion).summary
+        elif approval is not None and approval.rejected:
+            summary = f"rejected: {approval.note}"
         else:
-            summary = retrain.get("reason", "no retrain")
-        run_id = registry.find_run(spec.name, context["run_id"])
+            summary = RetrainDecision.from_dict(self.retrain).reason
+        run_id = registry.find_run(self.spec.name, context["run_id"])
         if run_id is not None:
-            registry.client.set_tag(run_id, "outcome", summary[:5000])
+            registry.set_run_tags(run_id, {L.OUTCOME: summary})
             registry.close_run(run_id, "FINISHED")
         self.log.info("%s", summary)
-        return {"summary": summary, "mlflow_run_id": run_id}
-
-    def _rejected(self, context: Any, spec: Any, approval: dict) -> str:
-        from modelkeeper.audit import AuditEvent
-
-        evaluated = self.upstream(context, "evaluate")
-        who = (approval.get("responded_by_user") or {}).get("name") or "unknown"
-        reason = f"rejected by {who}; gate said: {evaluated['decision']['reason']}"
-        self.audit().record(
-            AuditEvent(
-                model=spec.name,
-                event="rejection",
-                who=who,
-                reason=reason,
-                version_before=evaluated["champion_version"],
-                version_after=evaluated["champion_version"],
-                candidate_version=evaluated["candidate_version"],
-                mode="approval",
-                dag_id=context["dag"].dag_id,
-                run_id=context["run_id"],
-            )
-        )
-        self.registry().set_version_tags(
-            spec.registered_model_name, evaluated["candidate_version"], {"rejected_by": who}
-        )
-        return f"rejected: {reason}"
+        return Finished(summary=summary, mlflow_run_id=run_id)

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from modelkeeper_airflow.operators.base import ModelkeeperOperator
 
-REFERENCE_ARTIFACT = "reference/reference.parquet"
+if TYPE_CHECKING:
+    from modelkeeper.retrain import Monitoring
 
 
 class MonitorOperator(ModelkeeperOperator):
@@ -13,35 +15,44 @@ class MonitorOperator(ModelkeeperOperator):
     Reference data is the sample the champion was trained on, stored as an artifact of
     its MLflow run; the champion's predicted probability is added to both sides as a
     `prediction` column, so prediction drift is measured like any other column.
+
+    :param batch: collect's Batch (its `.output`).
     """
 
-    def execute(self, context: Any) -> dict:
+    template_fields: Sequence[str] = ("model", "batch")
+
+    def __init__(self, *, batch: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.batch = batch
+
+    def stage(self, context: Any) -> Monitoring:
         import tempfile
 
         import pandas as pd
 
+        from modelkeeper import lineage as L
         from modelkeeper.drift import DriftError, compute_drift
         from modelkeeper.evaluation import predict, score_model
         from modelkeeper.retrain import Monitoring
+        from modelkeeper.sources import Batch
         from modelkeeper.training import features_frame
 
-        spec, storage, registry = self.spec(), self.storage(), self.registry()
-        batch = pd.read_parquet(self.upstream(context, "collect")["path"])
+        spec, storage, registry = self.spec, self.storage, self.registry
+        batch = pd.read_parquet(Batch.from_dict(self.batch).path)
         champion = registry.alias(spec.registered_model_name)
-        run_id = self.mlflow_run(context, registry, spec)
-        self._close_orphaned_runs(context, registry, spec, keep=run_id)
+        run_id = self.mlflow_run(context)
+        self._close_orphaned_runs(context, keep=run_id)
         done = registry.version_for_run(spec.registered_model_name, run_id)
         trained = done.version if done is not None else None
         if champion is None:
-            result = Monitoring(
-                champion_version=None, batch_rows=len(batch), trained_version=trained
-            )
             self.log.info("no champion yet: nothing to compare the batch against")
-            return result.to_dict()
+            return Monitoring(champion_version=None, batch_rows=len(batch), trained_version=trained)
 
         model = registry.load_model(champion.uri)
         with tempfile.TemporaryDirectory() as tmp:
-            reference = pd.read_parquet(registry.download(champion.run_id, REFERENCE_ARTIFACT, tmp))
+            reference = pd.read_parquet(
+                registry.download(champion.run_id, L.REFERENCE_ARTIFACT, tmp)
+            )
         task = spec.target.task
         for frame in (reference, batch):
             if frame.empty:  # a forced run with no new rows: nothing to predict on
@@ -80,8 +91,8 @@ class MonitorOperator(ModelkeeperOperator):
                 f"champion_batch_{spec.metrics.primary}": champion_metric,
             },
         )
-        registry.log_artifacts(run_id, reports / "drift.html", "reports/drift")
-        registry.log_artifacts(run_id, reports / "drift.json", "reports/drift")
+        registry.log_artifacts(run_id, reports / "drift.html", L.DRIFT_REPORTS)
+        registry.log_artifacts(run_id, reports / "drift.json", L.DRIFT_REPORTS)
         self.log.info(
             "champion v%s on %s new rows: %s=%s; %s",
             champion.version,
@@ -90,16 +101,16 @@ class MonitorOperator(ModelkeeperOperator):
             champion_metric,
             result.drift_summary or "drift not computed",
         )
-        return result.to_dict()
+        return result
 
-    def _close_orphaned_runs(self, context: Any, registry: Any, spec: Any, keep: str) -> None:
+    def _close_orphaned_runs(self, context: Any, keep: str) -> None:
         """Mark FAILED the MLflow runs of DAG runs that ended without closing them.
 
         The DAG's failure callback closes its run, unless MLflow was down at that moment
         (the outage that failed the run): the next run sweeps up what it could not.
         """
-        ti = context["ti"]
-        for mlflow_run, airflow_run in registry.open_runs(spec.name).items():
+        ti, registry = context["ti"], self.registry
+        for mlflow_run, airflow_run in registry.open_runs(self.spec.name).items():
             if mlflow_run == keep or not airflow_run:
                 continue
             try:

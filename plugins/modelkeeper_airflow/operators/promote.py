@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelkeeper_airflow.operators.base import ModelkeeperOperator
+
+if TYPE_CHECKING:
+    from modelkeeper.governance import ChampionChange
 
 MODES = ("auto", "dry_run", "approval")
 
@@ -13,116 +16,65 @@ class PromoteOperator(ModelkeeperOperator):
 
     Refuses (run stays green, reason recorded) when the decision was NOT_BLESSED, in
     dry-run mode, when the version lacks the passed-validation lineage tag, or when the
-    champion moved since evaluation.
+    champion moved since evaluation. The move, the tags and the audit row are
+    modelkeeper.governance.act's.
+
+    :param evaluation: evaluate's Evaluated; :param approval: approve's Approval (both
+        upstream `.output`s; the approval only matters in `approval` mode).
+    :param mode: the run's promotion mode ("" means the spec's).
     """
 
-    template_fields: Sequence[str] = ("model", "mode")
+    template_fields: Sequence[str] = ("model", "evaluation", "approval", "mode")
 
-    def __init__(self, *, mode: str = "", **kwargs: Any) -> None:
+    def __init__(self, *, evaluation: Any, approval: Any = None, mode: str = "", **kwargs: Any):
         super().__init__(**kwargs)
-        self.mode = mode  # "" -> the spec's promotion.mode
+        self.evaluation = evaluation
+        self.approval = approval
+        self.mode = mode
 
-    def execute(self, context: Any) -> dict:
-        spec, registry = self.spec(), self.registry()
-        evaluated = self.upstream(context, "evaluate")
-        decision = evaluated["decision"]
-        name, version = spec.registered_model_name, evaluated["candidate_version"]
+    def stage(self, context: Any) -> ChampionChange:
+        from modelkeeper.errors import ConfigError
+        from modelkeeper.governance import ChangeRequest, act
+        from modelkeeper.stages import Approval, Evaluated
+
+        spec = self.spec
+        evaluated = Evaluated.from_dict(self.evaluation)
+        decision = evaluated.decision
         mode = self.mode or spec.promotion.mode
         if mode not in MODES:
-            raise ValueError(f"promotion mode {mode!r} is not one of {MODES}")
+            raise ConfigError(f"promotion mode {mode!r} is not one of {MODES}")
 
-        who = self.who(context)
-        if mode == "approval" and decision["promote"]:
-            from modelkeeper_airflow.operators.approve import answer
+        who, reason = self.who(context), decision.reason
+        if mode == "approval" and decision.promote:
+            approval = Approval.from_dict(self.approval) if self.approval else None
+            if approval is None or not approval.approved:
+                raise ConfigError("approval mode, but the approve task recorded no approval")
+            who = approval.by or who
+            reason = f"approved by {who}; {reason}"
 
-            approval = answer(context)
-            if approval.get("chosen_options") != ["Approve"]:
-                raise RuntimeError("approval mode, but the approve task recorded no approval")
-            who = (approval.get("responded_by_user") or {}).get("name") or who
-            decision = {**decision, "reason": f"approved by {who}; {decision['reason']}"}
-
-        outcome = self._act(registry, name, version, decision, evaluated["champion_version"], mode)
-        outcome.update(mode=mode, candidate_version=version, who=who)
-        mlflow_run = evaluated["mlflow_run_id"]
-        registry.client.set_tag(mlflow_run, "promotion", outcome["action"])
-        registry.client.set_tag(mlflow_run, "promotion_reason", outcome["reason"][:5000])
-        if outcome["action"] == "promoted":
-            registry.set_version_tags(
-                name, version, {"promoted_by": who, "promoted_in": context["run_id"]}
-            )
-            registry.describe_version(
-                name, version, f"champion since {context['run_id']} ({who}): {outcome['reason']}"
-            )
-        self._record(context, spec, evaluated, outcome)
-        self.log.info("%s", outcome["reason"])
-        return outcome
-
-    def _record(self, context: Any, spec: Any, evaluated: dict, outcome: dict) -> None:
-        from modelkeeper.audit import AuditEvent
-
+        request = (
+            "keep" if not decision.promote else ("dry_run" if mode == "dry_run" else "promote")
+        )
         primary = spec.metrics.primary
-        metrics = {"candidate_" + primary: evaluated["candidate"]["metrics"].get(primary)}
-        if evaluated["champion"]:
-            metrics["champion_" + primary] = evaluated["champion"]["metrics"].get(primary)
-        kind = {"promoted": "promotion", "dry_run": "dry_run"}.get(outcome["action"], "refusal")
-        self.audit().record(
-            AuditEvent(
-                model=spec.name,
-                event=kind,
-                who=outcome["who"],
-                reason=outcome["reason"],
-                version_before=outcome["champion_before"],
-                version_after=outcome["champion_after"],
-                candidate_version=outcome["candidate_version"],
-                mode=outcome["mode"],
-                metrics=metrics,
+        metrics = {"candidate_" + primary: evaluated.candidate.metrics.get(primary)}
+        if evaluated.champion:
+            metrics["champion_" + primary] = evaluated.champion.metrics.get(primary)
+        change = act(
+            self.registry,
+            self.audit,
+            ChangeRequest(
+                model=spec.registered_model_name,
+                request=request,
+                version=evaluated.candidate_version,
+                expected=evaluated.champion_version,
+                reason=reason,
+                who=who,
+                mode=mode,
                 dag_id=context["dag"].dag_id,
                 run_id=context["run_id"],
-            )
+                metrics=metrics,
+                mlflow_run_id=evaluated.mlflow_run_id,
+            ),
         )
-
-    def _act(
-        self,
-        registry: Any,
-        name: str,
-        version: str,
-        decision: dict,
-        expected: str | None,
-        mode: str,
-    ) -> dict:
-        before = {"champion_before": expected}
-        if not decision["promote"]:
-            return {
-                "action": "kept",
-                "reason": decision["reason"],
-                "champion_after": expected,
-                **before,
-            }
-        if mode == "dry_run":
-            return {
-                "action": "dry_run",
-                "reason": f"dry run, nothing moved; would have {decision['reason']}",
-                "champion_after": expected,
-                **before,
-            }
-        if registry.get_version(name, version).tags.get("validation") != "passed":
-            return {
-                "action": "refused",
-                "reason": f"refused: v{version} lacks the validation=passed lineage tag",
-                "champion_after": expected,
-                **before,
-            }
-        moved, current = registry.move_champion(name, version, expected)
-        if not moved:
-            return {
-                "action": "refused",
-                "reason": f"refused: champion changed since evaluation (v{expected} then, v{current} now)",
-                "champion_after": current,
-                **before,
-            }
-        return {
-            "action": "promoted",
-            "reason": decision["reason"],
-            "champion_after": version,
-            **before,
-        }
+        self.log.info("%s", change.reason)
+        return change

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from typing import Any
-
-from airflow.sdk.exceptions import AirflowFailException
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from modelkeeper_airflow.operators.base import ModelkeeperOperator
-from modelkeeper_airflow.operators.monitor import REFERENCE_ARTIFACT
+
+if TYPE_CHECKING:
+    from modelkeeper.stages import Trained
 
 
 class TrainOperator(ModelkeeperOperator):
@@ -14,49 +15,60 @@ class TrainOperator(ModelkeeperOperator):
     The version is registered with its lineage tags (validation passed, data snapshot
     hash, spec hash, DAG run) but no alias; only the promote step moves `champion`.
     A retry finds the version already registered for this MLflow run and reuses it.
+
+    :param batch: collect's Batch; :param validation: validate's Validated;
+    :param retrain: decide's RetrainDecision (each an upstream `.output`).
     """
 
-    def execute(self, context: Any) -> dict:
+    template_fields: Sequence[str] = ("model", "batch", "validation", "retrain")
+
+    def __init__(self, *, batch: Any, validation: Any, retrain: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.batch = batch
+        self.validation = validation
+        self.retrain = retrain
+
+    def stage(self, context: Any) -> Trained:
         import hashlib
 
-        from modelkeeper.training import (
-            TrainingDataError,
-            features_frame,
-            fit,
-            load_accepted,
-            time_split,
-        )
+        from modelkeeper import lineage as L
+        from modelkeeper.retrain import RetrainDecision
+        from modelkeeper.sources import Batch
+        from modelkeeper.stages import Trained, Validated
+        from modelkeeper.training import features_frame, fit, load_accepted, time_split
 
-        spec, storage, registry = self.spec(), self.storage(), self.registry()
-        run_id, snapshot = context["run_id"], self.upstream(context, "collect")
-        validation = self.upstream(context, "validate", key="validation")
-        retrain = self.upstream(context, "decide", key="retrain")
-        try:
-            window = load_accepted(spec, storage, until=snapshot.get("end"))
-            split = time_split(window, spec)
-        except TrainingDataError as exc:
-            raise AirflowFailException(f"cannot train {spec.name}: {exc}") from exc
+        spec, storage, registry = self.spec, self.storage, self.registry
+        run_id, batch = context["run_id"], Batch.from_dict(self.batch)
+        validation = Validated.from_dict(self.validation)
+        retrain = RetrainDecision.from_dict(self.retrain)
+        window = load_accepted(spec, storage, until=batch.end)
+        split = time_split(window, spec)
 
         snap_dir = storage.snapshot_dir(spec.name, run_id)
         train_path = storage.write_parquet(split.train, snap_dir / "train.parquet")
         holdout_path = storage.write_parquet(split.holdout, snap_dir / "holdout.parquet")
-        data_hash = hashlib.sha256(train_path.read_bytes() + holdout_path.read_bytes()).hexdigest()[
-            :16
-        ]
+        digest = hashlib.sha256(train_path.read_bytes() + holdout_path.read_bytes())
+        data_hash = digest.hexdigest()[:16]
 
-        mlflow_run = self.mlflow_run(context, registry, spec)
-        result = {
-            "mlflow_run_id": mlflow_run,
-            "holdout_path": str(holdout_path),
-            "data_snapshot_hash": data_hash,
-            **split.describe(),
-        }
-        done = registry.version_for_run(spec.registered_model_name, mlflow_run)
+        mlflow_run = self.mlflow_run(context)
+        name = spec.registered_model_name
+
+        def result(version: str, model_uri: str) -> Trained:
+            return Trained(
+                mlflow_run_id=mlflow_run,
+                version=version,
+                model_uri=model_uri,
+                holdout_path=str(holdout_path),
+                data_snapshot_hash=data_hash,
+                **split.describe(),
+            )
+
+        done = registry.version_for_run(name, mlflow_run)
         if done is not None:
             # A retry after the version was registered (or a cleared run): the model is
             # complete in MLflow already, so reuse it rather than add a second version.
             self.log.info("v%s already registered for this run; reusing it", done.version)
-            return {**result, "model_uri": done.source, "version": done.version}
+            return result(done.version, done.source)
 
         model = fit(spec, split.train)
         registry.log_params(
@@ -67,19 +79,19 @@ class TrainOperator(ModelkeeperOperator):
                 "features.numeric": ",".join(spec.features.numeric),
                 "features.categorical": ",".join(spec.features.categorical),
                 "target": spec.target.column,
-                "retrain_reason": retrain["reason"],
+                "retrain_reason": retrain.reason,
                 **split.describe(),
             },
         )
-        registry.client.set_tag(mlflow_run, "data_snapshot_hash", data_hash)
+        registry.set_run_tags(mlflow_run, {L.DATA_SNAPSHOT_HASH: data_hash})
         reference = split.train.sample(
             n=min(spec.drift.sample_rows, len(split.train)), random_state=0
         )
-        reference_path = storage.write_parquet(reference, snap_dir / "reference.parquet")
-        registry.log_artifacts(mlflow_run, reference_path, REFERENCE_ARTIFACT.rsplit("/", 1)[0])
+        reference_path = storage.write_parquet(reference, snap_dir / L.REFERENCE_FILE)
+        registry.log_artifacts(mlflow_run, reference_path, L.REFERENCE_DIR)
         reports = storage.report_dir(spec.name, run_id)
-        registry.log_artifacts(mlflow_run, reports / "validation.json", "reports/validation")
-        registry.log_artifacts(mlflow_run, reports / "data_docs", "reports/validation/data_docs")
+        registry.log_artifacts(mlflow_run, reports / "validation.json", L.VALIDATION_REPORTS)
+        registry.log_artifacts(mlflow_run, reports / "data_docs", L.DATA_DOCS)
 
         target = spec.target.column
         model_uri = registry.log_model(
@@ -101,30 +113,27 @@ class TrainOperator(ModelkeeperOperator):
                 ),
             ],
         )
-        version = registry.register(
-            spec.registered_model_name,
-            model_uri,
-            mlflow_run,
-            tags={
-                "validation": "passed" if validation["success"] else "failed",
-                "validation_report": validation["report"],
-                "data_snapshot_hash": data_hash,
-                "spec_hash": spec.fingerprint(),
-                "airflow_dag_id": context["dag"].dag_id,
-                "airflow_run_id": run_id,
-                "train_window": f"{split.train_start} .. {split.train_end}",
-                # The newest row it saw: the gate never lets an older window replace a newer.
-                "data_end": split.holdout_end,
-            },
-        )
+        tags = {
+            L.VALIDATION: L.VALIDATION_PASSED if validation.success else L.VALIDATION_FAILED,
+            L.DATA_SNAPSHOT_HASH: data_hash,
+            L.SPEC_HASH: spec.fingerprint(),
+            L.DAG_TAG: context["dag"].dag_id,
+            L.RUN_TAG: run_id,
+            L.TRAIN_WINDOW: f"{split.train_start} .. {split.train_end}",
+            # The newest row it saw: the gate never lets an older window replace a newer.
+            L.DATA_END: split.holdout_end,
+        }
+        if validation.report:  # none when the run brought no new rows
+            tags[L.VALIDATION_REPORT] = validation.report
+        version = registry.register(name, model_uri, mlflow_run, tags=tags)
         self.log.info(
             "trained %s on %s rows (%s .. %s); registered %s v%s (MLflow run %s)",
             spec.estimator.class_path,
             len(split.train),
             split.train_start,
             split.train_end,
-            spec.registered_model_name,
+            name,
             version.version,
             mlflow_run,
         )
-        return {**result, "model_uri": model_uri, "version": version.version}
+        return result(version.version, model_uri)

@@ -1,0 +1,67 @@
+"""The vocabulary: every name modelkeeper writes into MLflow and the audit trail.
+
+Run and version tags, their values, artifact paths, registry aliases and audit actions
+are spelled here and nowhere else, so a reader (or a query in the MLflow UI) can rely on
+them and a rename is one edit.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+# -- registry aliases -------------------------------------------------------------------------
+CHAMPION = "champion"
+PREVIOUS = "previous"  # the champion before the last promotion: one-step rollback target
+
+# -- MLflow run tags (one MLflow run per Airflow DAG run) ------------------------------------
+RUN_TAG = "airflow_run_id"  # finds a DAG run's MLflow run again on retries and reruns
+DAG_TAG = "airflow_dag_id"
+SPEC_HASH = "spec_hash"
+DATA_SNAPSHOT_HASH = "data_snapshot_hash"
+OWNER = "owner"
+DECISION = "decision"  # BLESSED / NOT_BLESSED
+DECISION_REASON = "decision_reason"
+PROMOTION = "promotion"  # what promote (or a rejection) did: promoted, kept, refused, ...
+PROMOTION_REASON = "promotion_reason"
+OUTCOME = "outcome"  # finish's one-line summary of the DAG run
+
+# -- model version tags (lineage) ----------------------------------------------------------------
+VALIDATION = "validation"
+VALIDATION_PASSED = "passed"
+VALIDATION_FAILED = "failed"
+VALIDATION_REPORT = "validation_report"
+TRAIN_WINDOW = "train_window"
+DATA_END = "data_end"  # newest row trained or held out on: an older window never wins
+PROMOTED_BY = "promoted_by"
+PROMOTED_IN = "promoted_in"
+REJECTED_BY = "rejected_by"
+ROLLED_BACK_BY = "rolled_back_by"
+ROLLED_BACK_IN = "rolled_back_in"
+ROLLED_BACK_FROM = "rolled_back_from"
+
+# -- artifact paths inside an MLflow run -----------------------------------------------------------
+REFERENCE_DIR = "reference"
+REFERENCE_FILE = "reference.parquet"
+REFERENCE_ARTIFACT = f"{REFERENCE_DIR}/{REFERENCE_FILE}"  # what later runs measure drift against
+VALIDATION_REPORTS = "reports/validation"
+DATA_DOCS = "reports/validation/data_docs"
+DRIFT_REPORTS = "reports/drift"
+MODEL_CARD = "model_card"
+MODEL_ARTIFACT = "model"
+
+# -- audit trail actions ------------------------------------------------------------------------------
+AuditAction = Literal[
+    "decision", "promotion", "refusal", "dry_run", "approval", "rejection", "rollback"
+]
+ALIAS_MOVES: tuple[AuditAction, ...] = ("promotion", "rollback")  # change the champion alias
+
+# What a promote, rollback or rejection step did, and the audit action it is recorded as.
+Action = Literal["promoted", "kept", "refused", "dry_run", "rejected", "rolled_back", "noop"]
+AUDIT_ACTION: dict[str, AuditAction] = {
+    "promoted": "promotion",
+    "rolled_back": "rollback",
+    "dry_run": "dry_run",
+    "rejected": "rejection",
+    "kept": "refusal",
+    "refused": "refusal",
+}

@@ -1,0 +1,95 @@
+"""What each stage of `retrain_<model>` hands to the next, as typed results.
+
+The contract of the pipeline in one place (collect's Batch lives with the sources,
+monitor's Monitoring and decide's RetrainDecision with the retrain rule, the
+ChampionChange of promote / rollback / rejection with governance):
+
+    collect  -> Batch              validate -> Validated      monitor -> Monitoring
+    decide   -> RetrainDecision    train    -> Trained        evaluate -> Evaluated
+    approve  -> Approval           promote  -> ChampionChange finish  -> Finished
+
+Each is a frozen dataclass; `to_dict()` is the JSON that crosses the task boundary
+(references such as paths and run ids, never data) and `from_dict()` rebuilds it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from modelkeeper.evaluation import ModelScore
+from modelkeeper.handoff import Handoff
+from modelkeeper.promotion import Decision
+
+
+@dataclass(frozen=True)
+class Validated(Handoff):
+    """validate's verdict on the batch, with where its evidence is."""
+
+    success: bool
+    summary: str
+    rows: int
+    failures: list[dict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    report: str | None = None  # the GX result as JSON
+    data_docs: str | None = None  # GX Data Docs index.html
+    quarantine: str | None = None  # where a rejected batch was kept
+
+
+@dataclass(frozen=True)
+class Trained(Handoff):
+    """The registered candidate and the data it was trained and held out on."""
+
+    mlflow_run_id: str
+    version: str
+    model_uri: str
+    holdout_path: str
+    data_snapshot_hash: str
+    train_rows: int
+    holdout_rows: int
+    train_start: str
+    train_end: str
+    holdout_start: str
+    holdout_end: str
+
+
+@dataclass(frozen=True)
+class Evaluated(Handoff):
+    """Challenger and champion scored on the same holdout, and the gate's decision."""
+
+    decision: Decision
+    candidate: ModelScore
+    candidate_version: str
+    mlflow_run_id: str
+    champion: ModelScore | None = None
+    # What the alias pointed at when the gate decided: promote's compare-and-set.
+    champion_version: str | None = None
+
+
+@dataclass(frozen=True)
+class Approval(Handoff):
+    """A person's answer in approval mode (`asked` is False when nobody was asked)."""
+
+    asked: bool
+    approved: bool = False
+    by: str | None = None
+    note: str = ""
+
+    @property
+    def rejected(self) -> bool:
+        return self.asked and not self.approved
+
+
+@dataclass(frozen=True)
+class Finished(Handoff):
+    """The run's outcome in one line, as finish logged it and tagged it on the MLflow run."""
+
+    summary: str
+    mlflow_run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Reconciled(Handoff):
+    """Whether the registry's champion agrees with the audit trail."""
+
+    ok: bool
+    message: str
