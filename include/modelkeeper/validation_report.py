@@ -29,6 +29,12 @@ FLOAT_MAX = sys.float_info.max
 _json = partial(jsonable, max_str=MAX_STR)
 
 
+def suite_name(spec: ModelSpec, checks: str = "all") -> str:
+    """The GX suite's name: ``<model>.schema``, ``<model>.schema.rows`` without table checks."""
+    base = f"{spec.name}.{SUITE_NAME}"
+    return base if checks == "all" else f"{base}.{checks}"
+
+
 def clip(text: str, limit: int = MAX_STR) -> str:
     return _clip_to(text, limit)
 
@@ -178,14 +184,19 @@ def summary(success: bool, failures: list[dict], warns: list[str], statistics: d
 
 
 def _synthetic(
-    problems: list[dict], spec: ModelSpec, reason: str, rows: int | None, columns: int | None
+    problems: list[dict],
+    spec: ModelSpec,
+    reason: str,
+    rows: int | None,
+    columns: int | None,
+    checks: str,
 ) -> ValidationOutcome:
     """A failed outcome for a frame GX did not (or could not) validate."""
     result = {
         "success": False,
         "synthetic": True,
         "reason": reason,
-        "suite_name": f"{spec.name}.{SUITE_NAME}",
+        "suite_name": suite_name(spec, checks),
         "results": [
             {
                 "success": False,
@@ -218,16 +229,18 @@ def _synthetic(
     )
 
 
-def rejected(problems: list[dict], spec: ModelSpec) -> ValidationOutcome:
+def rejected(problems: list[dict], spec: ModelSpec, *, checks: str = "all") -> ValidationOutcome:
     reasons = "; ".join(p["detail"] for p in problems)
     reason = f"frame rejected before Great Expectations ran: {reasons}"
-    return _synthetic(problems, spec, reason, None, None)
+    return _synthetic(problems, spec, reason, None, None, checks)
 
 
-def crashed(exc: Exception, spec: ModelSpec, rows: int, columns: int) -> ValidationOutcome:
+def crashed(
+    exc: Exception, spec: ModelSpec, rows: int, columns: int, *, checks: str = "all"
+) -> ValidationOutcome:
     detail = clip(f"Great Expectations could not run on the frame: {exc}", 500)
     problems = [synthetic_failure("great_expectations_run", None, detail)]
-    return _synthetic(problems, spec, detail, rows, columns)
+    return _synthetic(problems, spec, detail, rows, columns, checks)
 
 
 def synthetic_failure(name: str, column: str | None, detail: str) -> dict:

@@ -168,6 +168,22 @@ class TestValidFrames:
         validate_frame(frame, spec)
         pd.testing.assert_frame_equal(frame, before)
 
+    @pytest.mark.parametrize(
+        "mangle",
+        [
+            pytest.param(lambda f: f, id="passing"),
+            pytest.param(lambda f: f.assign(hour=99), id="failing"),
+            pytest.param(lambda f: f.assign(carrier=[Unprintable()] * len(f)), id="gx-crash"),
+        ],
+    )
+    def test_pandas_mode_is_left_as_it_was(
+        self, spec: ModelSpec, frame: pd.DataFrame, mangle: Callable[[pd.DataFrame], pd.DataFrame]
+    ) -> None:
+        # GX runs under copy-on-write; the process's own pandas mode comes back afterwards.
+        before = pd.get_option("mode.copy_on_write")
+        validate_frame(mangle(frame), spec)
+        assert pd.get_option("mode.copy_on_write") == before
+
 
 class TestSchemaFailures:
     def test_missing_column(self, spec: ModelSpec, frame: pd.DataFrame) -> None:
@@ -388,6 +404,88 @@ class TestSchemaFailures:
             f"{len(outcome.failures)} of {outcome.statistics['evaluated']} expectations failed"
             in outcome.summary
         )
+
+
+class TestPerFileChecks:
+    """checks="rows": the suite without the table-level expectations, for one file of a batch."""
+
+    TABLE_LEVEL = {
+        "expect_table_row_count_to_be_between",
+        "expect_column_unique_value_count_to_be_between",
+    }
+
+    def test_rows_leaves_out_only_the_table_level_expectations(
+        self, spec: ModelSpec, frame: pd.DataFrame
+    ) -> None:
+        every = validate_frame(frame, spec)
+        rows = validate_frame(frame, spec, checks="rows")
+
+        assert rows.success is True, rows.summary
+        assert rows.statistics["evaluated"] == every.statistics["evaluated"] - 2
+        kinds = {r["expectation_config"]["type"] for r in every.result["results"]}
+        kept = {r["expectation_config"]["type"] for r in rows.result["results"]}
+        assert kinds - kept == self.TABLE_LEVEL
+        assert rows.result["suite_name"] == "flight_delay.schema.rows"
+        assert every.result["suite_name"] == "flight_delay.schema"
+
+    @pytest.mark.parametrize(
+        ("mangle", "needle"),
+        [
+            pytest.param(
+                lambda f: f.head(499), "expect_table_row_count_to_be_between", id="too-few-rows"
+            ),
+            pytest.param(
+                lambda f: f.assign(delayed=0),
+                "expect_column_unique_value_count_to_be_between(column=delayed, observed 1",
+                id="single-class",
+            ),
+            pytest.param(lambda f: f.iloc[0:0], "expect_table_row_count_to_be_between", id="empty"),
+        ],
+    )
+    def test_table_level_problems_pass_per_file(
+        self,
+        spec: ModelSpec,
+        frame: pd.DataFrame,
+        mangle: Callable[[pd.DataFrame], pd.DataFrame],
+        needle: str,
+    ) -> None:
+        part = mangle(frame)
+
+        assert_fails(validate_frame(part, spec, checks="all"), needle)
+        outcome = validate_frame(part, spec, checks="rows")
+        assert outcome.success is True, outcome.summary
+        assert outcome.summary.startswith("validation passed: 52 of 52")
+
+    def test_row_level_problems_still_fail_per_file(
+        self, spec: ModelSpec, frame: pd.DataFrame
+    ) -> None:
+        broken = pd.concat([frame, frame.head(3)], ignore_index=True)
+        broken.loc[broken.index[:12], "hour"] = 24
+        broken["delayed"] = 1
+
+        outcome = validate_frame(broken, spec, checks="rows")
+
+        assert_fails(
+            outcome,
+            "expect_column_values_to_be_between(column=hour, 12 unexpected",
+            "expect_compound_columns_to_be_unique(column=carrier,flight,origin,time_hour",
+        )
+        assert [f["expectation"] for f in outcome.failures] == [
+            "expect_column_values_to_be_between",
+            "expect_compound_columns_to_be_unique",
+        ]
+
+    def test_rejected_frame_names_the_suite(self, spec: ModelSpec, frame: pd.DataFrame) -> None:
+        doubled = pd.concat([frame, frame[["temp"]]], axis=1)
+
+        outcome = validate_frame(doubled, spec, checks="rows")
+
+        assert_fails(outcome, "before Great Expectations ran")
+        assert outcome.result["suite_name"] == "flight_delay.schema.rows"
+
+    def test_unknown_checks_raise(self, spec: ModelSpec, frame: pd.DataFrame) -> None:
+        with pytest.raises(ValueError, match="checks must be one of"):
+            validate_frame(frame, spec, checks="table")  # type: ignore[arg-type]
 
 
 class TestFramesGXCannotTake:
