@@ -3,7 +3,7 @@ PY := .venv/bin/python
 UV := .venv/bin/uv
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: install run test test-fast lint lock clean-state
+.PHONY: install run test test-fast bench lint lock clean-state
 
 .venv/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || python3.11 -m venv .venv
@@ -28,6 +28,10 @@ test: install
 ## Unit, operator and DAG-integrity tests only.
 test-fast: install
 	$(PY) -m pytest $(XDIST) -m "not slow"
+
+## Speed and memory of the stages (minutes); writes docs/benchmarks.md. `SECTIONS=...` for some.
+bench: install
+	$(PY) -m bench $(SECTIONS)
 
 lint: install
 	$(PY) -m ruff check .

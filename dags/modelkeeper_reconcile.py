@@ -8,7 +8,7 @@ from datetime import datetime
 
 from airflow.sdk import DAG
 
-from modelkeeper.spec import load_all
+from modelkeeper.spec import valid_specs
 from modelkeeper_airflow.factory import default_args
 from modelkeeper_airflow.operators import ReconcileOperator
 
@@ -22,5 +22,5 @@ with DAG(
     tags=["modelkeeper", "governance"],
     default_args=default_args("ml-platform@example.com"),
 ):
-    for _spec in load_all():
+    for _spec in valid_specs():
         ReconcileOperator(task_id=f"reconcile_{_spec.name}", model=_spec.name)

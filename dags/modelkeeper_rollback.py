@@ -11,11 +11,11 @@ from datetime import datetime
 from airflow.sdk import DAG, Param
 
 from modelkeeper.lineage import PREVIOUS
-from modelkeeper.spec import load_all
+from modelkeeper.spec import valid_specs
 from modelkeeper_airflow.factory import PROMOTION_POOL, default_args
 from modelkeeper_airflow.operators.rollback import RollbackOperator
 
-_models = [s.name for s in load_all()]
+_models = [s.name for s in valid_specs()]
 
 with DAG(
     dag_id="modelkeeper_rollback",

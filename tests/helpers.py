@@ -44,13 +44,18 @@ def make_context(
     run_type: str = "manual",
     params: dict | None = None,
     conf: dict | None = None,
+    run_after: Any = None,
 ) -> dict:
     return {
         "run_id": run_id,
         "ti": FakeTI(xcoms, task_id),
         "dag": SimpleNamespace(dag_id=dag_id),
         "dag_run": SimpleNamespace(
-            run_id=run_id, triggering_user_name=user, run_type=run_type, conf=conf or {}
+            run_id=run_id,
+            triggering_user_name=user,
+            run_type=run_type,
+            conf=conf or {},
+            run_after=run_after,
         ),
         "params": params or {},
     }
@@ -118,3 +123,41 @@ class OverconfidentClassifier(ClassifierMixin, BaseEstimator):
         p = np.clip(self.model.predict_proba(X)[:, 1], 1e-6, 1 - 1e-6)
         sharp = 1 / (1 + np.exp(-self.sharpness * np.log(p / (1 - p))))
         return np.column_stack([1 - sharp, sharp])
+
+
+def committed(storage: Any, model: str, run_id: str) -> dict | None:
+    """The run's manifest record: what it took and what became of each file."""
+    from modelkeeper.ingest import Manifest
+
+    return Manifest(storage, model).record(run_id)
+
+
+def accepted_rows(storage: Any, model: str, run_id: str) -> int:
+    """Rows the run added to the training pool (0 when it committed nothing)."""
+    record = committed(storage, model, run_id)
+    return sum(p["rows"] for p in record["pool"]) if record else 0
+
+
+def answer_approval(
+    xcoms: dict, run_id: str, option: str, who: str, model: str = "flight_delay"
+) -> None:
+    """The person's answer arriving (what the triggerer hands execute_complete)."""
+    from datetime import datetime
+
+    op = retrain_tasks(model)["approve"]
+    ctx = make_context(
+        run_id, "approve", xcoms, params={**DEFAULT_PARAMS, "promotion_mode": "approval"}
+    )
+    ctx["task"] = op
+    op.render_template_fields(ctx)
+    event = {
+        "chosen_options": [option],
+        "params_input": {},
+        "responded_at": datetime(2026, 1, 1),
+        "responded_by_user": {"id": who, "name": who},
+        "timedout": False,
+    }
+    try:
+        op.execute_complete(ctx, event)
+    except Exception as exc:  # the parent's skip of downstream tasks (promote) on Reject
+        assert type(exc).__name__ == "DownstreamTasksSkipped", exc

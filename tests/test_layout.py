@@ -17,7 +17,7 @@ from modelkeeper import lineage
 ROOT = Path(__file__).resolve().parents[1]
 PRODUCT = [ROOT / "include" / "modelkeeper", ROOT / "plugins", ROOT / "dags", ROOT / "scripts"]
 # Words of the vocabulary that are also ordinary words elsewhere (a task state, a folder).
-COMMON = {"failed", "model", "owner", "reference"}
+COMMON = {"failed", "model", "owner", "reference", "outcome"}
 
 
 def _sources() -> list[Path]:

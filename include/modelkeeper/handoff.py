@@ -65,6 +65,9 @@ def _rebuild(hint: Any, value: Any) -> Any:
     """A nested Handoff (or ``Handoff | None``) from its dict; anything else unchanged."""
     if value is None:
         return None
+    if typing.get_origin(hint) is list and isinstance(value, list):
+        (item,) = typing.get_args(hint) or (Any,)
+        return [_rebuild(item, v) for v in value]
     union = isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
     options = typing.get_args(hint) if union else (hint,)
     for option in options:

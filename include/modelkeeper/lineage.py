@@ -32,6 +32,7 @@ VALIDATION_FAILED = "failed"
 VALIDATION_REPORT = "validation_report"
 TRAIN_WINDOW = "train_window"
 DATA_END = "data_end"  # newest row trained or held out on: an older window never wins
+JUDGED_AGAINST = "judged_against"  # the champion version the gate compared it with, or "none"
 PROMOTED_BY = "promoted_by"
 PROMOTED_IN = "promoted_in"
 REJECTED_BY = "rejected_by"

@@ -27,6 +27,7 @@ def render_markdown(
     drift_summary: str | None,
     decision: Decision,
     run_id: str,
+    judged_against: str,
 ) -> str:
     primary = spec.metrics.primary
     overall = _table(
@@ -73,9 +74,11 @@ def render_markdown(
 {imp}
 
 ## Drift at training time
-{drift_summary or "no champion to compare against (first model)"}
+{drift_summary or "not measured: no champion to compare the new rows with, or no new rows"}
 
 ## Promotion decision
+Judged against: {judged_against}.
+
 **{decision.verdict}**: {decision.reason}
 """
 

@@ -41,6 +41,8 @@ class Decision(Handoff):
     checks: list[str] = field(default_factory=list)
     candidate_version: str | None = None
     champion_version: str | None = None
+    # Blessed, but only a person may promote it (no usable champion to compare with).
+    needs_approval: bool = False
 
     @property
     def verdict(self) -> str:
@@ -75,17 +77,20 @@ def decide(candidate: Candidate, champion: Champion | None, spec: ModelSpec) -> 
         return refuse(f"class missing from evaluation frame: only {cand.classes} present")
     if primary not in cand.metrics:
         return refuse(f"{primary} could not be computed on the evaluation frame")
+    unusable = None  # why the champion cannot be compared with, if it cannot
     if champion is not None:
         if champion.load_error:
-            return refuse(f"champion v{champion.version} unloadable: {champion.load_error}")
-        if champion.input_columns is not None and sorted(champion.input_columns) != sorted(
+            unusable = f"champion v{champion.version} unloadable: {champion.load_error}"
+        elif champion.input_columns is not None and sorted(champion.input_columns) != sorted(
             candidate.input_columns
         ):
             extra = sorted(set(candidate.input_columns) - set(champion.input_columns))
             gone = sorted(set(champion.input_columns) - set(candidate.input_columns))
-            return refuse(
+            unusable = (
                 f"champion v{champion.version} input schema differs (new: {extra}, dropped: {gone})"
             )
+        if unusable and policy.unusable_champion == "refuse":
+            return refuse(unusable)
         # A rerun of an old run, or a backfill, can score well on its own (older) holdout:
         # never let a model of an older data window replace one that saw newer data.
         if candidate.data_end and champion.data_end and candidate.data_end < champion.data_end:
@@ -119,6 +124,11 @@ def decide(candidate: Candidate, champion: Champion | None, spec: ModelSpec) -> 
             checks,
             **base,
         )
+    if unusable:
+        # Nothing to compare with: the absolute checks passed, and a person decides.
+        passed = "; ".join(checks) or f"{primary} {_f(value)}"
+        reason = f"needs approval: {unusable}; nothing to compare with, {passed}"
+        return Decision(True, reason, checks, needs_approval=True, **base)
 
     champ = champion.score
     assert champ is not None  # a loadable champion was scored

@@ -300,6 +300,15 @@ class Registry:
             return None
         return self._version(found[0]) if found else None
 
+    def versions_tagged(self, name: str, tags: dict[str, str]) -> list[VersionInfo]:
+        """The versions of `name` carrying every tag in `tags`, oldest first."""
+        where = " and ".join(f"tags.{k} = {_quote(str(v))}" for k, v in tags.items())
+        try:
+            found = self.client.search_model_versions(f"name = {_quote(name)} and {where}")
+        except RegistryNotFound:
+            return []
+        return sorted((self._version(mv) for mv in found), key=lambda v: int(v.version))
+
     def register(self, name: str, model_uri: str, run_id: str, tags: dict[str, Any]) -> VersionInfo:
         """Register the run's model once; a retry finds the existing version."""
         existing = self.version_for_run(name, run_id)

@@ -20,6 +20,7 @@ class Monitoring(Handoff):
     drift_summary: str | None = None
     champion_metric: float | None = None  # primary metric of the champion on the new batch
     trained_version: str | None = None  # a version this DAG run registered already (a rerun)
+    champion_problem: str | None = None  # why the champion could not be measured at all
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,10 @@ def should_retrain(
         )
     if m.champion_version is None:
         return RetrainDecision(True, "no champion yet")
+    if m.champion_problem:
+        return RetrainDecision(
+            True, f"champion v{m.champion_version} unusable: {m.champion_problem}"
+        )
     if m.batch_rows == 0:
         return RetrainDecision(
             False, f"no retrain: no new data; champion v{m.champion_version} holds"

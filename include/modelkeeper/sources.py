@@ -1,10 +1,9 @@
-"""Collect a model's new data into a per-run snapshot.
+"""Reading what producers land: file listings with identities, file contents, SQL queries.
 
-`collect` reads the spec's source (files or SQL), keeps the rows past the processed
-watermark (or the training window on a first run) and writes
-snapshots/<model>/<run>/batch.parquet plus a batch.json sidecar. It never moves the
-watermark: the validation step does that once the batch is accepted. A rerun of the same
-run reuses its snapshot, so retries see exactly the data the first attempt saw.
+This module only reads; deciding what is new, and remembering what was taken, is
+modelkeeper.ingest's job. A file's identity is what fsspec (or the local file system)
+reports for it: path, size and modification time, plus the ETag on object stores. A file
+re-landed with other content has another identity, so it counts as new.
 """
 
 from __future__ import annotations
@@ -13,34 +12,25 @@ import glob
 import io
 import os
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import pandas as pd
 import pyarrow as pa
 
 from modelkeeper.errors import DataError
-from modelkeeper.handoff import Handoff
-from modelkeeper.spec import FileSource, SqlSource
-
-if TYPE_CHECKING:
-    from modelkeeper.spec import ModelSpec
-    from modelkeeper.storage import Storage
 
 WATERMARK_PLACEHOLDER = "{watermark}"
 EPOCH_LITERAL = "'1970-01-01 00:00:00'"
-BATCH_FILE = "batch.parquet"
-BATCH_META = "batch.json"
 
 
 class SourceError(DataError):
     """An input cannot be read (corrupt, truncated, wrong encoding).
 
-    A data error: retrying reads the same bytes, so callers should not retry. `path` names
-    the offending file so it can be quarantined.
+    A data error: retrying reads the same bytes. `path` names the offending file so it
+    can be quarantined.
     """
 
     def __init__(self, message: str, path: str | None = None) -> None:
@@ -49,13 +39,17 @@ class SourceError(DataError):
 
 
 @dataclass(frozen=True)
-class Batch(Handoff):
-    path: str  # the snapshot parquet
-    rows: int
-    start: str | None  # min timestamp of the batch (ISO), None when it has none
-    end: str | None  # max timestamp (ISO): the watermark once the batch is accepted
-    watermark_before: str | None
-    files: list[str]  # source files read; empty for SQL
+class FileId:
+    """A landed file as the storage reports it; `key` is what the manifest remembers."""
+
+    path: str  # absolute local path or full URI
+    size: int
+    mtime: str | None  # ISO timestamp, or None where the store has none
+    etag: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.path}|{self.size}|{self.mtime}|{self.etag or ''}"
 
 
 # -- files ---------------------------------------------------------------------------------
@@ -65,9 +59,61 @@ def _is_uri(pattern: str) -> bool:
     return "://" in pattern
 
 
-def _parse(data: bytes, fmt: Literal["parquet", "csv"], name: str) -> pd.DataFrame:
-    # The bytes are already in memory, so every failure here is about the content:
-    # I/O errors (possibly transient) surface earlier, unchanged, from the read itself.
+def _iso(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(float(value)).isoformat()
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def list_files(pattern: str, *, base: Path) -> list[FileId]:
+    """The files matching `pattern`, in name order, with their identities.
+
+    `pattern` is a glob: relative (to `base`), absolute, or a URI (s3://, gs://, file://,
+    memory://, ...) listed through fsspec. Listing reads metadata only, never contents.
+    """
+    if not _is_uri(pattern):
+        full = pattern if os.path.isabs(pattern) else str(Path(base) / pattern)
+        out = []
+        for p in sorted(glob.glob(full, recursive=True)):
+            if os.path.isfile(p):
+                st = os.stat(p)
+                out.append(FileId(os.path.abspath(p), st.st_size, _iso(st.st_mtime_ns / 1e9)))
+        return out
+    import fsspec  # an Airflow dependency; only URIs need it
+
+    fs, path = fsspec.core.url_to_fs(pattern)
+    out = []
+    for p, info in sorted(fs.glob(path, detail=True).items()):
+        if info.get("type") != "file":
+            continue
+        mtime = info.get("mtime") or info.get("LastModified") or info.get("created")
+        etag = info.get("ETag") or info.get("etag") or info.get("md5Hash")
+        out.append(
+            FileId(
+                fs.unstrip_protocol(p), int(info.get("size") or 0), _iso(mtime), etag and str(etag)
+            )
+        )
+    return out
+
+
+def read_file(file: FileId | str, fmt: Literal["parquet", "csv"]) -> pd.DataFrame:
+    """One landed file's rows. A file that cannot be parsed raises SourceError naming it;
+    I/O errors (possibly transient) propagate unchanged."""
+    if fmt not in ("parquet", "csv"):
+        raise ValueError(f"unsupported file format {fmt!r} (parquet or csv)")
+    path = file.path if isinstance(file, FileId) else file
+    if _is_uri(path):
+        import fsspec
+
+        with fsspec.open(path, "rb") as fh:
+            data = fh.read()
+    else:
+        data = Path(path).read_bytes()
+    # The bytes are in memory now, so every failure below is about the content.
     try:
         if fmt == "csv":
             return pd.read_csv(io.BytesIO(data), encoding="utf-8", encoding_errors="strict")
@@ -76,65 +122,17 @@ def _parse(data: bytes, fmt: Literal["parquet", "csv"], name: str) -> pd.DataFra
         # UnicodeDecodeError, pandas ParserError/EmptyDataError and ArrowInvalid are
         # ValueErrors; pyarrow reports corrupt pages and footers as OSError.
         raise SourceError(
-            f"cannot read {fmt} file {name}: {type(exc).__name__}: {exc}", path=name
+            f"cannot read {fmt} file {path}: {type(exc).__name__}: {exc}", path=path
         ) from exc
-
-
-def _read_local(
-    pattern: str, fmt: Literal["parquet", "csv"]
-) -> tuple[list[pd.DataFrame], list[str]]:
-    files = sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
-    return [_parse(Path(p).read_bytes(), fmt, p) for p in files], files
-
-
-def _read_uri(pattern: str, fmt: Literal["parquet", "csv"]) -> tuple[list[pd.DataFrame], list[str]]:
-    import fsspec  # an Airflow dependency; only URIs need it
-
-    fs, path = fsspec.core.url_to_fs(pattern)
-    paths = sorted(p for p in fs.glob(path) if fs.isfile(p))
-    frames, files = [], []
-    for p in paths:
-        name = fs.unstrip_protocol(p)
-        with fs.open(p, "rb") as fh:
-            data = fh.read()
-        frames.append(_parse(data, fmt, name))
-        files.append(name)
-    return frames, files
-
-
-def read_files(
-    pattern: str, fmt: Literal["parquet", "csv"], *, base: Path
-) -> tuple[pd.DataFrame, list[str]]:
-    """Read every file matching `pattern` into one frame; return it with the files read.
-
-    `pattern` is a glob: relative (to `base`), absolute, or a URI (s3://, gs://, file://,
-    memory://, ...) read through fsspec. Files are read in name order; the result has the
-    union of their columns. No match gives an empty frame: whether that is acceptable is
-    validation's call. A file that cannot be parsed raises SourceError naming it.
-    """
-    if fmt not in ("parquet", "csv"):
-        raise ValueError(f"unsupported file format {fmt!r} (parquet or csv)")
-    if _is_uri(pattern):
-        frames, files = _read_uri(pattern, fmt)
-    else:
-        full = pattern if os.path.isabs(pattern) else str(Path(base) / pattern)
-        frames, files = _read_local(full, fmt)
-    if not frames:
-        return pd.DataFrame(), []
-    # Empty frames only contribute their columns (concat warns about all-NA entries).
-    non_empty = [f for f in frames if len(f)] or frames[:1]
-    df = pd.concat(non_empty, ignore_index=True, sort=False)
-    missing = [c for f in frames for c in f.columns if c not in df.columns]
-    for col in dict.fromkeys(missing):
-        df[col] = pd.Series(dtype="object", index=df.index)
-    return df, files
 
 
 # -- SQL ----------------------------------------------------------------------------------
 
 
-def substitute_watermark(query: str, watermark: str | None) -> str:
-    """Replace "{watermark}" in `query` by a quoted SQL timestamp literal.
+def substitute_watermark(
+    query: str, watermark: str | None, lookback: timedelta = timedelta(0)
+) -> str:
+    """Replace "{watermark}" in `query` by a quoted SQL timestamp literal, `lookback` earlier.
 
     The literal is rebuilt from the parsed timestamp, never copied from the input, and a
     watermark that is not an ISO timestamp raises ValueError: nothing can be injected.
@@ -149,118 +147,27 @@ def substitute_watermark(query: str, watermark: str | None) -> str:
             parsed = datetime.fromisoformat(watermark.strip())
         except ValueError as exc:
             raise ValueError(f"watermark {watermark!r} is not an ISO timestamp") from exc
-        literal = f"'{parsed.isoformat(sep=' ')}'"
+        literal = f"'{(parsed - lookback).isoformat(sep=' ')}'"
     return query.replace(WATERMARK_PLACEHOLDER, literal)
 
 
-# -- collect ------------------------------------------------------------------------------
+# -- timestamps ------------------------------------------------------------------------------
 
 
-def _parse_ts(values: pd.Series) -> pd.Series:
+def parse_timestamps(values: pd.Series) -> pd.Series:
+    """Event times as datetimes (unparseable ones NaT, mixed offsets put on UTC)."""
     if pd.api.types.is_datetime64_any_dtype(values):
         return values
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", (FutureWarning, UserWarning))
         parsed = pd.to_datetime(values, errors="coerce", format="ISO8601")
         if not pd.api.types.is_datetime64_any_dtype(parsed):
-            # Mixed UTC offsets come back as objects: put them on one clock.
             parsed = pd.to_datetime(values, errors="coerce", format="ISO8601", utc=True)
     return parsed
 
 
-def _like(stamp: pd.Timestamp, ts: pd.Series) -> pd.Timestamp:
-    """`stamp` made comparable with `ts` (naive values are taken as UTC against aware ones)."""
-    aware = getattr(ts.dt, "tz", None) is not None
-    if aware and stamp.tzinfo is None:
-        return stamp.tz_localize("UTC")
-    if not aware and stamp.tzinfo is not None:
-        return stamp.tz_convert("UTC").tz_localize(None)
-    return stamp
-
-
-def _new_rows(
-    df: pd.DataFrame, column: str, watermark: str | None, training_days: int
-) -> tuple[pd.DataFrame, str | None, str | None]:
-    """Rows after the watermark (first run: the last `training_days` days), start, end."""
-    if column not in df.columns or df.empty:
-        return df, None, None
-    ts = _parse_ts(df[column])
-    if ts.isna().all():
-        return df, None, None  # nothing to filter on: validation will name the column
-    if watermark is not None:
-        cutoff = _like(pd.Timestamp(watermark), ts)
-    else:
-        cutoff = ts.max() - pd.Timedelta(days=training_days)
-    # Rows whose timestamp does not parse are kept (as NaT) so validation reports them
-    # instead of them vanishing here.
-    keep = (ts > cutoff) | ts.isna()
-    out = df.loc[keep].reset_index(drop=True)
-    kept = ts[keep].reset_index(drop=True)
-    out[column] = kept
-    if kept.isna().all():
-        return out, None, None
-    return out, kept.min().isoformat(), kept.max().isoformat()
-
-
-def _write_snapshot(storage: Storage, df: pd.DataFrame, path: Path) -> None:
-    try:
-        storage.write_parquet(df, path)
-    except (pa.ArrowTypeError, pa.ArrowInvalid):
-        # A column holding mixed types (e.g. numbers in one CSV, text in another) cannot
-        # be stored as is: keep it as text so validation can report its type.
-        mixed = [
-            c
-            for c in df.columns
-            if df[c].dtype == object and df[c].dropna().map(type).nunique() > 1
-        ]
-        if not mixed:
-            raise
-        fixed = df.copy()
-        for col in mixed:
-            fixed[col] = fixed[col].astype(str).where(fixed[col].notna(), None)
-        storage.write_parquet(fixed, path)
-
-
-def collect(
-    spec: ModelSpec,
-    storage: Storage,
-    run_id: str,
-    *,
-    read_sql: Callable[[str], pd.DataFrame] | None = None,
-) -> Batch:
-    """Snapshot the model's new rows for run `run_id`; return the Batch describing them.
-
-    Idempotent per run: when the run already has a complete snapshot (batch.json is
-    written last, after batch.parquet) it is returned as is, without reading the source.
-    SQL sources need `read_sql` (query -> DataFrame); its errors propagate unchanged.
-    """
-    folder = storage.snapshot_dir(spec.name, run_id)
-    parquet, meta = folder / BATCH_FILE, folder / BATCH_META
-    if parquet.exists() and meta.exists():
-        return Batch.from_dict(storage.read_json(meta))
-
-    watermark = storage.watermark(spec.name)
-    source = spec.source
-    if isinstance(source, FileSource):
-        df, files = read_files(source.path, source.format, base=storage.root)
-    elif isinstance(source, SqlSource):
-        if read_sql is None:
-            raise ValueError(f"model {spec.name!r} has a SQL source: collect needs read_sql")
-        df, files = read_sql(substitute_watermark(source.query, watermark)), []
-    else:  # pragma: no cover - the spec's discriminator admits only the two kinds
-        raise TypeError(f"unknown source {type(source).__name__}")
-
-    df, start, end = _new_rows(
-        df, spec.data_schema.timestamp_column, watermark, spec.window.training_days
-    )
-    _write_snapshot(storage, df, parquet)
-    batch = Batch(
-        path=str(parquet),
-        rows=len(df),
-        start=start,
-        end=end,
-        watermark_before=watermark,
-        files=files,
-    )
-    storage.write_json(batch.to_dict(), meta)
-    return batch
+def naive_utc(ts: pd.Series) -> pd.Series:
+    """Event times on one naive clock, so files with and without offsets compare."""
+    if getattr(ts.dt, "tz", None) is not None:
+        return ts.dt.tz_convert("UTC").dt.tz_localize(None)
+    return ts

@@ -20,7 +20,16 @@ from modelkeeper.metric_names import CLASSIFICATION, REGRESSION
 from modelkeeper.settings import DEFAULT_SPEC_DIR as SPEC_DIR  # noqa: F401  (kept for callers)
 from modelkeeper.settings import settings
 
-__all__ = ["ModelSpec", "SpecError", "get_spec", "load_all", "load_spec", "spec_dir"]
+__all__ = [
+    "ModelSpec",
+    "SpecError",
+    "get_spec",
+    "load_all",
+    "load_spec",
+    "load_specs",
+    "spec_dir",
+    "valid_specs",
+]
 
 
 class _Strict(BaseModel):
@@ -40,7 +49,14 @@ class SqlSource(_Strict):
     kind: Literal["sql"]
     conn_id: str = Field(description="Airflow Connection to run the query through")
     query: str = Field(
-        description="SELECT returning the schema columns; '{watermark}' becomes the last processed timestamp"
+        description="SELECT returning the schema columns; '{watermark}' becomes the last "
+        "accepted event time minus the lookback"
+    )
+    lookback_minutes: float = Field(
+        60,
+        ge=0,
+        description="re-read this far behind the watermark and drop rows already taken "
+        "(by schema.unique_key): rows committed late within it are taken exactly once",
     )
 
 
@@ -185,6 +201,11 @@ class Promotion(_Strict):
     max_latency_ratio: float | None = Field(
         None, gt=0, description="candidate predict time / champion's, at most"
     )
+    unusable_champion: Literal["approval", "refuse"] = Field(
+        "approval",
+        description="when the champion cannot be loaded or takes other inputs: a candidate "
+        "that clears the floor and slice checks waits for a person (approval), or is refused",
+    )
 
 
 class ModelSpec(_Strict):
@@ -228,6 +249,11 @@ class ModelSpec(_Strict):
             raise ValueError(f"target {self.target.column!r} is also a feature")
         if not self.features.all:
             raise ValueError("features: at least one numeric or categorical feature is required")
+        if isinstance(self.source, SqlSource) and not self.data_schema.unique_key:
+            raise ValueError(
+                "schema.unique_key is required with a SQL source: re-read rows (the lookback, "
+                "rows tying the watermark) are told apart from new ones by it"
+            )
         undeclared_key = [c for c in self.data_schema.unique_key or [] if c not in declared]
         if undeclared_key:
             raise ValueError(
@@ -296,8 +322,27 @@ def load_spec(path: str | Path) -> ModelSpec:
 
 
 def load_all(directory: str | Path | None = None) -> list[ModelSpec]:
+    """Every spec; raises SpecError on the first broken one (for strict callers)."""
     directory = Path(directory) if directory else spec_dir()
     return [load_spec(p) for p in sorted(directory.glob("*.yaml"))]
+
+
+def load_specs(directory: str | Path | None = None) -> tuple[list[ModelSpec], list[SpecError]]:
+    """The specs that load, and the errors of those that do not: one broken file must not
+    take the other models' DAGs down with it."""
+    directory = Path(directory) if directory else spec_dir()
+    good, bad = [], []
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            good.append(load_spec(path))
+        except SpecError as exc:
+            bad.append(exc)
+    return good, bad
+
+
+def valid_specs(directory: str | Path | None = None) -> list[ModelSpec]:
+    """The specs that load (dags/modelkeeper_spec_errors.py shows the others in the UI)."""
+    return load_specs(directory)[0]
 
 
 def get_spec(name: str, directory: str | Path | None = None) -> ModelSpec:

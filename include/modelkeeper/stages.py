@@ -1,12 +1,12 @@
 """What each stage of `retrain_<model>` hands to the next, as typed results.
 
-The contract of the pipeline in one place (collect's Batch lives with the sources,
-monitor's Monitoring and decide's RetrainDecision with the retrain rule, the
-ChampionChange of promote / rollback / rejection with governance):
+The contract of the pipeline in one place (collect's Batch and validate's Accepted live
+with ingestion, monitor's Monitoring and decide's RetrainDecision with the retrain rule,
+the ChampionChange of promote / rollback / rejection with governance):
 
-    collect  -> Batch              validate -> Validated      monitor -> Monitoring
-    decide   -> RetrainDecision    train    -> Trained        evaluate -> Evaluated
-    approve  -> Approval           promote  -> ChampionChange finish  -> Finished
+    collect  -> ingest.Batch         validate -> ingest.Accepted  monitor  -> Monitoring
+    decide   -> RetrainDecision      train    -> Trained          evaluate -> Evaluated
+    approve  -> Approval             promote  -> ChampionChange   finish   -> Finished
 
 Each is a frozen dataclass; `to_dict()` is the JSON that crosses the task boundary
 (references such as paths and run ids, never data) and `from_dict()` rebuilds it.
@@ -14,7 +14,7 @@ Each is a frozen dataclass; `to_dict()` is the JSON that crosses the task bounda
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from modelkeeper.evaluation import ModelScore
 from modelkeeper.handoff import Handoff
@@ -22,26 +22,12 @@ from modelkeeper.promotion import Decision
 
 
 @dataclass(frozen=True)
-class Validated(Handoff):
-    """validate's verdict on the batch, with where its evidence is."""
-
-    success: bool
-    summary: str
-    rows: int
-    failures: list[dict] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    report: str | None = None  # the GX result as JSON
-    data_docs: str | None = None  # GX Data Docs index.html
-    quarantine: str | None = None  # where a rejected batch was kept
-
-
-@dataclass(frozen=True)
 class Trained(Handoff):
     """The registered candidate and the data it was trained and held out on."""
 
     mlflow_run_id: str
-    version: str
-    model_uri: str
+    version: str | None  # None: nothing new to train on (see note)
+    model_uri: str | None
     holdout_path: str
     data_snapshot_hash: str
     train_rows: int
@@ -50,6 +36,7 @@ class Trained(Handoff):
     train_end: str
     holdout_start: str
     holdout_end: str
+    note: str = ""  # why no version was registered, when none was
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,11 @@
 Layout under the storage root (a local folder; `MODELKEEPER_STORAGE` overrides, see settings):
 
     landing/                          where sources drop files (the demo feed writes here)
-    snapshots/<model>/<run>/          the batch collected by one run
-    accepted/<model>/<run>.parquet    batches that passed validation: the training pool
-    quarantine/<model>/<run>/         rejected batches with their validation report
-    reports/<model>/<run>/            GE result + Data Docs, Evidently HTML + JSON
-    state/<model>.json                the processed watermark
+    snapshots/<model>/<run>/          the new files one run collected, and what it accepted
+    manifest/<model>/<run>.json       what each run took and what became of it (ingest.py)
+    accepted/<model>/date=D/<run>.parquet   rows that passed validation: the training pool
+    quarantine/<model>/<run>/         rejected files with their validation report
+    reports/<model>/<run>/            GX result + Data Docs, Evidently HTML + JSON
 
 Every write goes to a temporary name and is renamed when complete, so a killed task
 never leaves half a file behind under the final name.
@@ -72,17 +72,11 @@ class Storage:
     def accepted_dir(self, model: str) -> Path:
         return self.root / "accepted" / model
 
-    def accepted_path(self, model: str, run_id: str) -> Path:
-        return self.accepted_dir(model) / f"{run_key(run_id)}.parquet"
-
     def quarantine_dir(self, model: str, run_id: str) -> Path:
         return self.root / "quarantine" / model / run_key(run_id)
 
     def report_dir(self, model: str, run_id: str) -> Path:
         return self.root / "reports" / model / run_key(run_id)
-
-    def state_path(self, model: str) -> Path:
-        return self.root / "state" / f"{model}.json"
 
     # -- atomic writes ---------------------------------------------------------------
     def write_parquet(self, df: pd.DataFrame, path: Path) -> Path:
@@ -103,14 +97,3 @@ class Storage:
             return json.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:
             return default
-
-    # -- watermark -------------------------------------------------------------------
-    def watermark(self, model: str) -> str | None:
-        return (self.read_json(self.state_path(model), default={}) or {}).get("watermark")
-
-    def set_watermark(self, model: str, value: str, run_id: str) -> None:
-        current = self.watermark(model)
-        # Never move backwards: an old run finishing late must not re-open processed data.
-        if current is not None and value <= current:
-            return
-        self.write_json({"watermark": value, "run_id": run_id}, self.state_path(model))

@@ -125,7 +125,7 @@ def build_retrain_dag(spec: ModelSpec) -> DAG:
     ) as dag:
         collect = CollectOperator(task_id="collect", **common)
         validate = ValidateOperator(task_id="validate", batch=collect.output, **common)
-        monitor = MonitorOperator(task_id="monitor", batch=collect.output, **common)
+        monitor = MonitorOperator(task_id="monitor", accepted=validate.output, **common)
         decide = DecideOperator(
             task_id="decide",
             monitoring=monitor.output,
@@ -137,7 +137,6 @@ def build_retrain_dag(spec: ModelSpec) -> DAG:
         )
         train = TrainOperator(
             task_id="train",
-            batch=collect.output,
             validation=validate.output,
             retrain=decide.output,
             execution_timeout=timedelta(minutes=30),
@@ -167,6 +166,7 @@ def build_retrain_dag(spec: ModelSpec) -> DAG:
         finish = FinishOperator(
             task_id="finish",
             retrain=decide.output,
+            trained=train.output,
             promotion=promote.output,
             approval_task_id=approve.task_id,
             trigger_rule="none_failed_min_one_success",

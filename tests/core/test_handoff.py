@@ -10,10 +10,10 @@ import pytest
 from modelkeeper.errors import HandoffError
 from modelkeeper.evaluation import ModelScore
 from modelkeeper.governance import ChampionChange
+from modelkeeper.ingest import Accepted, Batch, BatchFile, FileOutcome
 from modelkeeper.promotion import Decision
 from modelkeeper.retrain import Monitoring, RetrainDecision
-from modelkeeper.sources import Batch
-from modelkeeper.stages import Approval, Evaluated, Finished, Trained, Validated
+from modelkeeper.stages import Approval, Evaluated, Finished, Trained
 
 SCORE = ModelScore(
     metrics={"roc_auc": 0.7, "r2": math.nan},
@@ -23,8 +23,16 @@ SCORE = ModelScore(
     latency_ms_per_1k=1.5,
 )
 RESULTS = [
-    pytest.param(Batch("/s/batch.parquet", 3, "2013-01-01", "2013-01-02", None, ["a"]), id="batch"),
-    pytest.param(Validated(True, "validation passed", 3, report="/r.json"), id="validated"),
+    pytest.param(
+        Batch("/s", [BatchFile("/l/a.parquet", "k", "/s/0.parquet", 3)], 3, None, None, None),
+        id="batch",
+    ),
+    pytest.param(
+        Accepted(
+            True, "ok", 3, "/s/a.parquet", None, None, [FileOutcome("/l/a", "k", "accepted", 3)]
+        ),
+        id="accepted",
+    ),
     pytest.param(Monitoring("1", 30, 0.2, "2 of 10 drifted", 0.66), id="monitoring"),
     pytest.param(RetrainDecision(True, "no champion yet"), id="retrain"),
     pytest.param(
@@ -55,6 +63,10 @@ class TestRoundTrip:
         assert isinstance(evaluated.champion, ModelScore)
         assert math.isnan(evaluated.candidate.metrics["r2"])  # "NaN" on the wire, a float again
         assert evaluated.to_dict()["decision"]["verdict"] == "BLESSED"
+
+    def test_lists_of_results_are_rebuilt_typed(self):
+        batch = Batch.from_dict(json.loads(json.dumps(RESULTS[0].values[0].to_dict())))
+        assert isinstance(batch.files[0], BatchFile) and batch.files[0].rows == 3
 
     def test_extra_keys_from_a_newer_producer_are_ignored(self):
         wire = {**RetrainDecision(False, "no retrain").to_dict(), "added_later": 1}

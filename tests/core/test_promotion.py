@@ -78,18 +78,6 @@ class TestDecide:
             pytest.param(
                 cand(validated=False), champ(), "no passed-validation lineage tag", id="no-lineage"
             ),
-            pytest.param(
-                cand(),
-                champ(load_error="OSError: gone"),
-                "champion v1 unloadable: OSError: gone",
-                id="unloadable",
-            ),
-            pytest.param(
-                cand(cols=COLS + ["dest"]),
-                champ(),
-                "input schema differs (new: ['dest']",
-                id="schema",
-            ),
             pytest.param(cand(auc=0.50), None, "roc_auc 0.500 below floor 0.550", id="below-floor"),
             pytest.param(
                 cand(auc=0.90, data_end="2013-03-04T23:00:00"),
@@ -121,6 +109,35 @@ class TestDecide:
         assert not d.promote and d.verdict == "NOT_BLESSED"
         assert d.reason.startswith("refused: ")
         assert phrase in d.reason
+
+    UNUSABLE = [
+        pytest.param(
+            champ(load_error="OSError: gone"),
+            "champion v1 unloadable: OSError: gone",
+            id="unloadable",
+        ),
+        pytest.param(champ(cols=COLS[:-1]), "input schema differs (new: ['origin']", id="schema"),
+    ]
+
+    @pytest.mark.parametrize(("champion", "phrase"), UNUSABLE)
+    def test_an_unusable_champion_leaves_it_to_a_person(self, spec, champion, phrase):
+        d = decide(cand(auc=0.60), champion, spec)
+        assert d.promote and d.needs_approval and d.verdict == "BLESSED"
+        assert d.reason.startswith("needs approval: ") and phrase in d.reason
+        assert "roc_auc 0.600 clears floor 0.550" in d.reason
+
+    @pytest.mark.parametrize(("champion", "phrase"), UNUSABLE)
+    def test_an_unusable_champion_does_not_lower_the_floor(self, spec, champion, phrase):
+        d = decide(cand(auc=0.50), champion, spec)
+        assert not d.promote and "below floor" in d.reason
+
+    @pytest.mark.parametrize(("champion", "phrase"), UNUSABLE)
+    def test_the_refuse_rule(self, spec, champion, phrase):
+        strict = spec.model_copy(
+            update={"promotion": spec.promotion.model_copy(update={"unusable_champion": "refuse"})}
+        )
+        d = decide(cand(auc=0.60), champion, strict)
+        assert not d.promote and d.reason.startswith("refused: ") and phrase in d.reason
 
     def test_slice_gap_refused(self, spec):
         slices = {

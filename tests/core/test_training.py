@@ -54,7 +54,10 @@ def model(split, spec):
 
 
 def land(storage, spec, run_id: str, frame: pd.DataFrame):
-    return storage.write_parquet(frame, storage.accepted_path(spec.name, run_id))
+    """Rows accepted by a run, committed to the pool the way validate commits them."""
+    from modelkeeper.ingest import commit_accepted
+
+    commit_accepted(spec, storage, run_id, frame)
 
 
 class TestBuildPipeline:
@@ -195,8 +198,7 @@ class TestLoadAccepted:
         bad = week_frame(flights, 2)
         quarantined = storage.quarantine_dir(spec.name, "scheduled__2013-01-22") / "batch.parquet"
         storage.write_parquet(bad, quarantined)
-        other_model = storage.accepted_dir("other_model") / "run.parquet"
-        storage.write_parquet(bad, other_model)
+        land(storage, variant(spec, lambda raw: raw.update(name="other_model")), "run", bad)
 
         df = load_accepted(spec, storage)
         assert len(df) == len(w0) + len(w1)
@@ -244,7 +246,7 @@ class TestLoadAccepted:
     def test_no_batches(self, spec, storage):
         with pytest.raises(
             TrainingDataError,
-            match=r"no accepted batches for 'flight_delay' under .*accepted/flight_delay",
+            match=r"no accepted rows for 'flight_delay' up to now",
         ):
             load_accepted(spec, storage)
 
@@ -252,7 +254,7 @@ class TestLoadAccepted:
         storage.write_parquet(
             week_frame(flights, 0), storage.quarantine_dir(spec.name, "run_a") / "batch.parquet"
         )
-        with pytest.raises(TrainingDataError, match="no accepted batches"):
+        with pytest.raises(TrainingDataError, match="no accepted rows"):
             load_accepted(spec, storage)
 
     def test_nothing_before_until(self, spec, storage, flights):

@@ -224,3 +224,60 @@ def test_importing_dags_loads_no_heavy_library():
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert "HEAVY=\n" in out.stdout + "\n", f"dags/ imported heavy modules: {out.stdout[-500:]}"
+
+
+class TestSpecIsolation:
+    """One broken spec is shown in the UI's import errors; every other model keeps its DAGs."""
+
+    @pytest.fixture
+    def bag(self, tmp_path, monkeypatch):
+        import yaml
+        from airflow.dag_processing.dagbag import DagBag
+
+        from modelkeeper.spec import SPEC_DIR
+
+        specs = tmp_path / "specs"
+        specs.mkdir()
+        raw = yaml.safe_load((SPEC_DIR / "flight_delay.yaml").read_text())
+        (specs / "flight_delay.yaml").write_text(yaml.safe_dump(raw))
+        (specs / "second.yaml").write_text(yaml.safe_dump({**raw, "name": "second"}))
+        broken = {**raw, "name": "broken", "metrics": {"primary": "roc_aux"}}
+        (specs / "broken.yaml").write_text(yaml.safe_dump(broken))
+        monkeypatch.setenv("MODELKEEPER_SPEC_DIR", str(specs))
+        return DagBag(dag_folder=str(ROOT / "dags"))
+
+    def test_the_broken_spec_is_an_import_error_naming_file_and_field(self, bag):
+        assert [Path(p).name for p in bag.import_errors] == ["modelkeeper_spec_errors.py"]
+        [message] = bag.import_errors.values()
+        assert "broken.yaml" in message and "metrics.primary" in message and "roc_aux" in message
+
+    def test_the_other_models_rollback_and_reconcile_still_load(self, bag):
+        assert {"retrain_flight_delay", "retrain_second", "modelkeeper_rollback"} <= set(bag.dags)
+        assert "retrain_broken" not in bag.dags
+        reconcile = bag.dags["modelkeeper_reconcile"]
+        assert {t.task_id for t in reconcile.tasks} == {
+            "reconcile_flight_delay",
+            "reconcile_second",
+        }
+        rollback = bag.dags["modelkeeper_rollback"].params.get_param("model")
+        assert rollback.schema["enum"] == ["flight_delay", "second"]
+
+
+def test_a_task_process_builds_only_its_own_dag(tmp_path, monkeypatch):
+    """Airflow's parsing context names the DAG a task process needs: the factory file
+    builds that one, not one per spec."""
+    import runpy
+
+    import yaml
+
+    from modelkeeper.spec import SPEC_DIR
+
+    raw = yaml.safe_load((SPEC_DIR / "flight_delay.yaml").read_text())
+    for i in range(5):
+        (tmp_path / f"m{i}.yaml").write_text(yaml.safe_dump({**raw, "name": f"m{i}"}))
+    monkeypatch.setenv("MODELKEEPER_SPEC_DIR", str(tmp_path))
+    built = runpy.run_path(str(ROOT / "dags" / "modelkeeper_retrain.py"))
+    assert {k for k in built if k.startswith("retrain_")} == {f"retrain_m{i}" for i in range(5)}
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "retrain_m3")
+    built = runpy.run_path(str(ROOT / "dags" / "modelkeeper_retrain.py"))
+    assert {k for k in built if k.startswith("retrain_")} == {"retrain_m3"}

@@ -120,7 +120,7 @@ class TestRetrainDag:
         assert {states[t] for t in ("monitor", "decide", "train", "evaluate", "promote")} == {
             "upstream_failed"
         }
-        quarantine = storage.quarantine_dir(MODEL, dr.run_id)
+        quarantine = storage.quarantine_dir(MODEL, dr.run_id) / "week_10.parquet"
         assert "temp" in (quarantine / "REASON.txt").read_text()
         assert (quarantine / "batch.parquet").exists()
         assert reg.alias(MODEL).version == before
@@ -140,9 +140,26 @@ class TestRetrainDag:
         )
         assert reg.alias(MODEL).version == before
 
-    def test_forced_run_without_new_data_retrains_on_accepted_data(self, dag, env):
+    def test_forced_run_without_new_data_registers_nothing_new(self, dag, env):
+        """The last run trained on exactly the accepted data: forcing again says so."""
         reg = env["registry"]
         before = reg.alias(MODEL).version
+        n_versions = len(reg.client.search_model_versions(f"name = '{MODEL}'"))
+        dr, states = trigger(dag, force_retrain=True, reason="refresh on accepted data")
+        assert dr.state == "success", states
+        assert states["validate"] == states["finish"] == "success"
+        assert {states[t] for t in ("train", "evaluate", "approve", "promote")} == {"skipped"}
+        outcome = mlflow_run(env, dr.run_id).data.tags["outcome"]
+        assert outcome.startswith("nothing new: ") and "no second version" in outcome
+        assert reg.alias(MODEL).version == before
+        assert len(reg.client.search_model_versions(f"name = '{MODEL}'")) == n_versions
+
+    def test_forced_run_on_new_accepted_data_retrains(self, dag, env):
+        from modelkeeper.demo import land_next_weeks
+
+        reg = env["registry"]
+        before = reg.alias(MODEL).version
+        land_next_weeks(env["storage"], n=1)
         dr, states = trigger(dag, force_retrain=True, reason="refresh on accepted data")
         assert dr.state == "success", states
         assert states["validate"] == states["train"] == states["evaluate"] == "success"

@@ -65,8 +65,9 @@ def dags(airflow_db, tmp_path_factory):
     (specs / "broken.yaml").write_text("name: broken\nowner: x\n")  # fields missing
     batch = base / "batch.parquet"
     pd.DataFrame({"time_hour": pd.to_datetime(["2013-01-01"]), "carrier": ["UA"]}).to_parquet(batch)
-    meta = {"path": str(batch), "rows": 1, "start": None, "end": None}
-    meta |= {"watermark_before": None, "files": []}
+    bad = {"source": "/landing/bad.parquet", "key": "bad", "snapshot": str(batch), "rows": 1}
+    meta = {"folder": str(base), "files": [bad], "rows": 1, "start": None, "end": None}
+    meta["since"] = None
     folder = base / "dags"
     folder.mkdir()
     source = PROBES.replace("{BATCH}", repr(meta)).replace("{BLESSED}", repr(BLESSED))

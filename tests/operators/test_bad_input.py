@@ -15,7 +15,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from modelkeeper_airflow.operators import CollectOperator
-from tests.helpers import retrain_tasks, run_operator
+from tests.helpers import accepted_rows, retrain_tasks, run_operator
 
 MODEL = "flight_delay"
 
@@ -116,14 +116,14 @@ CASES = [
         id="high-cardinality",
     ),
     pytest.param(single_class_labels, "column=delayed", id="single-class-label"),
-    pytest.param(header_only, "no new data since None", id="empty-header-only"),
+    pytest.param(header_only, "has no rows", id="empty-header-only"),
 ]
 
 
 def _assert_nothing_learned(mlflow_store, storage, champion, run_id):
     assert mlflow_store.alias(MODEL).version == champion
     assert len(mlflow_store.client.search_model_versions(f"name = '{MODEL}'")) == 1
-    assert not storage.accepted_path(MODEL, run_id).exists()
+    assert accepted_rows(storage, MODEL, run_id) == 0
 
 
 class TestMalformedBatches:
@@ -146,10 +146,11 @@ class TestMalformedBatches:
         with pytest.raises(AirflowFailException, match="validation failed") as failed:
             run_operator(retrain_tasks(MODEL)["validate"], run_id, xcoms, run_type=run_type)
         assert named in str(failed.value)
-        quarantine = storage.quarantine_dir(MODEL, run_id)
+        name = "bad.csv" if mutate is mixed_type_categorical else "bad.parquet"
+        quarantine = storage.quarantine_dir(MODEL, run_id) / name
         assert len(pd.read_parquet(quarantine / "batch.parquet")) == len(bad)
         assert named in (quarantine / "REASON.txt").read_text()
-        assert (quarantine / "validation.json").stat().st_size > 100
+        assert (quarantine / "validation.json").stat().st_size > 50
         _assert_nothing_learned(mlflow_store, storage, champion, run_id)
 
     def test_extra_column_is_a_warning_by_default(self, week, storage, mlflow_store, champion):
@@ -175,7 +176,7 @@ class TestUnreadableFiles:
             ),
         ],
     )
-    def test_fails_at_collect_without_retry(
+    def test_quarantined_once_and_the_run_fails(
         self, name, payload, named, week, storage, mlflow_store, champion, tmp_path
     ):
         _mk(storage)
@@ -186,12 +187,14 @@ class TestUnreadableFiles:
         target.write_bytes(
             data[: len(data) // 2] if payload == "truncated" else b"PAR1 not really parquet"
         )
-        with pytest.raises(AirflowFailException, match=f"{named} .*{name}"):
-            run_operator(CollectOperator(task_id="collect", model=MODEL), "manual__unreadable", {})
-        quarantine = storage.quarantine_dir(MODEL, "manual__unreadable")
+        _collect_and_validate("manual__unreadable", match=f"{named} .*{name}")
+        quarantine = storage.quarantine_dir(MODEL, "manual__unreadable") / name
         assert (quarantine / name).read_bytes() == target.read_bytes()
         assert name in (quarantine / "REASON.txt").read_text()
         _assert_nothing_learned(mlflow_store, storage, champion, "manual__unreadable")
+        # Recorded: the next run skips it with a warning and quarantines nothing again.
+        batch = run_operator(CollectOperator(task_id="collect", model=MODEL), "manual__next", {})
+        assert batch["files"] == [] and name in batch["skipped"][0]
 
     def test_invalid_utf8_csv(self, week, storage, mlflow_store, champion, tmp_path, monkeypatch):
         _csv_spec(monkeypatch, tmp_path)
@@ -200,11 +203,11 @@ class TestUnreadableFiles:
         target.write_bytes(
             week.head(600).to_csv(index=False).replace("EWR", "EWR\xe9").encode("latin-1")
         )
-        with pytest.raises(
-            AirflowFailException, match="cannot read csv file .*latin1.csv: UnicodeDecodeError"
-        ):
-            run_operator(CollectOperator(task_id="collect", model=MODEL), "manual__latin1", {})
-        assert (storage.quarantine_dir(MODEL, "manual__latin1") / "latin1.csv").exists()
+        _collect_and_validate(
+            "manual__latin1", match="cannot read csv file .*latin1.csv: UnicodeDecodeError"
+        )
+        folder = storage.quarantine_dir(MODEL, "manual__latin1") / "latin1.csv"
+        assert (folder / "latin1.csv").exists()
         _assert_nothing_learned(mlflow_store, storage, champion, "manual__latin1")
 
 
@@ -222,6 +225,13 @@ class TestBypass:
                 conf={"skip_validation": True},
             )
         assert not storage.snapshot_dir(MODEL, "manual__bypass").exists()
+
+
+def _collect_and_validate(run_id: str, match: str) -> None:
+    xcoms: dict = {}
+    run_operator(CollectOperator(task_id="collect", model=MODEL), run_id, xcoms)
+    with pytest.raises(AirflowFailException, match=match):
+        run_operator(retrain_tasks(MODEL)["validate"], run_id, xcoms)
 
 
 def _mk(storage) -> None:

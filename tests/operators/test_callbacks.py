@@ -24,7 +24,7 @@ class TestOrphanedRunsAreClosed:
     def test_next_monitor_closes_runs_of_ended_dag_runs(self, mlflow_store, storage):
         import pandas as pd
 
-        from modelkeeper.sources import Batch
+        from modelkeeper.ingest import Accepted
         from tests.helpers import retrain_tasks, run_operator
 
         ended = mlflow_store.ensure_run("flight_delay", "manual__outage", {})
@@ -33,7 +33,7 @@ class TestOrphanedRunsAreClosed:
         live = mlflow_store.ensure_run("flight_delay", "backfill__2026-11-01", {})
         batch = storage.write_parquet(pd.DataFrame({"x": [1]}), storage.root / "batch.parquet")
         xcoms = {
-            ("collect", "return_value"): Batch(str(batch), 1, None, None, None, []).to_dict(),
+            ("validate", "return_value"): Accepted(True, "ok", 1, str(batch), None, None).to_dict(),
             ("dag_run_state", "manual__outage"): "failed",
             ("dag_run_state", "manual__done"): "success",
             ("dag_run_state", "backfill__2026-11-01"): "running",

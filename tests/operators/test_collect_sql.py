@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from modelkeeper_airflow.operators import CollectOperator
-from tests.helpers import run_operator
+from tests.helpers import retrain_tasks, run_operator
 
 SPEC = "include/models/flight_delay.yaml"
 
@@ -40,18 +40,26 @@ def _sql_spec(tmp_path, monkeypatch, conn_id: str, table: str) -> str:
 
 
 def _collect_twice(engine, table, first, second, storage, model):
+    """Collect and validate (which commits), twice: the second run takes only the new rows,
+    although it re-reads the lookback behind the watermark."""
     import pandas as pd
 
     first.to_sql(table, engine, index=False)
-    batch1 = run_operator(CollectOperator(task_id="collect", model=model), "manual__sql1", {})
+    batch1 = _run(model, "manual__sql1")
     assert batch1["rows"] == len(first)
-    storage.set_watermark(model, batch1["end"], "manual__sql1")  # what validate does on pass
     second.to_sql(table, engine, index=False, if_exists="append")
-    batch2 = run_operator(CollectOperator(task_id="collect", model=model), "manual__sql2", {})
+    batch2 = _run(model, "manual__sql2")
     assert batch2["rows"] == len(second)
-    snap = pd.read_parquet(batch2["path"])
+    snap = pd.read_parquet(batch2["files"][0]["snapshot"])
     assert snap["time_hour"].min() > pd.Timestamp(batch1["end"])
     assert set(snap.columns) >= {"carrier", "origin", "delayed", "temp"}
+
+
+def _run(model: str, run_id: str) -> dict:
+    xcoms: dict = {}
+    batch = run_operator(CollectOperator(task_id="collect", model=model), run_id, xcoms)
+    run_operator(retrain_tasks(model)["validate"], run_id, xcoms)
+    return batch
 
 
 class TestCollectSql:

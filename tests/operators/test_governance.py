@@ -13,7 +13,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from modelkeeper_airflow.operators import ReconcileOperator, RollbackOperator
-from tests.helpers import DEFAULT_PARAMS, make_context, retrain_tasks, run_operator
+from tests.helpers import DEFAULT_PARAMS, answer_approval, retrain_tasks, run_operator
 
 MODEL = "flight_delay"
 
@@ -155,7 +155,7 @@ class TestApproval:
         # Airflow's ApprovalOperator skips promote on Reject by raising, so its return value
         # never reaches XCom (seen on a real run): the answer must be handed on first.
         xcoms = {("evaluate", "return_value"): evaluated(versions[1], versions[0])}
-        _answer(xcoms, "manual__answer", option, "erin")
+        answer_approval(xcoms, "manual__answer", option, "erin")
         answer = xcoms[("approve", "return_value")]
         assert (answer["asked"], answer["approved"], answer["by"]) == (
             True,
@@ -192,7 +192,7 @@ class TestApproval:
             ("evaluate", "return_value"): evaluated(versions[1], versions[0]),
             ("decide", "return_value"): {"retrain": True, "reason": "forced"},
         }
-        _answer(xcoms, "manual__k", "Reject", "bob")
+        answer_approval(xcoms, "manual__k", "Reject", "bob")
         assert mlflow_store.alias(MODEL).version == versions[0]
         [event] = audit_db.events(MODEL)
         assert (event["event"], event["who"], event["version_after"]) == (
@@ -279,24 +279,3 @@ def _promote(xcoms: dict, run_id: str, mode: str = "", user: str | None = None):
 
 def _approve(xcoms: dict, run_id: str, mode: str):
     return run_operator(retrain_tasks(MODEL)["approve"], run_id, xcoms, params=_params(mode))
-
-
-def _answer(xcoms: dict, run_id: str, option: str, who: str) -> None:
-    """The person's answer arriving (what the triggerer hands execute_complete)."""
-    from datetime import datetime
-
-    op = retrain_tasks(MODEL)["approve"]
-    ctx = make_context(run_id, "approve", xcoms, params=_params("approval"))
-    ctx["task"] = op
-    op.render_template_fields(ctx)
-    event = {
-        "chosen_options": [option],
-        "params_input": {},
-        "responded_at": datetime(2026, 1, 1),
-        "responded_by_user": {"id": who, "name": who},
-        "timedout": False,
-    }
-    try:
-        op.execute_complete(ctx, event)
-    except Exception as exc:  # the parent's skip of downstream tasks (promote) on Reject
-        assert type(exc).__name__ == "DownstreamTasksSkipped", exc

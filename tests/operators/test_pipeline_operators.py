@@ -12,7 +12,7 @@ import os
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from tests.helpers import DEFAULT_PARAMS, retrain_tasks, run_operator
+from tests.helpers import DEFAULT_PARAMS, accepted_rows, committed, retrain_tasks, run_operator
 
 MODEL = "flight_delay"
 
@@ -43,6 +43,8 @@ def run_pipeline(run_id: str, force: bool = False, mode: str = "spec") -> dict:
         try:
             out = run_operator(tasks[task_id], run_id, xcoms, params=params)
         except AirflowSkipException:
+            if task_id == "train":  # evaluate and promote need a candidate
+                skipped |= {"evaluate", "approve", "promote"}
             continue
         if task_id == "decide" and "train" not in out:
             skipped |= {"train", "evaluate", "approve", "promote"}  # the branch not taken
@@ -162,11 +164,12 @@ class TestFirstRun:
         assert 0.55 < promotion[0]["metrics"]["candidate_roc_auc"] < 1
         assert reconcile(world["audit"], MODEL, world["registry"].alias(MODEL).version)[0]
 
-    def test_batch_accepted_and_watermark_moved(self, world, first_run):
+    def test_batch_accepted_and_recorded(self, world, first_run):
         storage = world["storage"]
         batch = first_run[("collect", "return_value")]
-        assert storage.accepted_path(MODEL, "manual__first").exists()
-        assert storage.watermark(MODEL) == batch["end"]
+        record = committed(storage, MODEL, "manual__first")
+        assert [f["outcome"] for f in record["files"]] == ["accepted"] * len(batch["files"])
+        assert accepted_rows(storage, MODEL, "manual__first") == batch["rows"]
 
 
 class TestDriftedBatch:
@@ -198,7 +201,7 @@ class TestDriftedBatch:
         else:
             assert promoted["action"] == "kept" and after == before
             assert decision["reason"].startswith("refused: ")
-        assert pd.read_parquet(xcoms[("collect", "return_value")]["path"])["temp"].mean() > 50
+        assert pd.read_parquet(xcoms[("validate", "return_value")]["path"])["temp"].mean() > 50
 
 
 class TestBrokenBatch:
@@ -218,13 +221,17 @@ class TestBrokenBatch:
 
         evidence = xcoms[("validate", "return_value")]
         assert evidence["success"] is False and "temp" in evidence["summary"]
-        quarantine = storage.quarantine_dir(MODEL, "manual__broken")
+        quarantine = storage.quarantine_dir(MODEL, "manual__broken") / "week_10.parquet"
         assert (quarantine / "batch.parquet").exists() and (quarantine / "validation.json").exists()
-        assert not storage.accepted_path(MODEL, "manual__broken").exists()
+        assert "temp" in (quarantine / "REASON.txt").read_text()
+        assert accepted_rows(storage, MODEL, "manual__broken") == 0
         assert reg.alias(MODEL).version == before
         assert len(reg.client.search_model_versions(f"name = '{MODEL}'")) == versions_before
-        # The watermark moved past the rejected batch: the next run does not collect it again.
-        assert storage.watermark(MODEL) == xcoms[("collect", "return_value")]["end"]
+        # Recorded as quarantined: the next run does not collect it again.
+        [f] = committed(storage, MODEL, "manual__broken")["files"]
+        assert f["outcome"] == "quarantined"
+        next_batch = run_operator(tasks["collect"], "manual__after_broken", {})
+        assert next_batch["files"] == []
 
 
 class TestNoNewData:
@@ -254,10 +261,18 @@ class TestNoNewData:
         op = retrain_tasks(MODEL)["validate"]
         with pytest.raises(AirflowFailException, match="no new data since .*force_retrain"):
             run_operator(op, "scheduled__1", xcoms, run_type="scheduled")
-        assert (
-            "row_count"
-            in (world["storage"].quarantine_dir(MODEL, "scheduled__1") / "REASON.txt").read_text()
-        )
+
+    def test_scheduled_run_on_a_tick_another_run_served_stays_green(self, world, empty_batch):
+        from datetime import UTC, datetime
+
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        xcoms = empty_batch("scheduled__2")
+        op = retrain_tasks(MODEL)["validate"]
+        with pytest.raises(AirflowSkipException, match="nothing new for this tick: run manual__"):
+            run_operator(
+                op, "scheduled__2", xcoms, run_type="scheduled", run_after=datetime.now(UTC)
+            )
 
     @pytest.mark.parametrize(
         ("run_id", "run_type"),
@@ -268,7 +283,7 @@ class TestNoNewData:
         xcoms = empty_batch(run_id)
         evidence = run_operator(retrain_tasks(MODEL)["validate"], run_id, xcoms, run_type=run_type)
         assert evidence["success"] is True and evidence["rows"] == 0
-        assert evidence["summary"].startswith("no new rows since 2013-")
+        assert evidence["summary"].startswith("no new data since 20")
         assert not world["storage"].quarantine_dir(MODEL, run_id).exists()
         tasks = retrain_tasks(MODEL)
         run_operator(tasks["monitor"], run_id, xcoms)
@@ -335,3 +350,64 @@ class TestForcedRetrainAndModes:
         assert reg.alias(MODEL).version == champion_before
         moves = [e for e in audit.events(MODEL) if e["event"] in ("promotion", "rollback")]
         assert moves == [e for e in rows_before if e["event"] in ("promotion", "rollback")]
+
+
+class TestNothingNew:
+    def test_a_forced_retrain_on_the_same_data_registers_nothing(self, world, first_run):
+        reg = world["registry"]
+        run_pipeline("manual__forced_a", force=True)  # trains on what is accepted now
+        versions = len(reg.client.search_model_versions(f"name = '{MODEL}'"))
+        again = run_pipeline("manual__forced_b", force=True)  # nothing landed since
+        assert ("train", "return_value") in again, "train hands its result on before skipping"
+        trained = again[("train", "return_value")]
+        assert trained["version"] is None
+        assert (
+            trained["note"].startswith("nothing new: ") and "no second version" in trained["note"]
+        )
+        assert ("evaluate", "return_value") not in again
+        assert again[("finish", "return_value")]["summary"] == trained["note"]
+        assert len(reg.client.search_model_versions(f"name = '{MODEL}'")) == versions
+
+
+class TestUnusableChampion:
+    """Last in the module: it breaks the shared world's champion on purpose."""
+
+    def test_an_unloadable_champion_leads_to_a_retrain_and_a_person_decides(self, world, first_run):
+        import shutil
+        from pathlib import Path
+
+        from modelkeeper.demo import land_next_weeks
+        from tests.helpers import answer_approval
+
+        reg = world["registry"]
+        champion = reg.alias(MODEL)
+        model_dir = Path(
+            reg.client.get_logged_model(
+                champion.source.removeprefix("models:/")
+            ).artifact_location.removeprefix("file://")
+        )
+        shutil.rmtree(model_dir)
+        land_next_weeks(world["storage"], n=1)
+        run_id, xcoms = "manual__unusable", {}
+        tasks = retrain_tasks(MODEL)
+        for task_id in ("collect", "validate", "monitor", "decide", "train", "evaluate"):
+            run_operator(tasks[task_id], run_id, xcoms, params=DEFAULT_PARAMS)
+        monitoring = xcoms[("monitor", "return_value")]
+        assert monitoring["champion_problem"].startswith("its model cannot be loaded")
+        retrain = xcoms[("decide", "return_value")]
+        assert retrain == {
+            "retrain": True,
+            "reason": f"champion v{champion.version} unusable: {monitoring['champion_problem']}",
+        }
+        decision = xcoms[("evaluate", "return_value")]["decision"]
+        assert decision["needs_approval"] and decision["reason"].startswith(
+            f"needs approval: champion v{champion.version} unloadable"
+        )
+        with pytest.raises(AirflowFailException, match="recorded no approval"):
+            run_operator(tasks["promote"], run_id, xcoms, params=DEFAULT_PARAMS)
+        answer_approval(xcoms, run_id, "Approve", "erin")
+        promoted = run_operator(
+            retrain_tasks(MODEL)["promote"], run_id, xcoms, params=DEFAULT_PARAMS
+        )
+        assert promoted["action"] == "promoted" and promoted["who"] == "erin"
+        assert reg.alias(MODEL).version == xcoms[("train", "return_value")]["version"]

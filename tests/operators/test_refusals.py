@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import DEFAULT_PARAMS, retrain_tasks, run_operator
+from tests.helpers import DEFAULT_PARAMS, answer_approval, retrain_tasks, run_operator
 
 MODEL = "flight_delay"
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,6 +93,39 @@ def _trained(world, holdout, storage, tmp_path) -> dict:
     }
 
 
+def _needs_a_person(world, trained: dict, phrase: str) -> None:
+    """No usable champion to compare with: never promoted alone; a person may approve.
+
+    The rule (promotion.unusable_champion: approval, the default): the candidate must clear
+    the floor and slice checks, then waits in the approve task; promote without that
+    answer fails at once, with it the alias moves and the approver is audited.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    tasks, xcoms = retrain_tasks(MODEL), {("train", "return_value"): trained}
+    evaluated = run_operator(tasks["evaluate"], "manual__gate", xcoms)
+    decision = evaluated["decision"]
+    assert decision["needs_approval"] and decision["reason"].startswith("needs approval: ")
+    assert phrase in decision["reason"] and "clears floor" in decision["reason"]
+    with pytest.raises(AirflowFailException, match="recorded no approval"):
+        run_operator(tasks["promote"], "manual__gate", xcoms, params=DEFAULT_PARAMS)
+    assert world["registry"].alias(MODEL).version == world["champ"]
+    answer_approval(xcoms, "manual__gate", "Approve", "dana")
+    promote = retrain_tasks(MODEL)["promote"]  # a fresh task: the first one was rendered
+    promoted = run_operator(promote, "manual__gate", xcoms, params=DEFAULT_PARAMS)
+    assert promoted["action"] == "promoted" and promoted["who"] == "dana"
+    assert world["registry"].alias(MODEL).version == world["cand"]
+
+
+def _spec_dir(monkeypatch, tmp_path, promotion: dict) -> None:
+    """The demo spec with other promotion settings, as MODELKEEPER_SPEC_DIR."""
+    raw = yaml.safe_load((ROOT / "include/models/flight_delay.yaml").read_text())
+    raw["promotion"].update(promotion)
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / "flight_delay.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv("MODELKEEPER_SPEC_DIR", str(tmp_path / "specs"))
+
+
 def _gate(world, trained: dict) -> tuple[dict, dict]:
     xcoms = {("train", "return_value"): trained}
     tasks = retrain_tasks(MODEL)
@@ -131,8 +164,11 @@ class TestRefusals:
             ).artifact_location.removeprefix("file://")
         )
         shutil.rmtree(model_dir)
-        _, promoted = _gate(world, _trained(world, data[1], storage, tmp_path))
-        _assert_refused(world, promoted, f"champion v{world['champ']} unloadable")
+        _needs_a_person(
+            world,
+            _trained(world, data[1], storage, tmp_path),
+            f"champion v{world['champ']} unloadable",
+        )
 
     def test_champion_input_schema_differs(
         self, mlflow_store, audit_db, storage, data, spec, tmp_path
@@ -157,8 +193,25 @@ class TestRefusals:
             ("manual__old", "manual__cand"),
             champion_features=few,
         )
+        _needs_a_person(
+            world,
+            _trained(world, data[1], storage, tmp_path),
+            "input schema differs (new: ['carrier', 'day_of_week'",
+        )
+
+    def test_refuse_rule_keeps_the_old_behaviour(self, world, data, storage, tmp_path, monkeypatch):
+        reg = world["registry"]
+        champ = reg.get_version(MODEL, world["champ"])
+        shutil.rmtree(
+            Path(
+                reg.client.get_logged_model(
+                    champ.source.removeprefix("models:/")
+                ).artifact_location.removeprefix("file://")
+            )
+        )
+        _spec_dir(monkeypatch, tmp_path, {"unusable_champion": "refuse"})
         _, promoted = _gate(world, _trained(world, data[1], storage, tmp_path))
-        _assert_refused(world, promoted, "input schema differs (new: ['carrier', 'day_of_week'")
+        _assert_refused(world, promoted, f"champion v{world['champ']} unloadable")
 
     def test_no_gain_over_champion(self, world, data, storage, tmp_path):
         # The candidate is the same model as the champion: +0.000 < +0.005.
@@ -180,11 +233,7 @@ class TestRefusals:
         )
 
     def test_candidate_below_floor(self, world, data, storage, tmp_path, monkeypatch):
-        raw = yaml.safe_load((ROOT / "include/models/flight_delay.yaml").read_text())
-        raw["promotion"]["floor"] = 0.99
-        (tmp_path / "specs").mkdir()
-        (tmp_path / "specs" / "flight_delay.yaml").write_text(yaml.safe_dump(raw))
-        monkeypatch.setenv("MODELKEEPER_SPEC_DIR", str(tmp_path / "specs"))
+        _spec_dir(monkeypatch, tmp_path, {"floor": 0.99})
         _, promoted = _gate(world, _trained(world, data[1], storage, tmp_path))
         _assert_refused(world, promoted, "below floor 0.990")
 

@@ -14,6 +14,7 @@ import time
 import pytest
 
 from modelkeeper.audit import reconcile
+from tests.helpers import accepted_rows
 from tests.runtime.conftest import RETRY_DELAY, mlflow_runs, ts
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
@@ -72,10 +73,9 @@ def test_kill_during_training_is_retried_without_duplicates(runtime, registry, f
 
     storage = rt.storage()
     snap = storage.snapshot_dir(MODEL, run_id)
-    for name in ("batch.parquet", "train.parquet", "holdout.parquet", "reference.parquet"):
+    for name in ("accepted.parquet", "train.parquet", "holdout.parquet", "reference.parquet"):
         assert (snap / name).is_file(), name
-    assert storage.accepted_path(MODEL, run_id).is_file()
-    assert storage.watermark(MODEL) is not None
+    assert accepted_rows(storage, MODEL, run_id) > 0
 
 
 def test_kill_during_promotion_is_retried_and_audited_once(runtime, registry, first_runs):
@@ -242,4 +242,4 @@ def test_mlflow_down_during_logging_retries_then_fails_cleanly(
     assert len(rt.audit().events(MODEL)) == audit_rows_before
     storage = rt.storage()
     assert not storage.quarantine_dir(MODEL, run_id).exists()
-    assert not storage.accepted_path(MODEL, run_id).exists()
+    assert accepted_rows(storage, MODEL, run_id) == 0

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from modelkeeper.audit import reconcile
+from tests.helpers import accepted_rows
 from tests.runtime.conftest import mlflow_runs, ts
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
@@ -89,7 +90,7 @@ def test_clearing_a_finished_run_reruns_it_the_same_way_across_a_scheduler_resta
     storage = rt.storage()
     snap = storage.snapshot_dir(MODEL, run_id)
     before = {
-        "batch": _sha(snap / "batch.parquet"),
+        "batch": _sha(snap / "accepted.parquet"),
         "collect": rt.xcom(run_id, "collect"),
         "train": rt.xcom(run_id, "train"),
         "evaluate": rt.xcom(run_id, "evaluate"),
@@ -118,7 +119,7 @@ def test_clearing_a_finished_run_reruns_it_the_same_way_across_a_scheduler_resta
     assert {tis[t]["state"] for t in ("train", "evaluate", "promote", "finish")} == {"success"}
 
     # Same snapshot, same version, same metrics, same decision.
-    assert _sha(snap / "batch.parquet") == before["batch"]
+    assert _sha(snap / "accepted.parquet") == before["batch"]
     assert rt.xcom(run_id, "collect") == before["collect"]
     retrain = rt.xcom(run_id, "decide")
     assert retrain["reason"] == f"rerun: this run already trained v{before['champion']}; " + (
@@ -148,7 +149,7 @@ def test_backfill_across_a_metadata_db_outage_promotes_nothing(runtime, registry
     connections refused, open ones terminated). Components that exit are started again,
     as compose's `restart: always` would.
 
-    Collect follows the data's watermark, not the Airflow interval: those intervals' rows
+    Collect takes files no run has taken, whatever the Airflow interval: those intervals' rows
     were taken by the run that saw them land, so each backfilled run finds nothing new,
     ends green saying so, and trains, registers, promotes and quarantines nothing."""
     rt = runtime
@@ -209,7 +210,7 @@ def test_backfill_across_a_metadata_db_outage_promotes_nothing(runtime, registry
         retrain = rt.xcom(r["dag_run_id"], "decide")
         assert retrain["reason"] == f"no retrain: no new data; champion v{champion} holds"
         assert not storage.quarantine_dir(MODEL, r["dag_run_id"]).exists()
-        assert not storage.accepted_path(MODEL, r["dag_run_id"]).exists()
+        assert accepted_rows(storage, MODEL, r["dag_run_id"]) == 0
         for mlflow_run in mlflow_runs(registry, r["dag_run_id"]):
             assert mlflow_run.info.status == "FINISHED"
     assert sorted(v.version for v in _all_versions(registry)) == versions

@@ -14,7 +14,8 @@ if TYPE_CHECKING:
 
 
 class PromotionApprovalOperator(ModelkeeperOperator, ApprovalOperator):
-    """Waits for a person in the Airflow UI when the run's promotion mode is `approval`.
+    """Waits for a person in the Airflow UI when the run's promotion mode is `approval`, or
+    when the gate blessed a candidate only a person may promote (no usable champion).
 
     Shows the gate's decision and both models' metrics. "Approve" lets `promote` move
     the alias; "Reject" skips `promote`, and the rejection is audited here, where the
@@ -44,11 +45,13 @@ class PromotionApprovalOperator(ModelkeeperOperator, ApprovalOperator):
             spec = self.spec
             evaluated = Evaluated.from_dict(self.evaluation)
         mode = self.mode or spec.promotion.mode
-        skip = None
-        if mode != "approval":
+        decision, skip = evaluated.decision, None
+        if not decision.promote:
+            skip = f"nothing to approve: {decision.reason}"
+        elif mode == "dry_run":
+            skip = "dry run: nothing will move, no approval needed"
+        elif mode != "approval" and not decision.needs_approval:
             skip = f"promotion mode is {mode!r}: no approval needed"
-        elif not evaluated.decision.promote:
-            skip = f"nothing to approve: {evaluated.decision.reason}"
         if skip:
             self.log.info("%s", skip)
             self.publish(context, Approval(asked=False, note=skip))

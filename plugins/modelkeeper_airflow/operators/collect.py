@@ -5,32 +5,35 @@ from typing import TYPE_CHECKING, Any
 from modelkeeper_airflow.operators.base import ModelkeeperOperator
 
 if TYPE_CHECKING:
-    from modelkeeper.sources import Batch
+    from modelkeeper.ingest import Batch
 
 
 class CollectOperator(ModelkeeperOperator):
-    """Snapshot what landed since the watermark into Parquet keyed by (model, run)."""
+    """Snapshot the files (or SQL rows) no run has taken yet, keyed by (model, run).
+
+    Opens only new files; a file that cannot be read is copied to quarantine and handed
+    on as unreadable (validate records it, so later runs skip it with a warning).
+    """
 
     def stage(self, context: Any) -> Batch:
-        from modelkeeper.errors import DataError
-        from modelkeeper.sources import SourceError, collect
+        from modelkeeper.ingest import collect
 
         self._reject_unknown_conf(context)
         spec, storage, run_id = self.spec, self.storage, context["run_id"]
         read_sql = self._sql_reader(spec.source.conn_id) if spec.source.kind == "sql" else None
-        try:
-            batch = collect(spec, storage, run_id, read_sql=read_sql)
-        except SourceError as exc:
-            # Unreadable input: retrying reads the same bytes, so keep it aside and fail now.
-            where = self._quarantine(spec.name, run_id, exc)
-            raise DataError(f"collect failed: {exc} (quarantined in {where})") from exc
+        batch = collect(spec, storage, run_id, read_sql=read_sql)
+        for skipped in batch.skipped:
+            self.log.warning("skipping %s", skipped)
+        for f in batch.files:
+            if f.error:
+                self.log.warning("%s (copied to %s)", f.error, f.quarantine)
         self.log.info(
-            "collected %s rows (%s .. %s) after watermark %s into %s",
+            "collected %s new file(s), %s rows (%s .. %s); last take before: %s",
+            len(batch.files),
             batch.rows,
             batch.start,
             batch.end,
-            batch.watermark_before,
-            batch.path,
+            batch.since,
         )
         return batch
 
@@ -67,14 +70,3 @@ class CollectOperator(ModelkeeperOperator):
             raise ConfigError(
                 f"unknown trigger conf keys {unknown}; this DAG accepts {sorted(allowed)}"
             )
-
-    def _quarantine(self, model: str, run_id: str, exc: Exception) -> Any:
-        from pathlib import Path
-
-        storage = self.storage
-        folder = storage.quarantine_dir(model, run_id)
-        path = Path(exc.path) if getattr(exc, "path", None) else None
-        if path is not None and path.is_file():  # a copy: the landing zone is the producer's
-            storage.copy_into(path, folder / path.name)
-        storage.write_text(f"{exc}\n", folder / "REASON.txt")
-        return folder

@@ -64,8 +64,16 @@ class EvaluateOperator(ModelkeeperOperator):
 
         decision = decide(candidate, champion, spec)
         mlflow_run = trained.mlflow_run_id
+        if champion is None:
+            judged = "none"
+            against = "no champion (first model)" if current is None else f"v{current.version}"
+        else:
+            judged = champion.version
+            against = f"champion v{champion.version}, scored on the same holdout"
+            if champion.score is None:
+                against = f"champion v{champion.version} (could not be scored: see the decision)"
         self._model_card(
-            context, version.version, trained, candidate, cand_model, holdout, decision
+            context, version.version, trained, candidate, cand_model, holdout, decision, against
         )
         registry.log_metrics(mlflow_run, candidate.score.metrics, prefix="candidate_")
         registry.log_metrics(mlflow_run, {"eval_rows": candidate.score.rows})
@@ -73,7 +81,7 @@ class EvaluateOperator(ModelkeeperOperator):
             registry.log_metrics(mlflow_run, champion.score.metrics, prefix="champion_")
         verdict = {L.DECISION: decision.verdict, L.DECISION_REASON: decision.reason}
         registry.set_run_tags(mlflow_run, verdict)
-        registry.set_version_tags(name, version.version, verdict)
+        registry.set_version_tags(name, version.version, {**verdict, L.JUDGED_AGAINST: judged})
         self.log.info(
             "v%s vs champion %s: %s",
             version.version,
@@ -122,7 +130,9 @@ class EvaluateOperator(ModelkeeperOperator):
                 load_error=f"scoring failed: {type(exc).__name__}: {exc}",
             )
 
-    def _model_card(self, context, version, trained, candidate, model, holdout, decision) -> None:  # noqa: ANN001
+    def _model_card(  # noqa: ANN001
+        self, context, version, trained, candidate, model, holdout, decision, against
+    ) -> None:
         from modelkeeper import lineage as L
         from modelkeeper.evaluation import feature_importance
         from modelkeeper.modelcard import render_html, render_markdown
@@ -139,6 +149,7 @@ class EvaluateOperator(ModelkeeperOperator):
             drift_summary=monitoring.drift_summary if monitoring else None,
             decision=decision,
             run_id=context["run_id"],
+            judged_against=against,
         )
         folder = storage.report_dir(spec.name, context["run_id"]) / L.MODEL_CARD
         storage.write_text(markdown, folder / "model_card.md")

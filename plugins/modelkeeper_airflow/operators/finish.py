@@ -12,25 +12,28 @@ if TYPE_CHECKING:
 class FinishOperator(ModelkeeperOperator):
     """Close the run's MLflow run and state the outcome in one line.
 
-    :param retrain: decide's RetrainDecision; :param promotion: promote's ChampionChange
-        (None when promote was skipped). Both upstream `.output`s.
+    :param retrain: decide's RetrainDecision; :param trained: train's Trained (None when
+        train did not run); :param promotion: promote's ChampionChange (None when promote
+        was skipped). All upstream `.output`s.
     :param approval_task_id: the approve task, read by id rather than through its
         `.output`: an `.output` would make finish a direct downstream of approve, and
         approve skips its direct downstream tasks on Reject.
     """
 
-    template_fields: Sequence[str] = ("model", "retrain", "promotion")
+    template_fields: Sequence[str] = ("model", "retrain", "trained", "promotion")
 
     def __init__(
         self,
         *,
         retrain: Any,
         approval_task_id: str,
+        trained: Any = None,
         promotion: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.retrain = retrain
+        self.trained = trained
         self.promotion = promotion
         self.approval_task_id = approval_task_id
 
@@ -38,7 +41,7 @@ class FinishOperator(ModelkeeperOperator):
         from modelkeeper import lineage as L
         from modelkeeper.governance import ChampionChange
         from modelkeeper.retrain import RetrainDecision
-        from modelkeeper.stages import Approval, Finished
+        from modelkeeper.stages import Approval, Finished, Trained
 
         registry = self.registry
         answer = context["ti"].xcom_pull(task_ids=self.approval_task_id)
@@ -47,6 +50,8 @@ class FinishOperator(ModelkeeperOperator):
             summary = ChampionChange.from_dict(self.promotion).summary
         elif approval is not None and approval.rejected:
             summary = f"rejected: {approval.note}"
+        elif self.trained and Trained.from_dict(self.trained).version is None:
+            summary = Trained.from_dict(self.trained).note  # nothing new to train on
         else:
             summary = RetrainDecision.from_dict(self.retrain).reason
         run_id = registry.find_run(self.spec.name, context["run_id"])

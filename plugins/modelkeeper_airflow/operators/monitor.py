@@ -16,29 +16,28 @@ class MonitorOperator(ModelkeeperOperator):
     its MLflow run; the champion's predicted probability is added to both sides as a
     `prediction` column, so prediction drift is measured like any other column.
 
-    :param batch: collect's Batch (its `.output`).
+    :param accepted: validate's Accepted (its `.output`): the rows this run accepted.
     """
 
-    template_fields: Sequence[str] = ("model", "batch")
+    template_fields: Sequence[str] = ("model", "accepted")
 
-    def __init__(self, *, batch: Any, **kwargs: Any) -> None:
+    def __init__(self, *, accepted: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.batch = batch
+        self.accepted = accepted
 
     def stage(self, context: Any) -> Monitoring:
-        import tempfile
-
         import pandas as pd
 
         from modelkeeper import lineage as L
         from modelkeeper.drift import DriftError, compute_drift
         from modelkeeper.evaluation import predict, score_model
+        from modelkeeper.ingest import Accepted
         from modelkeeper.retrain import Monitoring
-        from modelkeeper.sources import Batch
         from modelkeeper.training import features_frame
 
         spec, storage, registry = self.spec, self.storage, self.registry
-        batch = pd.read_parquet(Batch.from_dict(self.batch).path)
+        accepted = Accepted.from_dict(self.accepted)
+        batch = pd.read_parquet(accepted.path) if accepted.path else pd.DataFrame()
         champion = registry.alias(spec.registered_model_name)
         run_id = self.mlflow_run(context)
         self._close_orphaned_runs(context, keep=run_id)
@@ -48,10 +47,16 @@ class MonitorOperator(ModelkeeperOperator):
             self.log.info("no champion yet: nothing to compare the batch against")
             return Monitoring(champion_version=None, batch_rows=len(batch), trained_version=trained)
 
-        model = registry.load_model(champion.uri)
-        with tempfile.TemporaryDirectory() as tmp:
-            reference = pd.read_parquet(
-                registry.download(champion.run_id, L.REFERENCE_ARTIFACT, tmp)
+        model, reference, problem = self._usable(champion)
+        if problem is not None:
+            # Never a dead end: decide retrains, and the gate's rule for a champion it
+            # cannot compare with applies (spec promotion.unusable_champion).
+            self.log.warning("champion v%s is unusable: %s", champion.version, problem)
+            return Monitoring(
+                champion_version=champion.version,
+                batch_rows=len(batch),
+                trained_version=trained,
+                champion_problem=problem,
             )
         task = spec.target.task
         for frame in (reference, batch):
@@ -102,6 +107,40 @@ class MonitorOperator(ModelkeeperOperator):
             result.drift_summary or "drift not computed",
         )
         return result
+
+    def _usable(self, champion: Any) -> tuple[Any, Any, str | None]:
+        """(model, reference, None), or why the champion cannot be measured.
+
+        An MLflow outage is not the champion's fault: transient errors propagate (retry).
+        """
+        import tempfile
+
+        import pandas as pd
+
+        from modelkeeper import lineage as L
+        from modelkeeper.errors import TransientError
+
+        registry, spec = self.registry, self.spec
+        try:
+            model = registry.load_model(champion.uri)
+        except TransientError:
+            raise
+        except Exception as exc:
+            return None, None, f"its model cannot be loaded ({type(exc).__name__}: {exc})"
+        columns = registry.input_columns(champion.uri)
+        if columns is not None and sorted(columns) != sorted(spec.features.all):
+            gone = sorted(set(columns) - set(spec.features.all))
+            new = sorted(set(spec.features.all) - set(columns))
+            return None, None, f"the spec's features changed since (new: {new}, dropped: {gone})"
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = registry.download(champion.run_id, L.REFERENCE_ARTIFACT, tmp)
+                reference = pd.read_parquet(path)
+        except TransientError:
+            raise
+        except Exception as exc:
+            return None, None, f"it has no stored reference data ({type(exc).__name__}: {exc})"
+        return model, reference, None
 
     def _close_orphaned_runs(self, context: Any, keep: str) -> None:
         """Mark FAILED the MLflow runs of DAG runs that ended without closing them.

@@ -45,10 +45,11 @@ class PromoteOperator(ModelkeeperOperator):
             raise ConfigError(f"promotion mode {mode!r} is not one of {MODES}")
 
         who, reason = self.who(context), decision.reason
-        if mode == "approval" and decision.promote:
+        asked = mode == "approval" or (decision.needs_approval and mode != "dry_run")
+        if asked and decision.promote:
             approval = Approval.from_dict(self.approval) if self.approval else None
             if approval is None or not approval.approved:
-                raise ConfigError("approval mode, but the approve task recorded no approval")
+                raise ConfigError("approval needed, but the approve task recorded no approval")
             who = approval.by or who
             reason = f"approved by {who}; {reason}"
 

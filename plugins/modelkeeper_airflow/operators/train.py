@@ -16,15 +16,14 @@ class TrainOperator(ModelkeeperOperator):
     hash, spec hash, DAG run) but no alias; only the promote step moves `champion`.
     A retry finds the version already registered for this MLflow run and reuses it.
 
-    :param batch: collect's Batch; :param validation: validate's Validated;
-    :param retrain: decide's RetrainDecision (each an upstream `.output`).
+    :param validation: validate's Accepted; :param retrain: decide's RetrainDecision
+        (both upstream `.output`s).
     """
 
-    template_fields: Sequence[str] = ("model", "batch", "validation", "retrain")
+    template_fields: Sequence[str] = ("model", "validation", "retrain")
 
-    def __init__(self, *, batch: Any, validation: Any, retrain: Any, **kwargs: Any) -> None:
+    def __init__(self, *, validation: Any, retrain: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.batch = batch
         self.validation = validation
         self.retrain = retrain
 
@@ -32,16 +31,17 @@ class TrainOperator(ModelkeeperOperator):
         import hashlib
 
         from modelkeeper import lineage as L
+        from modelkeeper.ingest import Accepted
         from modelkeeper.retrain import RetrainDecision
-        from modelkeeper.sources import Batch
-        from modelkeeper.stages import Trained, Validated
+        from modelkeeper.stages import Trained
         from modelkeeper.training import features_frame, fit, load_accepted, time_split
 
         spec, storage, registry = self.spec, self.storage, self.registry
-        run_id, batch = context["run_id"], Batch.from_dict(self.batch)
-        validation = Validated.from_dict(self.validation)
+        run_id = context["run_id"]
+        validation = Accepted.from_dict(self.validation)
         retrain = RetrainDecision.from_dict(self.retrain)
-        window = load_accepted(spec, storage, until=batch.end)
+        # A rerun or backfilled run trains on what it accepted, not on what came later.
+        window = load_accepted(spec, storage, until=validation.end)
         split = time_split(window, spec)
 
         snap_dir = storage.snapshot_dir(spec.name, run_id)
@@ -53,13 +53,14 @@ class TrainOperator(ModelkeeperOperator):
         mlflow_run = self.mlflow_run(context)
         name = spec.registered_model_name
 
-        def result(version: str, model_uri: str) -> Trained:
+        def result(version: str | None, model_uri: str | None, note: str = "") -> Trained:
             return Trained(
                 mlflow_run_id=mlflow_run,
                 version=version,
                 model_uri=model_uri,
                 holdout_path=str(holdout_path),
                 data_snapshot_hash=data_hash,
+                note=note,
                 **split.describe(),
             )
 
@@ -69,6 +70,25 @@ class TrainOperator(ModelkeeperOperator):
             # complete in MLflow already, so reuse it rather than add a second version.
             self.log.info("v%s already registered for this run; reusing it", done.version)
             return result(done.version, done.source)
+        same = registry.versions_tagged(
+            name, {L.DATA_SNAPSHOT_HASH: data_hash, L.SPEC_HASH: spec.fingerprint()}
+        )
+        if same:
+            # A forced retrain with nothing new would register the same model again.
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            champion = registry.alias(name)
+            twin = same[-1]
+            who = "champion " if champion and champion.version == twin.version else ""
+            verdict = twin.tags.get(L.DECISION_REASON)
+            note = (
+                f"nothing new: {who}v{twin.version} was trained on exactly this data and spec "
+                f"(snapshot {data_hash}); no second version registered"
+                + (f" (its gate said: {verdict})" if verdict and not who else "")
+            )
+            self.log.info("%s", note)
+            self.publish(context, result(None, None, note))
+            raise AirflowSkipException(note)
 
         model = fit(spec, split.train)
         registry.log_params(
