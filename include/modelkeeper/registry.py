@@ -257,13 +257,19 @@ class Registry:
     ) -> str:
         """Log the fitted pipeline with signature and input example; returns the model URI.
 
+        The signature is inferred from `example` as it is typed, and pyfunc enforces it on
+        every prediction: pass rows typed as the spec declares them
+        (`training.features_frame`: int stays long, category string, bool boolean,
+        datetime datetime). Ints cast to float would make pyfunc refuse landed rows
+        ("Can not safely convert int64 to float64").
         `datasets` are (frame, name, source, context) logged with `mlflow.log_input`.
         """
         import mlflow.sklearn
         from mlflow.models import infer_signature
 
         mlflow = self._fluent()
-        signature = infer_signature(example, model.predict(example))
+        with _without_int_hint():
+            signature = infer_signature(example, model.predict(example))
         # Explicit requirements: inferring them costs 15+ s and lists test tools.
         requirements = [
             f"{p}=={pkg_version(p)}" for p in ("scikit-learn", "pandas", "numpy", "cloudpickle")
@@ -271,6 +277,7 @@ class Registry:
         with (
             self._translated(f"log the model of run {run_id}"),
             mlflow.start_run(run_id=run_id, log_system_metrics=False),
+            _without_int_hint(),
         ):
             for frame, name, source, context in datasets:
                 dataset = mlflow.data.from_pandas(frame, source=source, name=name)
@@ -376,6 +383,23 @@ class Registry:
         with self._translated(f"load {uri}"):
             return mlflow.sklearn.load_model(uri)
 
+    def load_champion_pyfunc(self, name: str, alias: str = CHAMPION) -> tuple[Any, str | None]:
+        """`models:/<name>@<alias>` loaded as any MLflow consumer loads it (pyfunc), with the
+        version it resolved to; (None, None) when there is no such alias."""
+        import mlflow.pyfunc
+
+        self._fluent()
+        for _ in range(3):  # the alias may move while loading: load until it stands still
+            before = self.alias(name, alias)
+            if before is None:
+                return None, None
+            with self._translated(f"load models:/{name}@{alias}"):
+                model = mlflow.pyfunc.load_model(f"models:/{name}@{alias}")
+            after = self.alias(name, alias)
+            if after is not None and after.version == before.version:
+                return model, before.version
+        raise RegistryError(f"{name}@{alias} kept moving while it was being loaded")
+
     def input_columns(self, uri: str) -> list[str] | None:
         from mlflow.models import get_model_info
 
@@ -383,3 +407,18 @@ class Registry:
         with self._translated(f"read the signature of {uri}"):
             signature = get_model_info(uri).signature
         return None if signature is None else list(signature.inputs.input_names())
+
+
+@contextlib.contextmanager
+def _without_int_hint() -> Iterator[None]:
+    """MLflow warns, for every frame with an int column it infers a schema of, that
+    missing values would break it. features_frame declares an int column that may hold
+    missing values double already (and dataset schemas are not enforced): the hint is
+    not repeated into every training log."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="Hint: Inferred schema contains integer column", category=UserWarning
+        )
+        yield

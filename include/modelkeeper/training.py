@@ -107,7 +107,6 @@ def build_pipeline(spec: ModelSpec) -> Pipeline:
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
-    from sklearn.utils import get_tags
 
     estimator_cls = spec.estimator.load_class()
     params = dict(spec.estimator.params)
@@ -119,10 +118,12 @@ def build_pipeline(spec: ModelSpec) -> Pipeline:
     numbers, dates = _numeric_features(spec)
     categorical = list(spec.features.categorical)
 
-    def numeric(*first: tuple[str, object]) -> Pipeline:
-        rest = [] if native else [("impute", SimpleImputer(strategy="median"))]
-        rest += [] if native else [("scale", StandardScaler(copy=False))]  # on the imputer's copy
-        return Pipeline([*first, *rest])
+    def numeric(*convert: tuple[str, object]) -> Pipeline:
+        if native:  # the trees take NaN and need no scale
+            return Pipeline(list(convert))
+        impute = SimpleImputer(strategy="median")
+        scale = StandardScaler(copy=False)  # scales the imputer's copy in place
+        return Pipeline([*convert, ("impute", impute), ("scale", scale)])
 
     transformers = []
     if numbers:
@@ -140,7 +141,7 @@ def build_pipeline(spec: ModelSpec) -> Pipeline:
             )
             steps = [("as_category", _as_category()), ("encode", encode)]
         else:
-            sparse = bool(get_tags(estimator_cls()).input_tags.sparse)
+            sparse = _accepts_sparse(estimator_cls(**params))
             steps = [
                 ("as_category", _as_category()),
                 ("impute", SimpleImputer(strategy="most_frequent")),
@@ -181,6 +182,16 @@ def _numeric_features(spec: ModelSpec) -> tuple[list[str], list[str]]:
                 "category of its own); list it under features.numeric"
             )
     return numbers, dates
+
+
+def _accepts_sparse(estimator: object) -> bool:
+    """Whether the estimator takes sparse input (scikit-learn's tags); dense if unknown."""
+    from sklearn.utils import get_tags
+
+    try:
+        return bool(get_tags(estimator).input_tags.sparse)
+    except AttributeError:  # not a scikit-learn estimator: no tags to read
+        return False
 
 
 def _step(func: object):
@@ -261,6 +272,7 @@ def _spec_typed(col: pd.Series, dtype: str, nullable: bool) -> pd.Series:
 
 
 def fit(spec: ModelSpec, train: pd.DataFrame) -> Pipeline:
+    """The spec's pipeline fitted on `train` (features and target columns of it)."""
     pipeline = build_pipeline(spec)
     # No copy of the training columns: the pipeline converts what it needs itself.
     pipeline.fit(features_frame(train, spec, copy=False), train[spec.target.column])

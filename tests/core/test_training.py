@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from modelkeeper.demo import load_flights, week_frame
+from modelkeeper.errors import SpecError
 from modelkeeper.spec import ModelSpec
 from modelkeeper.training import (
     SEED,
@@ -108,6 +109,59 @@ class TestBuildPipeline:
         names = [name for name, _, _ in build_pipeline(s).named_steps["prepare"].transformers]
         assert names == ["numeric"]
 
+    def test_native_categories_for_hist_gradient_boosting(self, spec, split, model):
+        # No one-hot (it was most of a retrain's memory): one code column per category
+        # feature, declared categorical to the trees; nothing imputed or scaled.
+        prepared = model.named_steps["prepare"].transform(split.holdout.head(50))
+        assert prepared.shape == (50, len(spec.features.all))
+        n = len(spec.features.numeric)
+        assert model.named_steps["model"].categorical_features == [n, n + 1]
+        assert model.named_steps["model"].is_categorical_.tolist() == [False] * n + [True] * 2
+        steps = {
+            name: [step for step, _ in t.steps]
+            for name, t, _ in model.named_steps["prepare"].transformers
+        }
+        assert steps == {"numeric": ["as_float"], "categorical": ["as_category", "encode"]}
+
+    @pytest.mark.parametrize(
+        ("class_path", "sparse"),
+        [
+            pytest.param("sklearn.linear_model.LogisticRegression", True, id="accepts-sparse"),
+            pytest.param("sklearn.naive_bayes.GaussianNB", False, id="dense-only"),
+        ],
+    )
+    def test_one_hot_for_other_estimators(self, spec, split, class_path, sparse):
+        s = variant(spec, lambda raw: raw["estimator"].update(class_path=class_path, params={}))
+        pipeline = build_pipeline(s)
+        prepare = pipeline.named_steps["prepare"]
+        numeric, categorical = (t for _, t, _ in prepare.transformers)
+        assert [name for name, _ in numeric.steps] == ["as_float", "impute", "scale"]
+        assert [name for name, _ in categorical.steps] == ["as_category", "impute", "onehot"]
+        assert categorical.named_steps["onehot"].sparse_output is sparse
+        pipeline.fit(split.train, split.train["delayed"])
+        assert pipeline.predict_proba(split.holdout).shape == (len(split.holdout), 2)
+
+    @pytest.mark.parametrize(
+        ("role", "column", "match"),
+        [
+            pytest.param(
+                "numeric", "carrier", r"'carrier' has dtype 'category'", id="category-as-number"
+            ),
+            pytest.param(
+                "categorical", "time_hour", r"'time_hour' is a datetime", id="datetime-as-category"
+            ),
+        ],
+    )
+    def test_features_that_cannot_be_used_in_their_role(self, spec, role, column, match):
+        def move(raw):
+            other = "categorical" if role == "numeric" else "numeric"
+            raw["features"][other] = [c for c in raw["features"][other] if c != column]
+            raw["features"][role] = [*raw["features"][role], column]
+            raw["drift"]["columns"] = {}
+
+        with pytest.raises(SpecError, match=match):
+            build_pipeline(variant(spec, move))
+
 
 class TestFeaturesFrame:
     def test_dtypes_and_order(self, spec, weeks):
@@ -116,10 +170,84 @@ class TestFeaturesFrame:
         frame.loc[0, "carrier"] = np.nan
         X = features_frame(frame, spec)
         assert list(X.columns) == spec.features.all
-        assert all(X[c].dtype == "float64" for c in spec.features.numeric)
-        assert all(X[c].dtype == object for c in spec.features.categorical)
+        # As the spec types them (and as a landed file gives them back): ints stay int64.
+        assert X.dtypes.astype(str).to_dict() == {
+            "hour": "int64",
+            "day_of_week": "int64",
+            **{c: "float64" for c in ("distance", "temp", "humid", "wind_speed")},
+            **{c: "float64" for c in ("precip", "visib")},
+            "carrier": "object",
+            "origin": "object",
+        }
         assert X.loc[0, "carrier"] is None
         assert "delayed" not in X.columns
+
+    @pytest.mark.parametrize(
+        ("rule", "values", "dtype", "expected"),
+        [
+            pytest.param(
+                {"dtype": "int", "nullable": False}, [1.0, 2.0], "int64", [1, 2], id="int"
+            ),
+            pytest.param(
+                {"dtype": "int"}, [1, 2], "float64", [1.0, 2.0], id="nullable-int-is-double"
+            ),
+            pytest.param(
+                {"dtype": "int"},
+                pd.array([1, None], dtype="Int64"),
+                "float64",
+                [1.0, np.nan],
+                id="pandas-nullable-int",
+            ),
+            pytest.param({"dtype": "bool"}, [True, False], "bool", [True, False], id="bool"),
+            pytest.param(
+                {"dtype": "bool"},
+                pd.array([True, None], dtype="boolean"),
+                "object",
+                [True, None],
+                id="bool-with-missing",
+            ),
+            pytest.param(
+                {"dtype": "datetime"},
+                ["2013-01-01 05:00", None],
+                "datetime64[ns]",
+                [pd.Timestamp("2013-01-01 05:00"), pd.NaT],
+                id="datetime-strings",
+            ),
+            pytest.param(
+                {"dtype": "datetime"},
+                pd.to_datetime(["2013-01-01 10:00"]).tz_localize("UTC"),
+                "datetime64[ns]",
+                [pd.Timestamp("2013-01-01 10:00")],
+                id="tz-aware-becomes-naive-utc",
+            ),
+            pytest.param(
+                {"dtype": "category"},
+                pd.Categorical(["a", None]),
+                "object",
+                ["a", None],
+                id="category",
+            ),
+        ],
+    )
+    def test_spec_dtypes(self, spec, rule, values, dtype, expected):
+        def one_feature(raw):
+            raw["schema"]["columns"].append({"name": "x", **rule})
+            raw["features"] = {"numeric": [], "categorical": []}
+            raw["features"]["categorical" if rule["dtype"] == "category" else "numeric"] = ["x"]
+            raw["drift"]["columns"] = {}
+            raw["promotion"]["slices"] = []
+
+        X = features_frame(pd.DataFrame({"x": values}), variant(spec, one_feature))
+        assert str(X["x"].dtype) == dtype
+        got = X["x"].tolist()
+        assert [pd.isna(v) for v in got] == [pd.isna(v) for v in expected]
+        assert [v for v in got if not pd.isna(v)] == [v for v in expected if not pd.isna(v)]
+
+    def test_copy(self, spec, weeks):
+        shared = features_frame(weeks, spec, copy=False)  # fit's way: no copy of the data
+        assert np.shares_memory(shared["temp"].to_numpy(), weeks["temp"].to_numpy())
+        copied = features_frame(weeks, spec)
+        assert not np.shares_memory(copied["temp"].to_numpy(), weeks["temp"].to_numpy())
 
 
 class TestFit:
@@ -138,6 +266,32 @@ class TestFit:
         X = features_frame(split.holdout.head(5), spec)
         X["carrier"] = "ZZ"
         assert model.predict_proba(X).shape == (5, 2)
+
+    @pytest.mark.parametrize(
+        "landed",
+        [
+            pytest.param(lambda f: f, id="as-landed-with-other-columns"),
+            pytest.param(lambda f: f.astype({"carrier": "category"}), id="pandas-category"),
+            pytest.param(lambda f: f.astype({"origin": "string"}), id="pandas-string"),
+            pytest.param(lambda f: f.astype({"hour": "int32"}), id="int32"),
+            pytest.param(lambda f: f.astype({"hour": "float64"}), id="int-as-float"),
+        ],
+    )
+    def test_takes_rows_as_they_land(self, spec, split, model, landed):
+        rows = split.holdout.head(500).copy()
+        rows.loc[:9, "carrier"] = None
+        expected = model.predict_proba(features_frame(rows, spec))
+        np.testing.assert_array_equal(model.predict_proba(landed(rows)), expected)
+
+    def test_every_missing_category_is_one(self, spec, split, model):
+        # In an object column None is a category to scikit-learn's encoders and NaN is
+        # missing: the pipeline makes them one, whichever a batch brings.
+        rows = split.holdout.head(200).copy()
+        as_none, as_nan = rows.copy(), rows.copy()
+        as_none.loc[:49, "carrier"] = None
+        as_nan["carrier"] = as_nan["carrier"].astype(object)
+        as_nan.loc[:49, "carrier"] = np.nan
+        np.testing.assert_array_equal(model.predict_proba(as_none), model.predict_proba(as_nan))
 
 
 class TestTimeSplit:

@@ -12,43 +12,16 @@ import os
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from tests.helpers import DEFAULT_PARAMS, accepted_rows, committed, retrain_tasks, run_operator
+from tests.helpers import (
+    DEFAULT_PARAMS,
+    accepted_rows,
+    committed,
+    retrain_tasks,
+    run_operator,
+    run_pipeline,
+)
 
 MODEL = "flight_delay"
-
-
-ORDER = [
-    "collect",
-    "validate",
-    "monitor",
-    "decide",
-    "train",
-    "evaluate",
-    "approve",
-    "promote",
-    "finish",
-]
-
-
-def run_pipeline(run_id: str, force: bool = False, mode: str = "spec") -> dict:
-    """Run the factory DAG's tasks in order, as the scheduler would (decide's branch and
-    approve's self-skip included); returns the XComs."""
-    from airflow.sdk.exceptions import AirflowSkipException
-
-    params = {**DEFAULT_PARAMS, "force_retrain": force, "reason": "test", "promotion_mode": mode}
-    tasks, xcoms, skipped = retrain_tasks(MODEL), {}, set()
-    for task_id in ORDER:
-        if task_id in skipped:
-            continue
-        try:
-            out = run_operator(tasks[task_id], run_id, xcoms, params=params)
-        except AirflowSkipException:
-            if task_id == "train":  # evaluate and promote need a candidate
-                skipped |= {"evaluate", "approve", "promote"}
-            continue
-        if task_id == "decide" and "train" not in out:
-            skipped |= {"train", "evaluate", "approve", "promote"}  # the branch not taken
-    return xcoms
 
 
 @pytest.fixture(scope="module")
