@@ -6,17 +6,7 @@ models' DAGs keep loading. A task process builds only its own DAG (Airflow's par
 context names it), so a task costs the same with one spec or a hundred.
 """
 
-from airflow.sdk import get_parsing_context
+from modelkeeper_airflow.factory import build_retrain_dag, specs_to_build
 
-from modelkeeper.spec import SpecError, get_spec, valid_specs
-from modelkeeper_airflow.factory import build_retrain_dag
-
-_wanted = get_parsing_context().dag_id
-_specs = None
-if _wanted and _wanted.startswith("retrain_"):
-    try:
-        _specs = [get_spec(_wanted.removeprefix("retrain_"))]
-    except SpecError:
-        _specs = []
-for _spec in valid_specs() if _specs is None else _specs:
+for _spec in specs_to_build("retrain_"):
     globals()[_spec.dag_id] = build_retrain_dag(_spec)

@@ -25,6 +25,8 @@ export AIRFLOW__WORKERS__EXECUTION_API_RETRY_WAIT_MAX=20
 export MODELKEEPER_STORAGE=$STATE/storage
 export MODELKEEPER_MLFLOW_URI=http://127.0.0.1:$MLFLOW_PORT
 export MODELKEEPER_AUDIT_DB=$STATE/audit.db
+# The demo replays 2013 a week every few minutes (scoring, late labels, alarms on their own).
+export MODELKEEPER_DEMO_FEED_SCHEDULE="${MODELKEEPER_DEMO_FEED_SCHEDULE:-*/5 * * * *}"
 export MLFLOW_DISABLE_TELEMETRY=true
 # modelkeeper uses tracking and the registry only: skip MLflow's job runner (three huey
 # consumer processes polling the store on a 2-core machine).
@@ -90,11 +92,14 @@ cat <<MSG
   modelkeeper is up.
     Airflow UI  http://127.0.0.1:$AIRFLOW_PORT   login: admin / $password
     MLflow UI   http://127.0.0.1:$MLFLOW_PORT
-  DAGs: retrain_flight_delay (weekly + on new data), modelkeeper_demo_feed (lands a week daily),
-        modelkeeper_rollback (manual), modelkeeper_reconcile (daily audit check).
-  On a first start retrain_flight_delay runs by itself and trains the first champion (a few
-  minutes); each week the demo feed lands triggers another run. To retrain now, trigger it with
-  force_retrain=true; promotion_mode=approval makes it wait for you in the UI.
+  DAGs: retrain_flight_delay (weekly, on new labelled data, on alarms), score_flight_delay
+        (new rows, a new champion), monitor_flight_delay (late labels, daily),
+        modelkeeper_demo_feed (lands the next week every 5 minutes: flights to score, and the
+        labels of the week before), modelkeeper_rollback (manual), modelkeeper_reconcile.
+  On a first start retrain_flight_delay trains the first champion (a few minutes); then
+  score_flight_delay scores the demo's next week and monitor_flight_delay joins its labels
+  when they land. To retrain now, trigger retrain_flight_delay with force_retrain=true;
+  promotion_mode=approval makes it wait for you in the UI.
   Ctrl-C stops everything.
 
 MSG

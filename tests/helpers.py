@@ -34,6 +34,13 @@ class FakeTI:
         return self.xcoms.get(("dag_run_state", run_id), "running")
 
 
+class OutletEvents(dict):
+    """Stands in for context["outlet_events"]: extras set by a task, by Asset name."""
+
+    def __getitem__(self, asset: Any) -> Any:
+        return self.setdefault(getattr(asset, "name", asset), SimpleNamespace(extra={}))
+
+
 def make_context(
     run_id: str,
     task_id: str,
@@ -58,6 +65,7 @@ def make_context(
             run_after=run_after,
         ),
         "params": params or {},
+        "outlet_events": xcoms.setdefault(("outlet_events", run_id), OutletEvents()),
     }
 
 
@@ -161,3 +169,71 @@ def answer_approval(
         op.execute_complete(ctx, event)
     except Exception as exc:  # the parent's skip of downstream tasks (promote) on Reject
         assert type(exc).__name__ == "DownstreamTasksSkipped", exc
+
+
+def run_dag_tasks(
+    tasks: dict[str, Any], order: list[str], run_id: str, xcoms: dict, **kw: Any
+) -> dict[str, str]:
+    """Run tasks in order like the scheduler would, skipping what an upstream skip skips;
+    returns each task's state ("success" or "skipped")."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    states: dict[str, str] = {}
+    for task_id in order:
+        task = tasks[task_id]
+        ups = task.upstream_task_ids
+        rule = str(getattr(task, "trigger_rule", "all_success"))
+        if ups and rule.endswith("all_success") and any(states.get(u) == "skipped" for u in ups):
+            states[task_id] = "skipped"
+            continue
+        try:
+            run_operator(task, run_id, xcoms, **kw)
+            states[task_id] = "success"
+        except AirflowSkipException:
+            states[task_id] = "skipped"
+    return states
+
+
+def dag_tasks(builder: str, model: str = "flight_delay") -> dict[str, Any]:
+    """Fresh copies of a factory DAG's tasks (builder: build_score_dag, build_monitor_dag)."""
+    from modelkeeper.spec import get_spec
+    from modelkeeper_airflow import factory
+
+    dag = getattr(factory, builder)(get_spec(model))
+    return {task.task_id: task.prepare_for_execution() for task in dag.tasks}
+
+
+RETRAIN_ORDER = [
+    "collect",
+    "validate",
+    "monitor",
+    "decide",
+    "train",
+    "evaluate",
+    "approve",
+    "promote",
+    "finish",
+]
+
+
+def run_pipeline(
+    run_id: str, force: bool = False, mode: str = "spec", model: str = "flight_delay"
+) -> dict:
+    """Run the factory DAG's tasks in order, as the scheduler would (decide's branch and
+    approve's self-skip included); returns the XComs."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    params = {**DEFAULT_PARAMS, "force_retrain": force, "reason": "test", "promotion_mode": mode}
+    tasks, xcoms, skipped = retrain_tasks(model), {}, set()
+    for task_id in RETRAIN_ORDER:
+        if task_id in skipped:
+            continue
+        try:
+            out = run_operator(tasks[task_id], run_id, xcoms, params=params)
+        except AirflowSkipException:
+            if task_id == "train":  # evaluate and promote need a candidate
+                skipped |= {"evaluate", "approve", "promote"}
+            continue
+        if task_id == "decide" and "train" not in out:
+            skipped |= {"train", "evaluate", "approve", "promote"}  # the branch not taken
+    return xcoms

@@ -28,7 +28,11 @@ def _vocabulary() -> dict[str, str]:
     return {
         value: name
         for name, value in vars(lineage).items()
-        if name.isupper() and isinstance(value, str) and value not in COMMON
+        # NOTIFY_*: event names (alarm, failure...) are also ordinary task ids and kinds.
+        if name.isupper()
+        and isinstance(value, str)
+        and value not in COMMON
+        and not name.startswith("NOTIFY_")
     }
 
 

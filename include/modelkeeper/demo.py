@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 YEAR_START = pd.Timestamp("2013-01-01")
 #: 2013 has 365 days: 52 full weeks plus week 52, which holds Dec 31 alone.
 N_WEEKS = 53
-LANDING_SUBDIR = "flights"
+LANDING_SUBDIR = "flights"  # labelled weeks: what retraining reads (and the labels source)
+FEATURES_SUBDIR = "flights_features"  # weeks without the label: what scoring reads
 KEY = ["carrier", "flight", "origin", "time_hour"]
 WEATHER = ["temp", "humid", "wind_speed", "precip", "visib"]
 #: The columns of include/models/flight_delay.yaml, in its order.
@@ -118,8 +119,8 @@ def week_frame(flights: pd.DataFrame, week: int) -> pd.DataFrame:
     return flights[(ts >= start) & (ts < end)].reset_index(drop=True)
 
 
-def landed_weeks(storage: Storage) -> list[int]:
-    folder = storage.landing_dir() / LANDING_SUBDIR
+def landed_weeks(storage: Storage, subdir: str = LANDING_SUBDIR) -> list[int]:
+    folder = storage.landing_dir() / subdir
     if not folder.is_dir():
         return []
     found = (_WEEK_FILE.fullmatch(p.name) for p in folder.iterdir())
@@ -166,4 +167,28 @@ def drifted_frame(df: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     # ...except where that would collide with another row's key (moved back, both sides).
     clash = moved & out.duplicated(subset=KEY, keep=False).to_numpy()
     out.loc[clash, "origin"] = original[clash]
+    return out
+
+
+def land_next_features_and_labels(storage: Storage) -> dict[str, list[Path]]:
+    """One step of production replayed: the next week's flights land for scoring without
+    their label, and the labelled flights of the week scored before land after a week's
+    delay (where retraining reads, so it only ever sees rows whose label has come).
+
+    Returns {"features": [...], "labels": [...]} (either may be empty; both once the year
+    is over).
+    """
+    labelled = landed_weeks(storage)
+    featured = landed_weeks(storage, FEATURES_SUBDIR)
+    start = (featured or labelled or [-1])[-1] + 1
+    flights = _flights()
+    out: dict[str, list[Path]] = {"features": [], "labels": []}
+    if start < N_WEEKS:
+        frame = week_frame(flights, start).drop(columns=["delayed"])
+        path = storage.landing_dir() / FEATURES_SUBDIR / f"week_{start:02d}.parquet"
+        out["features"].append(storage.write_parquet(frame, path))
+    label_week = (labelled or [-1])[-1] + 1
+    if featured and label_week <= featured[-1]:  # its features landed (and were scored) before
+        path = storage.landing_dir() / LANDING_SUBDIR / f"week_{label_week:02d}.parquet"
+        out["labels"].append(storage.write_parquet(week_frame(flights, label_week), path))
     return out

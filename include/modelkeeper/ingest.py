@@ -359,8 +359,12 @@ def accept(
     run_id: str,
     *,
     validate: Validate | None = None,
+    row_checks_only: bool = False,
 ) -> Accepted:
     """Validate the batch's files, add the good rows to the pool, commit the run's record.
+
+    `row_checks_only` leaves the batch bounds out always (streams scored or joined row by
+    row: scoring features, late labels).
 
     Files with the same columns are validated together (one Great Expectations run on
     the combined rows); only when that fails is each file validated on its own, so the
@@ -426,6 +430,7 @@ def accept(
 
     def judge_batch(keys: list[str], df: pd.DataFrame) -> ValidationOutcome:
         late = latest is not None and all((by_key[k].end or "") <= latest for k in keys)
+        late = late or row_checks_only
         return validate(df, spec, docs_dir=docs, **({"checks": "rows"} if late else {}))
 
     candidates = list(frames)
@@ -692,3 +697,35 @@ def previous_tick(schedule: str | None, at: datetime | str | None) -> str | None
         return croniter(schedule, when.astimezone(UTC)).get_prev(datetime).isoformat()
     except (ValueError, KeyError):  # not a cron expression croniter knows
         return None
+
+
+STREAMS = ("scoring", "labels")
+
+
+def stream_spec(spec: ModelSpec, stream: str) -> ModelSpec:
+    """The spec as ingestion sees one of the model's other inputs: scoring features or late
+    labels. Its own name gives it its own manifest, snapshots and pool; its own source and
+    columns give it its own suite (features without the label; key, label and time)."""
+    if stream not in STREAMS:
+        raise ValueError(f"unknown stream {stream!r}; known: {STREAMS}")
+    section = getattr(spec, stream)
+    if section is None:
+        raise ConfigError(f"model {spec.name!r} has no {stream} section in its spec")
+    schema = spec.data_schema
+    ts = schema.timestamp_column
+    if stream == "scoring":
+        keep = [c for c in schema.columns if c.name != spec.label_column]
+    else:
+        wanted = {*section.key, spec.label_column, ts}
+        keep = [c for c in schema.columns if c.name in wanted]
+    data_schema = schema.model_copy(
+        update={"columns": keep, "unique_key": list(section.key), "extra_columns": "warn"}
+    )
+    # model_copy does not validate: the copy is internal and never written out.
+    return spec.model_copy(
+        update={
+            "name": f"{spec.name}__{stream}",
+            "source": section.source,
+            "data_schema": data_schema,
+        }
+    )

@@ -44,17 +44,39 @@ ROLLED_BACK_FROM = "rolled_back_from"
 REFERENCE_DIR = "reference"
 REFERENCE_FILE = "reference.parquet"
 REFERENCE_ARTIFACT = f"{REFERENCE_DIR}/{REFERENCE_FILE}"  # what later runs measure drift against
+HOLDOUT_SCORED_FILE = "holdout_scored.parquet"
+# The holdout with the model's own (out-of-sample) probability: scored batches' reference.
+HOLDOUT_SCORED_ARTIFACT = f"{REFERENCE_DIR}/{HOLDOUT_SCORED_FILE}"
+CALIBRATION_FILE = "calibration.json"
+CALIBRATION_ARTIFACT = f"{REFERENCE_DIR}/{CALIBRATION_FILE}"  # CBPE's calibrator, fitted there
 VALIDATION_REPORTS = "reports/validation"
 DATA_DOCS = "reports/validation/data_docs"
 DRIFT_REPORTS = "reports/drift"
 MODEL_CARD = "model_card"
 MODEL_ARTIFACT = "model"
 
+# -- Assets (Airflow data-aware scheduling) ---------------------------------------------------
+
+
+def champion_asset(model: str) -> str:
+    """Updated when a retrain run's promote step ends: scoring picks up a new champion."""
+    return f"modelkeeper/{model}/champion"
+
+
+def alarm_asset(model: str) -> str:
+    """Updated by an alarm (its extra says why): triggers retrain_<model>."""
+    return f"modelkeeper/{model}/alarm"
+
+
 # -- audit trail actions ------------------------------------------------------------------------------
 AuditAction = Literal[
     "decision", "promotion", "refusal", "dry_run", "approval", "rejection", "rollback"
 ]
 ALIAS_MOVES: tuple[AuditAction, ...] = ("promotion", "rollback")  # change the champion alias
+
+# What the owner is told about (spec `notify.on`).
+NotifyEvent = Literal["alarm", "promotion", "refusal", "failure"]
+NOTIFY_ALARM, NOTIFY_PROMOTION, NOTIFY_REFUSAL, NOTIFY_FAILURE = NotifyEvent.__args__
 
 # What a promote, rollback or rejection step did, and the audit action it is recorded as.
 Action = Literal["promoted", "kept", "refused", "dry_run", "rejected", "rolled_back", "noop"]

@@ -30,7 +30,12 @@ class RetrainDecision(Handoff):
 
 
 def should_retrain(
-    m: Monitoring, spec: ModelSpec, *, force: bool = False, force_reason: str = ""
+    m: Monitoring,
+    spec: ModelSpec,
+    *,
+    force: bool = False,
+    force_reason: str = "",
+    alarm: str | None = None,
 ) -> RetrainDecision:
     primary = spec.metrics.primary
     if force:
@@ -46,6 +51,8 @@ def should_retrain(
         return RetrainDecision(
             True, f"champion v{m.champion_version} unusable: {m.champion_problem}"
         )
+    if alarm:  # monitoring saw drift or decay in production: retrain on what is accepted
+        return RetrainDecision(True, f"alarm: {alarm}")
     if m.batch_rows == 0:
         return RetrainDecision(
             False, f"no retrain: no new data; champion v{m.champion_version} holds"

@@ -27,6 +27,7 @@ class Settings:
     mlflow_uri: str  # what bootstrap registers as the `mlflow_default` Connection
     audit_uri: str | None  # scaled out: a SQLAlchemy URI for the `modelkeeper_audit` Connection
     audit_db: Path | None  # embedded: the SQLite file of the audit trail
+    demo_feed_schedule: str  # how often the demo lands the next week (make run: minutes)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -48,6 +49,7 @@ class Settings:
             mlflow_uri=env.get("MODELKEEPER_MLFLOW_URI", "http://127.0.0.1:5000"),
             audit_uri=env.get("MODELKEEPER_AUDIT_URI") or None,
             audit_db=Path(audit_db) if audit_db else None,
+            demo_feed_schedule=env.get("MODELKEEPER_DEMO_FEED_SCHEDULE") or "@daily",
         )
 
 

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from modelkeeper.errors import SpecError
+from modelkeeper.lineage import NotifyEvent
 from modelkeeper.metric_names import CLASSIFICATION, REGRESSION
 from modelkeeper.settings import DEFAULT_SPEC_DIR as SPEC_DIR  # noqa: F401  (kept for callers)
 from modelkeeper.settings import settings
@@ -208,6 +209,77 @@ class Promotion(_Strict):
     )
 
 
+class FilesDestination(_Strict):
+    kind: Literal["files"]
+    path: str = Field(
+        description="folder for prediction Parquet files: relative to the storage root, "
+        "absolute, or a URI"
+    )
+
+
+class SqlDestination(_Strict):
+    kind: Literal["sql"]
+    conn_id: str = Field(description="Airflow Connection of the database to write into")
+    table: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.]{0,127}$")
+
+
+class Scoring(_Strict):
+    """Batch scoring with the champion: the `score_<model>` DAG."""
+
+    source: FileSource | SqlSource = Field(discriminator="kind")
+    key: list[str] = Field(min_length=1, description="columns identifying one prediction")
+    destination: FilesDestination | SqlDestination = Field(discriminator="kind")
+    schedule: str | None = None
+    trigger_asset: str | None = Field(None, description="Asset whose updates trigger scoring")
+
+
+class Labels(_Strict):
+    """Ground truth that arrives after the prediction, joined to it by key."""
+
+    source: FileSource | SqlSource = Field(discriminator="kind")
+    key: list[str] = Field(min_length=1)
+    column: str | None = Field(None, description="the label column (default: target.column)")
+    expected_delay_days: float = Field(7, ge=0, description="how late labels usually come")
+    trigger_asset: str | None = Field(None, description="Asset whose updates bring labels")
+    min_rows: int = Field(200, ge=1, description="labelled rows a window needs to be measured")
+
+
+class SliceFloor(_Strict):
+    column: str
+    floor: float
+
+
+class MonitoringPolicy(_Strict):
+    """Alarms raised from what scoring and late labels show (the `monitor_<model>` DAG)."""
+
+    schedule: str | None = "@daily"
+    drift_share: float | None = Field(
+        None, gt=0, le=1, description="alarm when this share of columns drifts in a scored batch"
+    )
+    metric_floor: float | None = Field(
+        None, description="alarm when the realized or estimated primary metric falls below"
+    )
+    slice_floors: list[SliceFloor] = []
+    min_rows: int = Field(500, ge=1, description="rows a measurement needs to raise an alarm")
+    window_days: int = Field(7, ge=1, description="length of a measured window")
+    window_anchor: str = Field(
+        "1970-01-05", description="a day windows start on (default: Mondays)"
+    )
+    cooldown_hours: float = Field(
+        72, ge=0, description="no second alarm-triggered retrain within this long"
+    )
+
+
+class Notify(_Strict):
+    """Who is told what, through Airflow's notifiers."""
+
+    email: list[str] = Field([], description="addresses for SmtpNotifier (smtp_default)")
+    webhook_conn_id: str | None = Field(
+        None, description="an HTTP Connection a JSON message is POSTed to"
+    )
+    on: list[NotifyEvent] = list(NotifyEvent.__args__)
+
+
 class ModelSpec(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")
     owner: str
@@ -229,6 +301,10 @@ class ModelSpec(_Strict):
     window: Window = Window()
     retrain: Retrain = Retrain()
     promotion: Promotion = Promotion()
+    scoring: Scoring | None = None
+    labels: Labels | None = None
+    monitoring: MonitoringPolicy | None = None
+    notify: Notify = Notify()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -264,6 +340,19 @@ class ModelSpec(_Strict):
         ]
         if unknown_drift:
             raise ValueError(f"drift.columns: not features (or 'prediction'): {unknown_drift}")
+        for where, section in (("scoring", self.scoring), ("labels", self.labels)):
+            bad = [c for c in (section.key if section else []) if c not in declared]
+            if bad:
+                raise ValueError(f"{where}.key: columns not declared in schema.columns: {bad}")
+        if self.labels is not None and self.labels.column not in (None, self.target.column):
+            if self.labels.column not in declared:
+                raise ValueError(f"labels.column {self.labels.column!r} is not a declared column")
+        if self.monitoring is not None:
+            bad = [f.column for f in self.monitoring.slice_floors if f.column not in declared]
+            if bad:
+                raise ValueError(f"monitoring.slice_floors: columns not declared: {bad}")
+        if self.labels is not None and self.scoring is None:
+            raise ValueError("labels: needs a scoring section (labels are joined to predictions)")
         known = CLASSIFICATION if self.target.task == "classification" else REGRESSION
         names = {
             "metrics.primary": [self.metrics.primary],
@@ -284,6 +373,10 @@ class ModelSpec(_Strict):
     @property
     def dag_id(self) -> str:
         return f"retrain_{self.name}"
+
+    @property
+    def label_column(self) -> str:
+        return (self.labels.column if self.labels else None) or self.target.column
 
     def fingerprint(self) -> str:
         """Stable hash of the spec's content, tagged on every MLflow run."""

@@ -9,19 +9,24 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param
+from airflow.sdk import DAG, Asset, AssetAny, AssetOrTimeSchedule, CronTriggerTimetable, Param
 
+from modelkeeper import lineage as L
 from modelkeeper_airflow.callbacks import close_mlflow_run
 from modelkeeper_airflow.operators import (
+    AlarmOperator,
     CollectOperator,
     DecideOperator,
     EvaluateOperator,
     FinishOperator,
+    MeasureOperator,
     MonitorOperator,
     PromoteOperator,
     PromotionApprovalOperator,
+    ScoreOperator,
     TrainOperator,
     ValidateOperator,
+    WatchOperator,
 )
 
 if TYPE_CHECKING:
@@ -50,12 +55,22 @@ without moving the alias. Spec: `include/models/{name}.yaml`.
 """
 
 
-def _schedule(spec: ModelSpec):
-    timetable = CronTriggerTimetable(spec.schedule, timezone="UTC") if spec.schedule else None
-    if spec.trigger_asset:
-        asset = Asset(spec.trigger_asset)
-        return AssetOrTimeSchedule(timetable=timetable, assets=[asset]) if timetable else [asset]
-    return timetable
+def _schedule(cron: str | None, assets: list[str]):
+    """A cron schedule, Asset updates, or either (whichever comes first)."""
+    timetable = CronTriggerTimetable(cron, timezone="UTC") if cron else None
+    wanted = [Asset(a) for a in dict.fromkeys(assets) if a]
+    if not wanted:
+        return timetable
+    anyone = AssetAny(*wanted)  # a list would mean all of them
+    if timetable is None:
+        return anyone
+    return AssetOrTimeSchedule(timetable=timetable, assets=anyone)
+
+
+def _on_failure(spec: ModelSpec) -> list:
+    from modelkeeper_airflow.notify import on_failure
+
+    return [close_mlflow_run(spec.name), on_failure(spec.name)]
 
 
 def _retry_delay() -> timedelta:
@@ -114,14 +129,15 @@ def build_retrain_dag(spec: ModelSpec) -> DAG:
             mode=spec.promotion.mode,
             asset=f" and on updates of Asset `{spec.trigger_asset}`" if spec.trigger_asset else "",
         ),
-        schedule=_schedule(spec),
+        # New data, an alarm from monitoring (its reason shows in decide), or the clock.
+        schedule=_schedule(spec.schedule, [spec.trigger_asset, L.alarm_asset(spec.name)]),
         start_date=datetime(2026, 1, 1),
         catchup=False,
         max_active_runs=1,
         params=params,
         default_args=default_args(spec.owner),
         tags=["modelkeeper", f"model:{spec.name}", *spec.tags],
-        on_failure_callback=close_mlflow_run(spec.name),
+        on_failure_callback=_on_failure(spec),
     ) as dag:
         collect = CollectOperator(task_id="collect", **common)
         validate = ValidateOperator(task_id="validate", batch=collect.output, **common)
@@ -161,6 +177,7 @@ def build_retrain_dag(spec: ModelSpec) -> DAG:
             mode=mode,
             pool=PROMOTION_POOL,
             trigger_rule="none_failed_min_one_success",
+            outlets=[Asset(L.champion_asset(spec.name))],  # scoring picks up a new champion
             **common,
         )
         finish = FinishOperator(
@@ -175,3 +192,130 @@ def build_retrain_dag(spec: ModelSpec) -> DAG:
         collect >> validate >> monitor >> decide >> train >> evaluate >> approve >> promote
         promote >> finish
     return dag
+
+
+SCORE_DOC = """\
+# Scoring: `{name}`
+
+Scores new rows with the champion, loaded as any MLflow consumer loads it
+(`models:/{name}@champion`): collect (new files only) → validate (the spec's suite without
+the label; a bad batch is quarantined and nothing is predicted from it) → score
+(destination + prediction log, latency p50/p95) → watch (drift against the champion's
+out-of-sample holdout, prediction drift, data quality) → alarm (an Asset event that
+retrains, with a cooldown). Runs {when}.
+"""
+
+MONITOR_DOC = """\
+# Monitoring: `{name}`
+
+Joins labels that arrived late to the prediction log: realized `{primary}` per window
+with at least {min_rows} labels, CBPE estimates from the probabilities meanwhile; every
+number goes to the history table; decay below the floor raises an alarm that retrains
+`retrain_{name}` (cooldown {cooldown} h). Runs {when}.
+"""
+
+
+def _when(cron: str | None, assets: list[str]) -> str:
+    parts = [f"on `{cron}`"] if cron else []
+    parts += [f"on updates of Asset `{a}`" for a in dict.fromkeys(assets) if a]
+    return " and ".join(parts) or "when triggered"
+
+
+def _dag(spec: ModelSpec, dag_id: str, doc: str, schedule, kind: str) -> DAG:
+    return DAG(
+        dag_id=dag_id,
+        description=f"{kind} of {spec.name}",
+        doc_md=doc,
+        schedule=schedule,
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        max_active_runs=1,
+        default_args=default_args(spec.owner),
+        tags=["modelkeeper", f"model:{spec.name}", kind],
+        on_failure_callback=_on_failure(spec),
+    )
+
+
+def build_score_dag(spec: ModelSpec) -> DAG:
+    """`score_<model>`, for a spec with a `scoring` section."""
+    assert spec.scoring is not None
+    assets = [spec.scoring.trigger_asset, L.champion_asset(spec.name)]
+    when = _when(spec.scoring.schedule, assets)
+    common = {"model": spec.name}
+    with _dag(
+        spec,
+        f"score_{spec.name}",
+        SCORE_DOC.format(name=spec.name, when=when),
+        _schedule(spec.scoring.schedule, assets),
+        "scoring",
+    ) as dag:
+        collect = CollectOperator(task_id="collect", stream="scoring", **common)
+        validate = ValidateOperator(
+            task_id="validate", stream="scoring", batch=collect.output, **common
+        )
+        score = ScoreOperator(task_id="score", accepted=validate.output, **common)
+        watch = WatchOperator(
+            task_id="watch", accepted=validate.output, scored=score.output, **common
+        )
+        AlarmOperator(
+            task_id="alarm",
+            watched=watch.output,
+            outlets=[Asset(L.alarm_asset(spec.name))],
+            **common,
+        )
+    return dag
+
+
+def build_monitor_dag(spec: ModelSpec) -> DAG:
+    """`monitor_<model>`, for a spec with `labels` (and `monitoring`) sections."""
+    assert spec.labels is not None and spec.monitoring is not None
+    assets = [spec.labels.trigger_asset]
+    when = _when(spec.monitoring.schedule, assets)
+    doc = MONITOR_DOC.format(
+        name=spec.name,
+        primary=spec.metrics.primary,
+        min_rows=spec.labels.min_rows,
+        cooldown=spec.monitoring.cooldown_hours,
+        when=when,
+    )
+    common = {"model": spec.name}
+    with _dag(
+        spec,
+        f"monitor_{spec.name}",
+        doc,
+        _schedule(spec.monitoring.schedule, assets),
+        "monitoring",
+    ) as dag:
+        collect = CollectOperator(task_id="collect_labels", stream="labels", **common)
+        validate = ValidateOperator(
+            task_id="validate_labels", stream="labels", batch=collect.output, **common
+        )
+        # Runs without new labels too: newly scored windows still get their estimates.
+        measure = MeasureOperator(
+            task_id="measure", labels=validate.output, trigger_rule="none_failed", **common
+        )
+        AlarmOperator(
+            task_id="alarm",
+            measured=measure.output,
+            outlets=[Asset(L.alarm_asset(spec.name))],
+            **common,
+        )
+    return dag
+
+
+def specs_to_build(prefix: str) -> list[ModelSpec]:
+    """The specs a DAG file builds `<prefix><model>` DAGs for: all that load, or, in a task
+    process (Airflow's parsing context names its DAG), just that task's model."""
+    from airflow.sdk import get_parsing_context
+
+    from modelkeeper.spec import SpecError, get_spec, valid_specs
+
+    wanted = get_parsing_context().dag_id
+    if wanted:
+        if not wanted.startswith(prefix):
+            return []  # another file's DAG: build nothing here
+        try:
+            return [get_spec(wanted.removeprefix(prefix))]
+        except SpecError:
+            return []
+    return valid_specs()

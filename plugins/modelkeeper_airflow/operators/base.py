@@ -19,6 +19,7 @@ from modelkeeper_airflow.errors import fail_or_retry
 if TYPE_CHECKING:
     from modelkeeper.audit import AuditLog
     from modelkeeper.handoff import Handoff
+    from modelkeeper.history import History
     from modelkeeper.registry import Registry
     from modelkeeper.spec import ModelSpec
     from modelkeeper.storage import Storage
@@ -38,12 +39,14 @@ class ModelkeeperOperator(BaseOperator):
         self,
         *,
         model: str,
+        stream: str | None = None,
         mlflow_conn_id: str = "mlflow_default",
         audit_conn_id: str = "modelkeeper_audit",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.model = model
+        self.stream = stream  # None: training data; "scoring" or "labels": the model's others
         self.mlflow_conn_id = mlflow_conn_id
         self.audit_conn_id = audit_conn_id
 
@@ -62,6 +65,13 @@ class ModelkeeperOperator(BaseOperator):
         return get_spec(self.model)
 
     @cached_property
+    def ingest_spec(self) -> ModelSpec:
+        """The spec as ingestion sees this task's stream (modelkeeper.ingest.stream_spec)."""
+        from modelkeeper.ingest import stream_spec
+
+        return self.spec if self.stream is None else stream_spec(self.spec, self.stream)
+
+    @cached_property
     def storage(self) -> Storage:
         from modelkeeper.storage import Storage
 
@@ -74,14 +84,24 @@ class ModelkeeperOperator(BaseOperator):
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id).get_conn()
 
     @cached_property
-    def audit(self) -> AuditLog:
-        """The audit trail's database, from the `modelkeeper_audit` SQL Connection."""
+    def _engine(self) -> Any:
+        """The `modelkeeper_audit` SQL Connection's database: audit trail and history."""
         from airflow.sdk import BaseHook
 
+        return BaseHook.get_connection(self.audit_conn_id).get_hook().get_sqlalchemy_engine()
+
+    @cached_property
+    def audit(self) -> AuditLog:
         from modelkeeper.audit import AuditLog
 
-        hook = BaseHook.get_connection(self.audit_conn_id).get_hook()
-        return AuditLog(hook.get_sqlalchemy_engine())
+        return AuditLog(self._engine)
+
+    @cached_property
+    def history(self) -> History:
+        """The monitoring series, in the same database as the audit trail."""
+        from modelkeeper.history import History
+
+        return History(self._engine)
 
     @staticmethod
     def publish(context: Any, result: Handoff) -> None:

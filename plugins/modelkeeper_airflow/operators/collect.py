@@ -12,14 +12,22 @@ class CollectOperator(ModelkeeperOperator):
     """Snapshot the files (or SQL rows) no run has taken yet, keyed by (model, run).
 
     Opens only new files; a file that cannot be read is copied to quarantine and handed
-    on as unreadable (validate records it, so later runs skip it with a warning).
+    on as unreadable (validate records it, so later runs skip it with a warning). For the
+    scoring stream nothing is taken while there is no champion to score it with.
     """
 
     def stage(self, context: Any) -> Batch:
         from modelkeeper.ingest import collect
 
         self._reject_unknown_conf(context)
-        spec, storage, run_id = self.spec, self.storage, context["run_id"]
+        if (
+            self.stream == "scoring"
+            and self.registry.alias(self.spec.registered_model_name) is None
+        ):
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            raise AirflowSkipException("no champion yet: new rows wait for one, untaken")
+        spec, storage, run_id = self.ingest_spec, self.storage, context["run_id"]
         read_sql = self._sql_reader(spec.source.conn_id) if spec.source.kind == "sql" else None
         batch = collect(spec, storage, run_id, read_sql=read_sql)
         for skipped in batch.skipped:

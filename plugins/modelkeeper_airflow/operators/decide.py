@@ -52,13 +52,31 @@ class DecideOperator(ModelkeeperOperator, BaseBranchOperator):
             return [self.train_task_id, self.finish_task_id]
         return [self.finish_task_id]
 
+    def _alarm(self, context: Any) -> str | None:
+        """The reason of the alarm whose Asset event started this run, if one did."""
+        from modelkeeper.lineage import alarm_asset
+
+        events = context.get("triggering_asset_events") or {}
+        wanted = alarm_asset(self.spec.name)
+        reasons = [
+            (e.extra or {}).get("reason")
+            for asset in events
+            if getattr(asset, "name", None) == wanted
+            for e in events[asset]
+        ]
+        return "; ".join(r for r in reasons if r) or None
+
     def stage(self, context: Any):  # noqa: ANN201
         from modelkeeper.retrain import Monitoring, should_retrain
 
         monitoring = Monitoring.from_dict(self.monitoring)
         force = self.force if isinstance(self.force, bool) else str(self.force).lower() == "true"
         decision = should_retrain(
-            monitoring, self.spec, force=force, force_reason=self.force_reason or ""
+            monitoring,
+            self.spec,
+            force=force,
+            force_reason=self.force_reason or "",
+            alarm=self._alarm(context),
         )
         self.log.info("%s", decision.reason)
         return decision

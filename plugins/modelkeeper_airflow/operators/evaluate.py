@@ -75,6 +75,7 @@ class EvaluateOperator(ModelkeeperOperator):
         self._model_card(
             context, version.version, trained, candidate, cand_model, holdout, decision, against
         )
+        self._scoring_reference(context["run_id"], trained, cand_model, holdout)
         registry.log_metrics(mlflow_run, candidate.score.metrics, prefix="candidate_")
         registry.log_metrics(mlflow_run, {"eval_rows": candidate.score.rows})
         if champion is not None and champion.score is not None:
@@ -96,6 +97,31 @@ class EvaluateOperator(ModelkeeperOperator):
             champion_version=current.version if current else None,
             mlflow_run_id=mlflow_run,
         )
+
+    def _scoring_reference(self, run_id, trained, model, holdout) -> None:  # noqa: ANN001
+        """What scoring measures the model against once it serves: its holdout with its own
+        out-of-sample probabilities (drift of features and predictions), and the
+        calibration of those probabilities on the holdout's labels (CBPE estimates)."""
+        from modelkeeper import lineage as L
+        from modelkeeper.errors import DataError
+        from modelkeeper.evaluation import predict
+        from modelkeeper.performance import fit_calibrator
+        from modelkeeper.training import features_frame
+
+        spec, storage, registry = self.spec, self.storage, self.registry
+        folder = storage.snapshot_dir(spec.name, run_id) / L.REFERENCE_DIR
+        y_pred, proba = predict(model, features_frame(holdout, spec), spec.target.task)
+        scored = holdout[[*spec.features.all, spec.data_schema.timestamp_column]].assign(
+            prediction=proba if proba is not None else y_pred
+        )
+        storage.write_parquet(scored, folder / L.HOLDOUT_SCORED_FILE)
+        if proba is not None:
+            try:
+                calibrator = fit_calibrator(proba, holdout[spec.target.column].to_numpy())
+                storage.write_json(calibrator.to_dict(), folder / L.CALIBRATION_FILE)
+            except DataError as exc:  # too few rows or one class: estimates use raw scores
+                self.log.warning("no calibration for CBPE: %s", exc)
+        registry.log_artifacts(trained.mlflow_run_id, folder, L.REFERENCE_DIR)
 
     def _champion(self, current, candidate, holdout):  # noqa: ANN001, ANN202
         """Load and score the champion; a failure becomes a refusal reason, not a crash."""

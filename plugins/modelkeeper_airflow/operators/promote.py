@@ -78,4 +78,28 @@ class PromoteOperator(ModelkeeperOperator):
             ),
         )
         self.log.info("%s", change.reason)
+        if change.action in ("promoted", "refused", "kept"):
+            from modelkeeper import lineage as L
+            from modelkeeper_airflow.notify import notify
+
+            promoted = change.action == "promoted"
+            event = L.NOTIFY_PROMOTION if promoted else L.NOTIFY_REFUSAL
+            subject = (
+                f"{spec.name}: v{change.candidate_version} is champion"
+                if promoted
+                else f"{spec.name}: candidate v{change.candidate_version} not promoted"
+            )
+            for line in notify(
+                spec,
+                event,
+                subject=subject,
+                text=change.reason,
+                context=context,
+                details={
+                    "candidate": change.candidate_version,
+                    "champion_before": change.champion_before,
+                    "champion_after": change.champion_after,
+                },
+            ):
+                self.log.info("notification: %s", line)
         return change

@@ -29,9 +29,9 @@ class ValidateOperator(ModelkeeperOperator):
         from modelkeeper.errors import DataError
         from modelkeeper.ingest import Batch, accept
 
-        spec, run_id = self.spec, context["run_id"]
+        spec, run_id = self.ingest_spec, context["run_id"]
         batch = Batch.from_dict(self.batch)
-        result = accept(batch, spec, self.storage, run_id)
+        result = accept(batch, spec, self.storage, run_id, row_checks_only=self.stream is not None)
         for warning in result.warnings:
             self.log.warning("validation warning: %s", warning)
         if not result.success:
@@ -60,6 +60,8 @@ class ValidateOperator(ModelkeeperOperator):
 
         run_type = getattr(context["dag_run"].run_type, "value", context["dag_run"].run_type)
         since = batch.since or "the start"
+        if self.stream is not None:  # scoring or labels: nothing new is nothing to do
+            raise AirflowSkipException(f"no new {self.stream} data since {since}")
         if run_type == "asset_triggered":
             raise AirflowSkipException(
                 f"no new data since {since}: an earlier run already processed this update"
