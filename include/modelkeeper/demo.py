@@ -149,7 +149,9 @@ def land_next_weeks(storage: Storage, n: int = 1) -> list[Path]:
 
 
 def drifted_frame(df: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
-    """A visibly drifted copy of `df` (hotter, drier, windier, later, mostly EWR).
+    """A visibly drifted copy of `df` (hotter, drier, windier, hazier, later, longer
+    flights, mostly EWR): 7 of the 10 features move, so with the predictions a real shift
+    reads 70%+ of columns drifted whatever the week (weather alone moves 45-55%).
 
     Values stay inside the flight_delay spec's ranges and the unique key stays unique,
     so the drifted data passes validation and only the drift check reacts to it.
@@ -159,6 +161,8 @@ def drifted_frame(df: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     out["temp"] = (out["temp"] + 25.0).clip(-40.0, 130.0)
     out["humid"] = (out["humid"] * 0.5).clip(0.0, 100.0)
     out["wind_speed"] = (out["wind_speed"] * 2.0 + 5.0).clip(0.0, 250.0)
+    out["visib"] = (out["visib"] * 0.5).clip(0.0, 10.0)
+    out["distance"] = (out["distance"] * 1.5).clip(10.0, 5000.0)
     out["hour"] = (out["hour"] + 4).clip(0, 23).astype("int64")
     # Move ~70% of the JFK/LGA departures to EWR...
     moved = (out["origin"] != "EWR").to_numpy() & (rng.random(len(out)) < 0.7)

@@ -229,6 +229,26 @@ class TestNoNewData:
             run_operator(op, "asset_triggered__1", xcoms, run_type="asset_triggered")
         assert not world["storage"].quarantine_dir(MODEL, "asset_triggered__1").exists()
 
+    def test_a_run_an_alarm_started_goes_on_with_accepted_data(self, world, empty_batch):
+        # Drift alarms come from scoring, before any new label: nothing new is the rule here,
+        # and decide must still see the run to say why it retrains.
+        from types import SimpleNamespace
+
+        from airflow.sdk import Asset
+
+        from modelkeeper.lineage import alarm_asset
+        from tests.helpers import make_context
+
+        xcoms = empty_batch("asset_triggered__alarm")
+        op = retrain_tasks(MODEL)["validate"]
+        ctx = make_context("asset_triggered__alarm", "validate", xcoms, run_type="asset_triggered")
+        ctx["triggering_asset_events"] = {
+            Asset(alarm_asset(MODEL)): [SimpleNamespace(extra={"reason": "drift: 80%"})]
+        }
+        ctx["task"] = op
+        op.render_template_fields(ctx)
+        assert op.execute(ctx)["rows"] == 0
+
     def test_scheduled_run_fails_naming_the_missing_data(self, world, empty_batch):
         xcoms = empty_batch("scheduled__1")
         op = retrain_tasks(MODEL)["validate"]

@@ -109,6 +109,20 @@ class ModelkeeperOperator(BaseOperator):
         Airflow only stores a return value when execute() returns."""
         context["ti"].xcom_push(key="return_value", value=result.to_dict())
 
+    def alarm_reason(self, context: Any) -> str | None:
+        """The reason of the alarm whose Asset event started this run, if one did."""
+        from modelkeeper.lineage import alarm_asset
+
+        events = context.get("triggering_asset_events") or {}
+        wanted = alarm_asset(self.spec.name)
+        reasons = [
+            (e.extra or {}).get("reason")
+            for asset in events
+            if getattr(asset, "name", None) == wanted
+            for e in events[asset]
+        ]
+        return "; ".join(r for r in reasons if r) or None
+
     @staticmethod
     def who(context: Any) -> str:
         """The Airflow user behind a manual run, "scheduler" for scheduled/asset runs."""

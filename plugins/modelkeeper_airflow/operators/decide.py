@@ -52,20 +52,6 @@ class DecideOperator(ModelkeeperOperator, BaseBranchOperator):
             return [self.train_task_id, self.finish_task_id]
         return [self.finish_task_id]
 
-    def _alarm(self, context: Any) -> str | None:
-        """The reason of the alarm whose Asset event started this run, if one did."""
-        from modelkeeper.lineage import alarm_asset
-
-        events = context.get("triggering_asset_events") or {}
-        wanted = alarm_asset(self.spec.name)
-        reasons = [
-            (e.extra or {}).get("reason")
-            for asset in events
-            if getattr(asset, "name", None) == wanted
-            for e in events[asset]
-        ]
-        return "; ".join(r for r in reasons if r) or None
-
     def stage(self, context: Any):  # noqa: ANN201
         from modelkeeper.retrain import Monitoring, should_retrain
 
@@ -76,7 +62,7 @@ class DecideOperator(ModelkeeperOperator, BaseBranchOperator):
             self.spec,
             force=force,
             force_reason=self.force_reason or "",
-            alarm=self._alarm(context),
+            alarm=self.alarm_reason(context),
         )
         self.log.info("%s", decision.reason)
         return decision

@@ -46,7 +46,8 @@ class ValidateOperator(ModelkeeperOperator):
         """What a run with nothing new means depends on why it started.
 
         A person (manual trigger or backfill, forced or not): go on, so decide can retrain
-        on accepted data (forced, or no champion yet) or say why not. Asset-triggered: an
+        on accepted data (forced, or no champion yet) or say why not. Asset-triggered by an
+        alarm: go on too (decide shows the alarm's reason). Asset-triggered otherwise: an
         earlier run already took this update; skip, stay green. Scheduled: fine if another
         run took new data within the last schedule period (an Asset run on the same tick);
         otherwise the producer may have stopped: fail.
@@ -62,6 +63,10 @@ class ValidateOperator(ModelkeeperOperator):
         since = batch.since or "the start"
         if self.stream is not None:  # scoring or labels: nothing new is nothing to do
             raise AirflowSkipException(f"no new {self.stream} data since {since}")
+        alarm = self.alarm_reason(context)
+        if run_type == "asset_triggered" and alarm:
+            self.log.info("no new data since %s; an alarm started this run: %s", since, alarm)
+            return
         if run_type == "asset_triggered":
             raise AirflowSkipException(
                 f"no new data since {since}: an earlier run already processed this update"
