@@ -85,6 +85,17 @@ def run_operator(op: Any, run_id: str, xcoms: dict, **kw: Any) -> Any:
     return result
 
 
+def run_to_state(op: Any, run_id: str, xcoms: dict, **kw: Any) -> tuple[str, Any]:
+    """run_operator, and the state the task would end in: ("success", its return value) or
+    ("skipped", the result it handed on before skipping, if any)."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    try:
+        return "success", run_operator(op, run_id, xcoms, **kw)
+    except AirflowSkipException:
+        return "skipped", xcoms.get((op.task_id, "return_value"))
+
+
 def retrain_tasks(model: str = "flight_delay") -> dict[str, Any]:
     """Fresh copies of `retrain_<model>`'s tasks as the factory wires them, by task id."""
     from modelkeeper.spec import get_spec
@@ -217,20 +228,29 @@ RETRAIN_ORDER = [
 
 
 def run_pipeline(
-    run_id: str, force: bool = False, mode: str = "spec", model: str = "flight_delay"
+    run_id: str,
+    force: bool = False,
+    mode: str = "spec",
+    model: str = "flight_delay",
+    states: dict | None = None,
 ) -> dict:
     """Run the factory DAG's tasks in order, as the scheduler would (decide's branch and
-    approve's self-skip included); returns the XComs."""
+    approve's self-skip included); returns the XComs. `states`, if given, is filled with
+    each task's end state ("success" or "skipped")."""
     from airflow.sdk.exceptions import AirflowSkipException
 
     params = {**DEFAULT_PARAMS, "force_retrain": force, "reason": "test", "promotion_mode": mode}
     tasks, xcoms, skipped = retrain_tasks(model), {}, set()
+    states = {} if states is None else states
     for task_id in RETRAIN_ORDER:
         if task_id in skipped:
+            states[task_id] = "skipped"
             continue
         try:
             out = run_operator(tasks[task_id], run_id, xcoms, params=params)
+            states[task_id] = "success"
         except AirflowSkipException:
+            states[task_id] = "skipped"
             if task_id == "train":  # evaluate and promote need a candidate
                 skipped |= {"evaluate", "approve", "promote"}
             continue

@@ -9,6 +9,7 @@ promotion, the same tags, the same audit fields, the same behaviour on a retry.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from modelkeeper import lineage as L
@@ -137,8 +138,11 @@ def _tag(registry: Registry, req: ChangeRequest, change: ChampionChange) -> None
         registry.set_version_tags(
             name, version, {L.PROMOTED_BY: req.who, L.PROMOTED_IN: req.run_id}
         )
+        # Wall-clock time: a run id carries the logical date (or none), not when it moved.
+        since = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        where = f" in Airflow run {req.run_id}" if req.run_id else ""
         registry.describe_version(
-            name, version, f"champion since {req.run_id} ({req.who}): {change.reason}"
+            name, version, f"champion since {since}, by {req.who}{where}: {change.reason}"
         )
     elif change.action == "rolled_back":
         registry.set_version_tags(

@@ -24,6 +24,7 @@ DECISION_REASON = "decision_reason"
 PROMOTION = "promotion"  # what promote (or a rejection) did: promoted, kept, refused, ...
 PROMOTION_REASON = "promotion_reason"
 OUTCOME = "outcome"  # finish's one-line summary of the DAG run
+RUN_URL = "airflow_run_url"  # the Airflow DAG run's page, back from the MLflow run
 
 # -- model version tags (lineage) ----------------------------------------------------------------
 VALIDATION = "validation"
@@ -54,6 +55,19 @@ DATA_DOCS = "reports/validation/data_docs"
 DRIFT_REPORTS = "reports/drift"
 MODEL_CARD = "model_card"
 MODEL_ARTIFACT = "model"
+# The pages a person opens (the operators' extra links point at them in the MLflow UI).
+DATA_DOCS_INDEX = f"{DATA_DOCS}/index.html"
+DRIFT_HTML = f"{DRIFT_REPORTS}/drift.html"
+MODEL_CARD_HTML = f"{MODEL_CARD}/model_card.html"
+
+# -- Airflow XCom keys (besides each task's return value) ------------------------------------
+OUTCOME_XCOM = "modelkeeper_outcome"  # a retrain run's one-line outcome: becomes its note
+# The URLs behind the operators' extra links, pushed during execute (modelkeeper_airflow.links).
+LINK_MLFLOW_RUN = "mlflow_run_url"
+LINK_MODEL_VERSION = "model_version_url"
+LINK_DATA_DOCS = "data_docs_url"
+LINK_DRIFT_REPORT = "drift_report_url"
+LINK_MODEL_CARD = "model_card_url"
 
 # -- Assets (Airflow data-aware scheduling) ---------------------------------------------------
 

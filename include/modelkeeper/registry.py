@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from importlib.metadata import version as pkg_version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from modelkeeper.errors import ModelkeeperError, NotFoundError, UnavailableError
 from modelkeeper.lineage import CHAMPION, MODEL_ARTIFACT, PREVIOUS, RUN_TAG
@@ -190,13 +191,21 @@ class Registry:
         )
         return runs[0].info.run_id if runs else None
 
-    def ensure_run(self, experiment: str, airflow_run_id: str, tags: dict[str, str]) -> str:
-        """The MLflow run of this DAG run: created once, resumed by retries and reruns."""
+    def ensure_run(
+        self,
+        experiment: str,
+        airflow_run_id: str,
+        tags: dict[str, str],
+        run_name: str | None = None,
+    ) -> str:
+        """The MLflow run of this DAG run: created once, resumed by retries and reruns.
+
+        `run_name` (default: the Airflow run id) is only given to a run being created."""
         run_id = self.find_run(experiment, airflow_run_id)
         if run_id is None:
             run = self.client.create_run(
                 self.experiment_id(experiment),
-                run_name=airflow_run_id,
+                run_name=run_name or airflow_run_id,
                 tags={RUN_TAG: airflow_run_id, **tags},
             )
             return run.info.run_id
@@ -293,6 +302,35 @@ class Registry:
         # `with start_run` ended the run; it stays open until the DAG run finishes.
         self.client.update_run(run_id, status="RUNNING")
         return info.model_uri
+
+    # -- links into the MLflow UI ---------------------------------------------------------
+    @property
+    def ui_base(self) -> str | None:
+        """The MLflow UI's address: the tracking URI when it is a server (http/https);
+        None for a local store (a sqlite or file URI has no UI to link to)."""
+        uri = self.tracking_uri.rstrip("/")
+        return uri if uri.startswith(("http://", "https://")) else None
+
+    def run_url(self, experiment: str, run_id: str | None, artifact: str | None = None) -> str:
+        """The run's page in the MLflow UI (or one of its artifacts there); "" without a UI."""
+        base = self.ui_base
+        if not base or not run_id:
+            return ""
+        url = f"{base}/#/experiments/{self.experiment_id(experiment)}/runs/{run_id}"
+        return f"{url}/artifacts/{artifact}" if artifact else url
+
+    def version_url(self, name: str, version: str | None) -> str:
+        """A registered version's page in the MLflow UI; "" without a UI."""
+        base = self.ui_base
+        if not base or not version:
+            return ""
+        return f"{base}/#/models/{quote(name, safe='')}/versions/{version}"
+
+    def has_artifact(self, run_id: str, path: str) -> bool:
+        """Whether the run has logged `path` (a file, or a folder with something in it)."""
+        parent, _, _ = path.rpartition("/")
+        listed = self.client.list_artifacts(run_id, parent or None)
+        return any(a.path == path for a in listed)
 
     # -- registry ----------------------------------------------------------------------
     def _version(self, mv: Any) -> VersionInfo:

@@ -122,6 +122,37 @@ class TestRetrainDag:
         assert promote.upstream_task_ids == {"evaluate", "approve"}
         assert promote.trigger_rule == "none_failed_min_one_success"
 
+    def test_a_skipped_promote_still_finishes_the_run(self, dag):
+        # promote ends SKIPPED when it moves nothing: finish must not be skipped with it
+        # (all_success would), and a skip counts as success for the DAG run.
+        assert dag.get_task("finish").trigger_rule == "none_failed_min_one_success"
+        assert "finish" in dag.get_task("promote").downstream_task_ids
+
+    @pytest.mark.parametrize(
+        ("task_id", "names"),
+        [
+            pytest.param("collect", {"MLflow run"}, id="collect"),
+            pytest.param("validate", {"MLflow run", "Data Docs"}, id="validate"),
+            pytest.param("monitor", {"MLflow run", "Drift report"}, id="monitor"),
+            pytest.param("train", {"MLflow run", "Model version", "Data Docs"}, id="train"),
+            pytest.param("evaluate", {"MLflow run", "Model card"}, id="evaluate"),
+            pytest.param("promote", {"MLflow run", "Model version"}, id="promote"),
+            pytest.param("finish", {"MLflow run"}, id="finish"),
+        ],
+    )
+    def test_extra_links_survive_serialisation(self, dag, task_id, names):
+        """The API server knows a task's links only from the serialized DAG, as
+        {name: xcom key}; no plugin registration is involved."""
+        from airflow.serialization.serialized_objects import DagSerialization
+
+        serialized = DagSerialization.to_dict(dag)
+        [task] = [
+            t["__var"] for t in serialized["dag"]["tasks"] if t["__var"]["task_id"] == task_id
+        ]
+        links = task.get("_operator_extra_links") or {}
+        assert set(links) == names, links
+        assert all(key.startswith("_link_") for key in links.values())
+
     def test_no_template_uses_logical_date(self, dag):
         for task in dag.tasks:
             for field in task.template_fields:

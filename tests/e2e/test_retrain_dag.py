@@ -92,17 +92,19 @@ class TestRetrainDag:
         )
         dr, states = trigger(dag)
         assert dr.state == "success", states
-        assert states["train"] == "success" and states["promote"] == "success"
+        assert states["train"] == states["finish"] == "success"
         run = mlflow_run(env, dr.run_id)
         assert run.data.metrics["drift_share"] >= 0.3
         assert "data drift" in run.data.params["retrain_reason"]
         outcome = run.data.tags["outcome"]
         after = reg.alias(MODEL).version
         if outcome.startswith("promoted"):
-            assert after != before
+            assert after != before and states["promote"] == "success"
             assert reg.alias(MODEL, "previous").version == before
         else:
+            # Nothing moved: promote ends SKIPPED, the run stays green.
             assert outcome.startswith("kept: refused: ") and after == before
+            assert states["promote"] == "skipped"
 
     def test_broken_batch_fails_at_validation(self, dag, env):
         from modelkeeper.demo import load_flights, week_frame

@@ -7,13 +7,22 @@ rollback / reconcile can be driven directly.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from modelkeeper import lineage as L
 from modelkeeper_airflow.operators import ReconcileOperator, RollbackOperator
-from tests.helpers import DEFAULT_PARAMS, answer_approval, retrain_tasks, run_operator
+from tests.helpers import (
+    DEFAULT_PARAMS,
+    answer_approval,
+    retrain_tasks,
+    run_operator,
+    run_to_state,
+)
 
 MODEL = "flight_delay"
 
@@ -71,6 +80,7 @@ class TestPromote:
         xcoms = {("evaluate", "return_value"): evaluated(versions[1], versions[0])}
         out = _promote(xcoms, "manual__a", user="carol")
         assert out["action"] == "promoted"
+        assert xcoms[("promote", L.OUTCOME_XCOM)] == "promoted v2: roc_auc 0.700 → 0.720"
         assert mlflow_store.alias(MODEL).version == versions[1]
         assert mlflow_store.alias(MODEL, "previous").version == versions[0]
         [event] = audit_db.events(MODEL)
@@ -81,17 +91,29 @@ class TestPromote:
             versions[1],
         )
         assert mlflow_store.get_version(MODEL, versions[1]).tags["promoted_by"] == "carol"
+        # When, in wall-clock UTC time: a manual run id carries no date at all.
+        described = mlflow_store.client.get_model_version(MODEL, versions[1]).description
+        assert re.fullmatch(
+            r"champion since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC, by carol in Airflow run "
+            r"manual__a: promoted: roc_auc 0\.700 → 0\.720",
+            described,
+        ), described
 
     def test_not_blessed_keeps_champion(self, versions, evaluated, mlflow_store, audit_db):
         xcoms = {("evaluate", "return_value"): evaluated(versions[1], versions[0], promote=False)}
-        assert _promote(xcoms, "manual__b")["action"] == "kept"
+        # Nothing moved: promote ends SKIPPED (finish still runs), saying why.
+        assert _promote(xcoms, "manual__b", expect="skipped")["action"] == "kept"
+        assert xcoms[("promote", L.OUTCOME_XCOM)] == "refused v2: roc_auc 0.700 → 0.720 (worse)"
         assert mlflow_store.alias(MODEL).version == versions[0]
         assert [e["event"] for e in audit_db.events(MODEL)] == ["refusal"]
 
     def test_dry_run_moves_nothing(self, versions, evaluated, mlflow_store, audit_db):
         xcoms = {("evaluate", "return_value"): evaluated(versions[1], versions[0])}
-        out = _promote(xcoms, "manual__c", mode="dry_run")
+        out = _promote(xcoms, "manual__c", mode="dry_run", expect="skipped")
         assert out["action"] == "dry_run" and "would have promoted" in out["reason"]
+        assert xcoms[("promote", L.OUTCOME_XCOM)] == (
+            "dry run, nothing moved: would have promoted v2: roc_auc 0.700 → 0.720"
+        )
         assert mlflow_store.alias(MODEL).version == versions[0]
         assert audit_db.events(MODEL)[0]["event"] == "dry_run"
 
@@ -99,10 +121,13 @@ class TestPromote:
         self, versions, evaluated, mlflow_store, audit_db
     ):
         xcoms = {("evaluate", "return_value"): evaluated(versions[2], versions[0])}
-        out = _promote(xcoms, "manual__d")
+        out = _promote(xcoms, "manual__d", expect="skipped")
         assert (
             out["action"] == "refused"
             and "lacks the validation=passed lineage tag" in out["reason"]
+        )
+        assert xcoms[("promote", L.OUTCOME_XCOM)] == (
+            "refused v3: roc_auc 0.700 → 0.720 (v3 lacks the validation=passed lineage tag)"
         )
         assert mlflow_store.alias(MODEL).version == versions[0]
 
@@ -117,7 +142,9 @@ class TestPromote:
         # A second run evaluated against v1 too, reaching promote after the first moved the alias.
         mlflow_store.set_version_tags(MODEL, versions[2], {"validation": "passed"})
         second = _promote(
-            {("evaluate", "return_value"): evaluated(versions[2], versions[0])}, "manual__e2"
+            {("evaluate", "return_value"): evaluated(versions[2], versions[0])},
+            "manual__e2",
+            expect="skipped",
         )
         assert first["action"] == "promoted"
         assert (
@@ -201,6 +228,7 @@ class TestApproval:
             versions[0],
         )
         assert event["reason"].startswith("rejected by bob; gate said: promoted")
+        assert xcoms[("approve", L.OUTCOME_XCOM)] == "rejected v2 (by bob): roc_auc 0.700 → 0.720"
         assert mlflow_store.get_version(MODEL, versions[1]).tags["rejected_by"] == "bob"
         # promote was skipped by the rejection; finish states it.
         out = run_operator(retrain_tasks(MODEL)["finish"], "manual__k", xcoms)
@@ -272,9 +300,14 @@ def _params(mode: str) -> dict:
     return {**DEFAULT_PARAMS, "promotion_mode": mode or "spec"}
 
 
-def _promote(xcoms: dict, run_id: str, mode: str = "", user: str | None = None):
+def _promote(
+    xcoms: dict, run_id: str, mode: str = "", user: str | None = None, expect: str = "success"
+):
+    """Run promote; it ends `expect` ("skipped" when it moves nothing). Its result."""
     op = retrain_tasks(MODEL)["promote"]
-    return run_operator(op, run_id, xcoms, user=user, params=_params(mode))
+    state, out = run_to_state(op, run_id, xcoms, user=user, params=_params(mode))
+    assert state == expect, (state, out)
+    return out
 
 
 def _approve(xcoms: dict, run_id: str, mode: str):

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
+from modelkeeper import lineage as L
 from tests.helpers import (
     DEFAULT_PARAMS,
     accepted_rows,
@@ -68,6 +70,9 @@ class TestFirstRun:
         assert decision["promote"] is True, decision["reason"]
         assert decision["reason"].startswith("promoted: first model, roc_auc")
         assert first_run[("promote", "return_value")]["action"] == "promoted"
+        version = first_run[("train", "return_value")]["version"]
+        outcome = first_run[("promote", L.OUTCOME_XCOM)]
+        assert re.fullmatch(rf"promoted v{version}: roc_auc 0\.\d{{3}} \(first model\)", outcome)
         champion = world["registry"].alias(MODEL)
         assert (
             champion is not None
@@ -78,8 +83,13 @@ class TestFirstRun:
         reg = world["registry"]
         run = reg.client.get_run(first_run[("train", "return_value")]["mlflow_run_id"])
         assert run.info.status == "FINISHED"
-        assert run.info.run_name == "manual__first"
+        # Readable and distinct: model, run type, UTC wall time (the id stays in a tag).
+        assert re.fullmatch(
+            r"flight_delay manual \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", run.info.run_name
+        ), run.info.run_name
         assert run.data.tags["airflow_run_id"] == "manual__first"
+        # No [api] base_url in the tests' Airflow config: the link is relative to the UI.
+        assert run.data.tags["airflow_run_url"] == "/dags/retrain_flight_delay/runs/manual__first"
         assert run.data.tags["airflow_dag_id"] == "retrain_flight_delay"
         assert (
             len(run.data.tags["spec_hash"]) == 16 and len(run.data.tags["data_snapshot_hash"]) == 16
@@ -155,7 +165,8 @@ class TestDriftedBatch:
         before = world["registry"].alias(MODEL).version
         drifted = drifted_frame(week_frame(load_flights(), 9), seed=1)
         storage.write_parquet(drifted, storage.landing_dir() / "flights" / "week_09.parquet")
-        xcoms = run_pipeline("manual__drifted")
+        states: dict = {}
+        xcoms = run_pipeline("manual__drifted", states=states)
 
         monitoring = xcoms[("monitor", "return_value")]
         assert monitoring["champion_version"] == before
@@ -174,6 +185,8 @@ class TestDriftedBatch:
         else:
             assert promoted["action"] == "kept" and after == before
             assert decision["reason"].startswith("refused: ")
+        assert states["promote"] == ("success" if decision["promote"] else "skipped")
+        assert states["finish"] == "success"
         assert pd.read_parquet(xcoms[("validate", "return_value")]["path"])["temp"].mean() > 50
 
 
@@ -294,10 +307,12 @@ class TestForcedRetrainAndModes:
         land_next_weeks(world["storage"], n=1)
         reg = world["registry"]
         before = reg.alias(MODEL).version
-        xcoms = run_pipeline("manual__dry", force=True, mode="dry_run")
+        states: dict = {}
+        xcoms = run_pipeline("manual__dry", force=True, mode="dry_run", states=states)
         assert xcoms[("decide", "return_value")]["reason"] == "forced by a person: test"
         promoted = xcoms[("promote", "return_value")]
         assert promoted["action"] in ("dry_run", "kept")
+        assert states["promote"] == "skipped" and states["finish"] == "success"
         assert reg.alias(MODEL).version == before
 
     def test_rerun_of_a_run_reuses_snapshot_and_version(self, world, first_run):
@@ -307,7 +322,9 @@ class TestForcedRetrainAndModes:
         first_version = first_run[("train", "return_value")]["version"]
         champion_before = reg.alias(MODEL).version
         rows_before = audit.events(MODEL)
-        again = run_pipeline("manual__first")  # not forced: the rerun finishes what it did
+        states: dict = {}
+        # Not forced: the rerun finishes what it did.
+        again = run_pipeline("manual__first", states=states)
         assert again[("decide", "return_value")]["reason"] == (
             f"rerun: this run already trained v{first_version}; finishing it"
         )
@@ -335,11 +352,11 @@ class TestForcedRetrainAndModes:
             # Its own model is champion: decided again against the one it replaced (none),
             # the compare-and-set finds the move done, the audit row is not written twice.
             assert decision == first_run[("evaluate", "return_value")]["decision"]
-            assert promoted["action"] == "promoted"
+            assert promoted["action"] == "promoted" and states["promote"] == "success"
         else:
             # A newer model took over since: the old run's model must not come back.
             assert decision["reason"].startswith("refused: stale candidate"), decision
-            assert promoted["action"] == "kept"
+            assert promoted["action"] == "kept" and states["promote"] == "skipped"
         assert reg.alias(MODEL).version == champion_before
         moves = [e for e in audit.events(MODEL) if e["event"] in ("promotion", "rollback")]
         assert moves == [e for e in rows_before if e["event"] in ("promotion", "rollback")]
@@ -350,7 +367,8 @@ class TestNothingNew:
         reg = world["registry"]
         run_pipeline("manual__forced_a", force=True)  # trains on what is accepted now
         versions = len(reg.client.search_model_versions(f"name = '{MODEL}'"))
-        again = run_pipeline("manual__forced_b", force=True)  # nothing landed since
+        states: dict = {}
+        again = run_pipeline("manual__forced_b", force=True, states=states)  # nothing landed
         assert ("train", "return_value") in again, "train hands its result on before skipping"
         trained = again[("train", "return_value")]
         assert trained["version"] is None
@@ -359,6 +377,14 @@ class TestNothingNew:
         )
         assert ("evaluate", "return_value") not in again
         assert again[("finish", "return_value")]["summary"] == trained["note"]
+        assert states["train"] == states["promote"] == "skipped"
+        assert states["finish"] == "success"
+        champion, twin = reg.alias(MODEL).version, trained["note"].split(" v", 1)[1].split()[0]
+        outcome = again[("train", L.OUTCOME_XCOM)]
+        if champion == twin:
+            assert outcome == f"kept v{champion}: nothing new"
+        else:
+            assert outcome == f"kept v{champion}: nothing new (v{twin} was trained on this data)"
         assert len(reg.client.search_model_versions(f"name = '{MODEL}'")) == versions
 
 

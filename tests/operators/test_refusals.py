@@ -10,13 +10,15 @@ refusal's reason is in the audit trail and on the MLflow run.
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.helpers import DEFAULT_PARAMS, answer_approval, retrain_tasks, run_operator
+from modelkeeper import lineage as L
+from tests.helpers import DEFAULT_PARAMS, answer_approval, retrain_tasks, run_operator, run_to_state
 
 MODEL = "flight_delay"
 ROOT = Path(__file__).resolve().parents[2]
@@ -130,7 +132,12 @@ def _gate(world, trained: dict) -> tuple[dict, dict]:
     xcoms = {("train", "return_value"): trained}
     tasks = retrain_tasks(MODEL)
     evaluated = run_operator(tasks["evaluate"], "manual__gate", xcoms)
-    promoted = run_operator(tasks["promote"], "manual__gate", xcoms, params=DEFAULT_PARAMS)
+    state, promoted = run_to_state(tasks["promote"], "manual__gate", xcoms, params=DEFAULT_PARAMS)
+    # Nothing promoted: the task ends SKIPPED (a glance at the grid says so), with its
+    # result handed on and the run's one-line outcome.
+    assert state == "skipped", (state, promoted)
+    outcome = xcoms[("promote", L.OUTCOME_XCOM)]
+    assert outcome.startswith(f"refused v{world['cand']}: ") and "\n" not in outcome, outcome
     return evaluated, promoted
 
 
@@ -215,8 +222,18 @@ class TestRefusals:
 
     def test_no_gain_over_champion(self, world, data, storage, tmp_path):
         # The candidate is the same model as the champion: +0.000 < +0.005.
-        _, promoted = _gate(world, _trained(world, data[1], storage, tmp_path))
+        xcoms = {("train", "return_value"): _trained(world, data[1], storage, tmp_path)}
+        tasks = retrain_tasks(MODEL)
+        run_operator(tasks["evaluate"], "manual__gate", xcoms)
+        state, promoted = run_to_state(
+            tasks["promote"], "manual__gate", xcoms, params=DEFAULT_PARAMS
+        )
+        assert state == "skipped"
         _assert_refused(world, promoted, "(+0.000 < +0.005 required)")
+        assert re.fullmatch(
+            rf"refused v{world['cand']}: roc_auc (0\.\d{{3}}) → \1 \(\+0\.000 < \+0\.005 required\)",
+            xcoms[("promote", L.OUTCOME_XCOM)],
+        ), xcoms[("promote", L.OUTCOME_XCOM)]
 
     def test_candidate_from_an_older_data_window(self, world, data, storage, tmp_path):
         # A cleared old run or a backfill: its model saw data up to an earlier day than

@@ -71,8 +71,31 @@ class PromotionApprovalOperator(ModelkeeperOperator, ApprovalOperator):
         # On "Reject" the parent skips promote by raising, so a return value would never
         # reach XCom: hand the answer on first.
         self.publish(context, approval)
+        if approval.rejected:
+            from modelkeeper import lineage as L
+
+            context["ti"].xcom_push(key=L.OUTCOME_XCOM, value=self._outcome(approval))
         super().execute_complete(context, event)
         return approval.to_dict()
+
+    def _outcome(self, approval: Approval) -> str:
+        """The run's one-line outcome when the person rejected the candidate."""
+        from modelkeeper.governance import ChampionChange
+        from modelkeeper.outcome import of_change
+        from modelkeeper.stages import Evaluated
+
+        evaluated, primary = Evaluated.from_dict(self.evaluation), self.spec.metrics.primary
+        change = ChampionChange(
+            action="rejected",
+            reason=approval.note,
+            champion_before=evaluated.champion_version,
+            champion_after=evaluated.champion_version,
+            candidate_version=evaluated.candidate_version,
+            mode="approval",
+            who=approval.by or "unknown",
+        )
+        champion = evaluated.champion.metrics.get(primary) if evaluated.champion else None
+        return of_change(change, primary, evaluated.candidate.metrics.get(primary), champion)
 
     def _answered(self, context: Any, event: dict[str, Any]) -> Approval:
         from modelkeeper.governance import ChangeRequest, act

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from modelkeeper_airflow.errors import fail_or_retry
+from modelkeeper_airflow.links import MlflowRunLink
 
 if TYPE_CHECKING:
     from modelkeeper.audit import AuditLog
@@ -34,6 +35,9 @@ class ModelkeeperOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("model",)
     ui_color = "#e8f4ea"
+    # Every stage that has the DAG run's MLflow run links to it (link_mlflow_run); the run is
+    # created by monitor, so collect and validate have none yet (the link stays hidden).
+    operator_extra_links = (MlflowRunLink(),)
 
     def __init__(
         self,
@@ -133,15 +137,40 @@ class ModelkeeperOperator(BaseOperator):
     def mlflow_run(self, context: Any) -> str:
         """This DAG run's MLflow run: created by the first stage that needs it, then resumed."""
         from modelkeeper import lineage as L
+        from modelkeeper_airflow.notify import run_url
 
-        spec = self.spec
-        return self.registry.ensure_run(
+        spec, dag_id, run_id = self.spec, context["dag"].dag_id, context["run_id"]
+        mlflow_run = self.registry.ensure_run(
             spec.name,
-            context["run_id"],
+            run_id,
             tags={
-                L.DAG_TAG: context["dag"].dag_id,
-                L.RUN_TAG: context["run_id"],
+                L.DAG_TAG: dag_id,
+                L.RUN_TAG: run_id,
+                L.RUN_URL: run_url(dag_id, run_id),
                 L.SPEC_HASH: spec.fingerprint(),
                 L.OWNER: spec.owner,
             },
+            run_name=self.mlflow_run_name(context),
         )
+        self.link_mlflow_run(context, mlflow_run)
+        return mlflow_run
+
+    def mlflow_run_name(self, context: Any) -> str:
+        """`<model> <run type> <UTC wall time the DAG run started>`: readable, and distinct
+        where the Airflow run id is not (manual runs carry no logical date)."""
+        from datetime import UTC, datetime
+
+        dag_run = context["dag_run"]
+        run_type = getattr(dag_run, "run_type", None) or "run"
+        run_type = getattr(run_type, "value", run_type)
+        started = getattr(dag_run, "start_date", None) or datetime.now(UTC)
+        if started.tzinfo is not None:
+            started = started.astimezone(UTC)
+        return f"{self.spec.name} {run_type} {started:%Y-%m-%d %H:%M:%S} UTC"
+
+    def link_mlflow_run(self, context: Any, mlflow_run: str | None) -> None:
+        """The "MLflow run" extra link of this task (links.MlflowRunLink)."""
+        from modelkeeper import lineage as L
+        from modelkeeper_airflow import links
+
+        links.push(context, L.LINK_MLFLOW_RUN, self.registry.run_url(self.spec.name, mlflow_run))

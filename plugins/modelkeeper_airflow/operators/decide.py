@@ -47,6 +47,10 @@ class DecideOperator(ModelkeeperOperator, BaseBranchOperator):
             self.decision = self.stage(context)
         # Skipping the branch not taken ends the task by raising: hand the result on first.
         self.publish(context, self.decision)
+        if not self.decision.retrain:  # the run's outcome is known now ("no retrain: ...")
+            from modelkeeper import lineage as L
+
+            context["ti"].xcom_push(key=L.OUTCOME_XCOM, value=self.decision.reason)
         # finish always runs (after promote when retraining): keep it off the skip list.
         if self.decision.retrain:
             return [self.train_task_id, self.finish_task_id]

@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from modelkeeper_airflow.links import MlflowRunLink, ModelCardLink
 from modelkeeper_airflow.operators.base import ModelkeeperOperator
 
 if TYPE_CHECKING:
@@ -20,6 +21,7 @@ class EvaluateOperator(ModelkeeperOperator):
     """
 
     template_fields: Sequence[str] = ("model", "trained", "monitoring")
+    operator_extra_links = (MlflowRunLink(), ModelCardLink())
 
     def __init__(self, *, trained: Any, monitoring: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -36,6 +38,7 @@ class EvaluateOperator(ModelkeeperOperator):
 
         spec, registry = self.spec, self.registry
         trained = Trained.from_dict(self.trained)
+        self.link_mlflow_run(context, trained.mlflow_run_id)
         holdout = pd.read_parquet(trained.holdout_path)
         name = spec.registered_model_name
         version = registry.get_version(name, trained.version)
@@ -183,3 +186,9 @@ class EvaluateOperator(ModelkeeperOperator):
             render_html(markdown, f"{spec.name} v{version}"), folder / "model_card.html"
         )
         self.registry.log_artifacts(trained.mlflow_run_id, folder, L.MODEL_CARD)
+        # The logged card in the MLflow UI's artifact view (a later issue serves the
+        # reports from a plugin page).
+        from modelkeeper_airflow import links
+
+        url = self.registry.run_url(spec.name, trained.mlflow_run_id, L.MODEL_CARD_HTML)
+        links.push(context, L.LINK_MODEL_CARD, url)

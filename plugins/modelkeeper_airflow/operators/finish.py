@@ -55,6 +55,7 @@ class FinishOperator(ModelkeeperOperator):
         else:
             summary = RetrainDecision.from_dict(self.retrain).reason
         run_id = registry.find_run(self.spec.name, context["run_id"])
+        self.link_mlflow_run(context, run_id)
         if run_id is not None:
             registry.set_run_tags(run_id, {L.OUTCOME: summary})
             registry.close_run(run_id, "FINISHED")

@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from modelkeeper_airflow.links import DriftReportLink, MlflowRunLink
 from modelkeeper_airflow.operators.base import ModelkeeperOperator
 
 if TYPE_CHECKING:
@@ -20,6 +21,7 @@ class MonitorOperator(ModelkeeperOperator):
     """
 
     template_fields: Sequence[str] = ("model", "accepted")
+    operator_extra_links = (MlflowRunLink(), DriftReportLink())
 
     def __init__(self, *, accepted: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -34,6 +36,7 @@ class MonitorOperator(ModelkeeperOperator):
         from modelkeeper.ingest import Accepted
         from modelkeeper.retrain import Monitoring
         from modelkeeper.training import features_frame
+        from modelkeeper_airflow import links
 
         spec, storage, registry = self.spec, self.storage, self.registry
         accepted = Accepted.from_dict(self.accepted)
@@ -98,6 +101,12 @@ class MonitorOperator(ModelkeeperOperator):
         )
         registry.log_artifacts(run_id, reports / "drift.html", L.DRIFT_REPORTS)
         registry.log_artifacts(run_id, reports / "drift.json", L.DRIFT_REPORTS)
+        if (reports / "drift.html").exists():
+            # The logged copy, in the MLflow UI's artifact view (a later issue serves the
+            # reports from a plugin page).
+            links.push(
+                context, L.LINK_DRIFT_REPORT, registry.run_url(spec.name, run_id, L.DRIFT_HTML)
+            )
         self.log.info(
             "champion v%s on %s new rows: %s=%s; %s",
             champion.version,

@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from modelkeeper_airflow.links import MlflowRunLink, ModelVersionLink
 from modelkeeper_airflow.operators.base import ModelkeeperOperator
 
 if TYPE_CHECKING:
@@ -14,10 +15,12 @@ MODES = ("auto", "dry_run", "approval")
 class PromoteOperator(ModelkeeperOperator):
     """Move `champion` to the blessed candidate by compare-and-set; run it in a one-slot pool.
 
-    Refuses (run stays green, reason recorded) when the decision was NOT_BLESSED, in
-    dry-run mode, when the version lacks the passed-validation lineage tag, or when the
-    champion moved since evaluation. The move, the tags and the audit row are
-    modelkeeper.governance.act's.
+    Moves nothing when the decision was NOT_BLESSED, in dry-run mode, when the version
+    lacks the passed-validation lineage tag, or when the champion moved since evaluation:
+    the reason is recorded and the task ends SKIPPED (finish still runs, the DAG run stays
+    green), so a grid shows at a glance which runs promoted. The move, the tags and the
+    audit row are modelkeeper.governance.act's. Either way the run's one-line outcome goes
+    to XCom (lineage.OUTCOME_XCOM), for the DAG run's note.
 
     :param evaluation: evaluate's Evaluated; :param approval: approve's Approval (both
         upstream `.output`s; the approval only matters in `approval` mode).
@@ -25,6 +28,7 @@ class PromoteOperator(ModelkeeperOperator):
     """
 
     template_fields: Sequence[str] = ("model", "evaluation", "approval", "mode")
+    operator_extra_links = (MlflowRunLink(), ModelVersionLink())
 
     def __init__(self, *, evaluation: Any, approval: Any = None, mode: str = "", **kwargs: Any):
         super().__init__(**kwargs)
@@ -33,13 +37,22 @@ class PromoteOperator(ModelkeeperOperator):
         self.mode = mode
 
     def stage(self, context: Any) -> ChampionChange:
+        from modelkeeper import lineage as L
         from modelkeeper.errors import ConfigError
         from modelkeeper.governance import ChangeRequest, act
+        from modelkeeper.outcome import of_change
         from modelkeeper.stages import Approval, Evaluated
+        from modelkeeper_airflow import links
 
         spec = self.spec
         evaluated = Evaluated.from_dict(self.evaluation)
         decision = evaluated.decision
+        self.link_mlflow_run(context, evaluated.mlflow_run_id)
+        links.push(
+            context,
+            L.LINK_MODEL_VERSION,
+            self.registry.version_url(spec.registered_model_name, evaluated.candidate_version),
+        )
         mode = self.mode or spec.promotion.mode
         if mode not in MODES:
             raise ConfigError(f"promotion mode {mode!r} is not one of {MODES}")
@@ -78,6 +91,24 @@ class PromoteOperator(ModelkeeperOperator):
             ),
         )
         self.log.info("%s", change.reason)
+        self._notify(context, change)
+        line = of_change(
+            change,
+            primary,
+            metrics["candidate_" + primary],
+            metrics.get("champion_" + primary),
+        )
+        context["ti"].xcom_push(key=L.OUTCOME_XCOM, value=line)
+        if change.action != "promoted":
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            # Skipping ends the task by raising: hand the result on first (finish reads it).
+            self.publish(context, change)
+            raise AirflowSkipException(line)
+        return change
+
+    def _notify(self, context: Any, change: ChampionChange) -> None:
+        spec = self.spec
         if change.action in ("promoted", "refused", "kept"):
             from modelkeeper import lineage as L
             from modelkeeper_airflow.notify import notify
@@ -102,4 +133,3 @@ class PromoteOperator(ModelkeeperOperator):
                 },
             ):
                 self.log.info("notification: %s", line)
-        return change

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from modelkeeper.handoff import Handoff
+from modelkeeper_airflow.links import DriftReportLink, MlflowRunLink
 from modelkeeper_airflow.operators.base import ModelkeeperOperator
 
 if TYPE_CHECKING:
@@ -154,6 +155,10 @@ class WatchOperator(ModelkeeperOperator):
     """
 
     template_fields: Sequence[str] = ("model", "accepted", "scored")
+    # Its drift report stays in local storage (report_dir), not in any MLflow run, so
+    # there is nothing to point at yet and the link stays hidden; a later issue serves
+    # the reports from a plugin page and pushes that URL here.
+    operator_extra_links = (MlflowRunLink(), DriftReportLink())
 
     def __init__(self, *, accepted: Any, scored: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from modelkeeper_airflow.links import DataDocsLink, MlflowRunLink, ModelVersionLink
 from modelkeeper_airflow.operators.base import ModelkeeperOperator
 
 if TYPE_CHECKING:
@@ -21,6 +22,7 @@ class TrainOperator(ModelkeeperOperator):
     """
 
     template_fields: Sequence[str] = ("model", "validation", "retrain")
+    operator_extra_links = (MlflowRunLink(), ModelVersionLink(), DataDocsLink())
 
     def __init__(self, *, validation: Any, retrain: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -35,6 +37,7 @@ class TrainOperator(ModelkeeperOperator):
         from modelkeeper.retrain import RetrainDecision
         from modelkeeper.stages import Trained
         from modelkeeper.training import features_frame, fit, load_accepted, time_split
+        from modelkeeper_airflow import links
 
         spec, storage, registry = self.spec, self.storage, self.registry
         run_id = context["run_id"]
@@ -69,6 +72,7 @@ class TrainOperator(ModelkeeperOperator):
             # A retry after the version was registered (or a cleared run): the model is
             # complete in MLflow already, so reuse it rather than add a second version.
             self.log.info("v%s already registered for this run; reusing it", done.version)
+            self._link(context, mlflow_run, done.version)
             return result(done.version, done.source)
         same = registry.versions_tagged(
             name, {L.DATA_SNAPSHOT_HASH: data_hash, L.SPEC_HASH: spec.fingerprint()}
@@ -86,7 +90,14 @@ class TrainOperator(ModelkeeperOperator):
                 f"(snapshot {data_hash}); no second version registered"
                 + (f" (its gate said: {verdict})" if verdict and not who else "")
             )
+            from modelkeeper.outcome import nothing_new
+
             self.log.info("%s", note)
+            links.push(context, L.LINK_MODEL_VERSION, registry.version_url(name, twin.version))
+            context["ti"].xcom_push(
+                key=L.OUTCOME_XCOM,
+                value=nothing_new(champion.version if champion else None, twin.version),
+            )
             self.publish(context, result(None, None, note))
             raise AirflowSkipException(note)
 
@@ -146,6 +157,7 @@ class TrainOperator(ModelkeeperOperator):
         if validation.report:  # none when the run brought no new rows
             tags[L.VALIDATION_REPORT] = validation.report
         version = registry.register(name, model_uri, mlflow_run, tags=tags)
+        self._link(context, mlflow_run, version.version)
         self.log.info(
             "trained %s on %s rows (%s .. %s); registered %s v%s (MLflow run %s)",
             spec.estimator.class_path,
@@ -157,3 +169,16 @@ class TrainOperator(ModelkeeperOperator):
             mlflow_run,
         )
         return result(version.version, model_uri)
+
+    def _link(self, context: Any, mlflow_run: str, version: str) -> None:
+        """Model version and Data Docs links (the Data Docs as logged in the MLflow run,
+        opened in the MLflow UI's artifact view; a later issue serves them from a plugin
+        page). No Data Docs link when the run logged none (a run with no new rows)."""
+        from modelkeeper import lineage as L
+        from modelkeeper_airflow import links
+
+        registry, name = self.registry, self.spec.registered_model_name
+        links.push(context, L.LINK_MODEL_VERSION, registry.version_url(name, version))
+        if registry.ui_base and registry.has_artifact(mlflow_run, L.DATA_DOCS_INDEX):
+            url = registry.run_url(self.spec.name, mlflow_run, L.DATA_DOCS_INDEX)
+            links.push(context, L.LINK_DATA_DOCS, url)

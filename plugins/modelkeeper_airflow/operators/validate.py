@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from modelkeeper_airflow.links import DataDocsLink, MlflowRunLink
 from modelkeeper_airflow.operators.base import ModelkeeperOperator
 
 if TYPE_CHECKING:
@@ -20,6 +21,11 @@ class ValidateOperator(ModelkeeperOperator):
     """
 
     template_fields: Sequence[str] = ("model", "batch")
+    # The Data Docs are built in local storage here; they reach MLflow only when train logs
+    # them into the DAG run's MLflow run, which does not exist yet at this point (monitor
+    # creates it). So validate pushes no URL for now and its link stays hidden; train
+    # links the logged copy. A later issue serves the reports from a plugin page.
+    operator_extra_links = (MlflowRunLink(), DataDocsLink())
 
     def __init__(self, *, batch: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)

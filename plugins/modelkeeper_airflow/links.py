@@ -1,0 +1,61 @@
+"""Operator extra links: buttons on a task instance that open its MLflow run, model version
+or report.
+
+Declared on the operator classes (`operator_extra_links`), never registered in a plugin:
+the worker calls `get_link` in its finalize step, for every terminal state, and stores the
+result as an XCom the API server serves. A plugin-registered link would instead run
+`get_link` in the API server, where the SDK's XCom access fails. Each operator pushes the
+URL under its key (modelkeeper.lineage.LINK_*) during execute; `get_link` reads it back, so
+a task that never got that far simply has no link ("" is hidden by the UI).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from airflow.sdk import BaseOperatorLink
+
+from modelkeeper import lineage as L
+
+
+class _XComLink(BaseOperatorLink):
+    """A link whose URL the operator pushed to XCom under `url_key` during execute."""
+
+    url_key: ClassVar[str]
+
+    def get_link(self, operator: Any, *, ti_key: Any) -> str:
+        from airflow.sdk.execution_time.xcom import XCom
+
+        return XCom.get_value(ti_key=ti_key, key=self.url_key) or ""
+
+
+# Class names must be unique: Airflow stores each link's value under `_link_<ClassName>`.
+class MlflowRunLink(_XComLink):
+    name = "MLflow run"
+    url_key = L.LINK_MLFLOW_RUN
+
+
+class ModelVersionLink(_XComLink):
+    name = "Model version"
+    url_key = L.LINK_MODEL_VERSION
+
+
+class DataDocsLink(_XComLink):
+    name = "Data Docs"
+    url_key = L.LINK_DATA_DOCS
+
+
+class DriftReportLink(_XComLink):
+    name = "Drift report"
+    url_key = L.LINK_DRIFT_REPORT
+
+
+class ModelCardLink(_XComLink):
+    name = "Model card"
+    url_key = L.LINK_MODEL_CARD
+
+
+def push(context: Any, key: str, url: str) -> None:
+    """Hand a link's URL to get_link (which runs after execute, on the same worker)."""
+    if url:
+        context["ti"].xcom_push(key=key, value=url)
