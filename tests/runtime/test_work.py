@@ -80,6 +80,11 @@ def test_a_drift_alarm_retrains_once_inside_the_cooldown(runtime, first_runs):
     reason = rt.xcom(triggered, "decide")["reason"]
     assert reason.startswith("alarm: drift:"), reason
     assert "alarm: drift:" in rt.log(RETRAIN, triggered, "decide", 1)
+    # The scheduler's listener wrote the run's outcome as its note; the grid agrees with it.
+    note = rt.ok("GET", f"/dags/{RETRAIN}/dagRuns/{triggered}")["note"] or ""
+    assert note.startswith(("promoted v", "refused v", "kept v")), note
+    promote = rt.task_instances(RETRAIN, triggered)["promote"]["state"]
+    assert promote == ("success" if note.startswith("promoted") else "skipped"), (note, promote)
 
     # A second shifted batch inside the cooldown: recorded as suppressed, nothing triggered.
     # (A champion the retrain promoted may start a score run of its own that takes the file
