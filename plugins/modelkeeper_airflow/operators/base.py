@@ -8,7 +8,7 @@ are built once per task. Retry or fail is decided in one place (errors.fail_or_r
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -171,6 +171,18 @@ class ModelkeeperOperator(BaseOperator):
     def link_mlflow_run(self, context: Any, mlflow_run: str | None) -> None:
         """The "MLflow run" extra link of this task (links.MlflowRunLink)."""
         from modelkeeper import lineage as L
+
+        self.push_link(
+            context, L.LINK_MLFLOW_RUN, lambda: self.registry.run_url(self.spec.name, mlflow_run)
+        )
+
+    def push_link(self, context: Any, key: str, url: Callable[[], str]) -> None:
+        """Push an extra link's URL (links.push). A link is a convenience: one that cannot
+        be built (MLflow unreachable for a moment) is logged and left out, never retried
+        or failed for."""
         from modelkeeper_airflow import links
 
-        links.push(context, L.LINK_MLFLOW_RUN, self.registry.run_url(self.spec.name, mlflow_run))
+        try:
+            links.push(context, key, url())
+        except Exception as exc:  # noqa: BLE001 - see above
+            self.log.warning("no %s link: %s", key, exc)

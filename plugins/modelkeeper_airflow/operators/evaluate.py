@@ -188,7 +188,8 @@ class EvaluateOperator(ModelkeeperOperator):
         self.registry.log_artifacts(trained.mlflow_run_id, folder, L.MODEL_CARD)
         # The logged card in the MLflow UI's artifact view (a later issue serves the
         # reports from a plugin page).
-        from modelkeeper_airflow import links
-
-        url = self.registry.run_url(spec.name, trained.mlflow_run_id, L.MODEL_CARD_HTML)
-        links.push(context, L.LINK_MODEL_CARD, url)
+        self.push_link(
+            context,
+            L.LINK_MODEL_CARD,
+            lambda: self.registry.run_url(spec.name, trained.mlflow_run_id, L.MODEL_CARD_HTML),
+        )

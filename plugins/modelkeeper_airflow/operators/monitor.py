@@ -36,7 +36,6 @@ class MonitorOperator(ModelkeeperOperator):
         from modelkeeper.ingest import Accepted
         from modelkeeper.retrain import Monitoring
         from modelkeeper.training import features_frame
-        from modelkeeper_airflow import links
 
         spec, storage, registry = self.spec, self.storage, self.registry
         accepted = Accepted.from_dict(self.accepted)
@@ -104,8 +103,10 @@ class MonitorOperator(ModelkeeperOperator):
         if (reports / "drift.html").exists():
             # The logged copy, in the MLflow UI's artifact view (a later issue serves the
             # reports from a plugin page).
-            links.push(
-                context, L.LINK_DRIFT_REPORT, registry.run_url(spec.name, run_id, L.DRIFT_HTML)
+            self.push_link(
+                context,
+                L.LINK_DRIFT_REPORT,
+                lambda: registry.run_url(spec.name, run_id, L.DRIFT_HTML),
             )
         self.log.info(
             "champion v%s on %s new rows: %s=%s; %s",

@@ -42,17 +42,10 @@ class PromoteOperator(ModelkeeperOperator):
         from modelkeeper.governance import ChangeRequest, act
         from modelkeeper.outcome import of_change
         from modelkeeper.stages import Approval, Evaluated
-        from modelkeeper_airflow import links
 
         spec = self.spec
         evaluated = Evaluated.from_dict(self.evaluation)
         decision = evaluated.decision
-        self.link_mlflow_run(context, evaluated.mlflow_run_id)
-        links.push(
-            context,
-            L.LINK_MODEL_VERSION,
-            self.registry.version_url(spec.registered_model_name, evaluated.candidate_version),
-        )
         mode = self.mode or spec.promotion.mode
         if mode not in MODES:
             raise ConfigError(f"promotion mode {mode!r} is not one of {MODES}")
@@ -91,6 +84,16 @@ class PromoteOperator(ModelkeeperOperator):
             ),
         )
         self.log.info("%s", change.reason)
+        # Links after the checks: a bad mode or a missing approval fails at once, untouched
+        # by anything MLflow could say while building a URL.
+        self.link_mlflow_run(context, evaluated.mlflow_run_id)
+        self.push_link(
+            context,
+            L.LINK_MODEL_VERSION,
+            lambda: self.registry.version_url(
+                spec.registered_model_name, evaluated.candidate_version
+            ),
+        )
         self._notify(context, change)
         line = of_change(
             change,

@@ -37,7 +37,6 @@ class TrainOperator(ModelkeeperOperator):
         from modelkeeper.retrain import RetrainDecision
         from modelkeeper.stages import Trained
         from modelkeeper.training import features_frame, fit, load_accepted, time_split
-        from modelkeeper_airflow import links
 
         spec, storage, registry = self.spec, self.storage, self.registry
         run_id = context["run_id"]
@@ -93,7 +92,9 @@ class TrainOperator(ModelkeeperOperator):
             from modelkeeper.outcome import nothing_new
 
             self.log.info("%s", note)
-            links.push(context, L.LINK_MODEL_VERSION, registry.version_url(name, twin.version))
+            self.push_link(
+                context, L.LINK_MODEL_VERSION, lambda: registry.version_url(name, twin.version)
+            )
             context["ti"].xcom_push(
                 key=L.OUTCOME_XCOM,
                 value=nothing_new(champion.version if champion else None, twin.version),
@@ -175,10 +176,13 @@ class TrainOperator(ModelkeeperOperator):
         opened in the MLflow UI's artifact view; a later issue serves them from a plugin
         page). No Data Docs link when the run logged none (a run with no new rows)."""
         from modelkeeper import lineage as L
-        from modelkeeper_airflow import links
 
         registry, name = self.registry, self.spec.registered_model_name
-        links.push(context, L.LINK_MODEL_VERSION, registry.version_url(name, version))
-        if registry.ui_base and registry.has_artifact(mlflow_run, L.DATA_DOCS_INDEX):
-            url = registry.run_url(self.spec.name, mlflow_run, L.DATA_DOCS_INDEX)
-            links.push(context, L.LINK_DATA_DOCS, url)
+        self.push_link(context, L.LINK_MODEL_VERSION, lambda: registry.version_url(name, version))
+
+        def data_docs() -> str:
+            if registry.ui_base and registry.has_artifact(mlflow_run, L.DATA_DOCS_INDEX):
+                return registry.run_url(self.spec.name, mlflow_run, L.DATA_DOCS_INDEX)
+            return ""
+
+        self.push_link(context, L.LINK_DATA_DOCS, data_docs)
