@@ -127,6 +127,29 @@ class TestJoinLabels:
         assert joined["delayed"].tolist()[0] == 1 and pd.isna(joined["delayed"].tolist()[1])
         assert len(joined) == 2
 
+    def test_keys_typed_differently_still_match(self, spec):
+        # Labels from another system: times as ISO text, flight numbers as floats.
+        t = pd.Timestamp("2013-02-26 05:00")
+        preds = pd.DataFrame(
+            {
+                "carrier": ["UA", "AA"],
+                "flight": [1, 2],
+                "origin": ["EWR", "JFK"],
+                "time_hour": [t, t],
+                "probability": [0.3, 0.6],
+            }
+        )
+        labels = pd.DataFrame(
+            {
+                "carrier": ["AA", "UA"],
+                "flight": [2.0, 1.0],
+                "origin": ["JFK", "EWR"],
+                "time_hour": ["2013-02-26T05:00:00", "2013-02-26T05:00:00"],
+                "delayed": [1, 0],
+            }
+        )
+        assert join_labels(preds, labels, spec)["delayed"].tolist() == [0, 1]
+
 
 class TestAlarmReasons:
     def test_drift_above_the_threshold_on_enough_rows(self, spec):
