@@ -141,3 +141,27 @@ def model_health(spec: Any, champion: str | None, events: list[dict], series: li
         drift=drift(series),
         scoring=scoring(series),
     )
+
+
+def model_dag_ids(spec: Any) -> set[str]:
+    """The DAGs the factory builds for a model: reading any of them lets one see it."""
+    return {spec.dag_id, f"score_{spec.name}", f"monitor_{spec.name}"}
+
+
+def collect(spec: Any, registry: Any, audit: Any, history: Any, *, scoring_runs: bool = True):
+    """Read one model's health from the core's clients (Registry, AuditLog, History).
+
+    Only the series the pages draw are queried (not the per-column drift or quality rows).
+    """
+    champion = registry.alias(spec.registered_model_name)
+    primary = spec.metrics.primary
+    series = [
+        *history.series(spec.name, kind=REALIZED, metric=primary),
+        *history.series(spec.name, kind=ESTIMATED, metric=primary),
+        *history.series(spec.name, kind=DRIFT, metric=DRIFT_SHARE),
+        *(history.series(spec.name, kind=SCORING) if scoring_runs else []),
+    ]
+    series.sort(key=lambda r: (r.get("window_start") or "", r.get("id") or 0))
+    return model_health(
+        spec, champion.version if champion else None, audit.events(spec.name), series
+    )
