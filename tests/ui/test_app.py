@@ -160,6 +160,19 @@ class TestPages:
         cookies = {"_token": token(auth_manager, "admin")}
         assert client.get("/modelkeeper/models/nope", cookies=cookies).status_code == 404
 
+    def test_no_registry_connection_still_shows_trail_and_history(
+        self, client, auth_manager, audit_db, monkeypatch
+    ):
+        """No `mlflow_default` Connection at all (the browser test's Airflow has none)."""
+        monkeypatch.delenv("AIRFLOW_CONN_MLFLOW_DEFAULT", raising=False)
+        audit_db.record(AuditEvent(MODEL, "rollback", "bob", "v2 broke scoring", run_id="r"))
+        page = client.get(
+            f"/modelkeeper/models/{MODEL}", cookies={"_token": token(auth_manager, "viewer")}
+        )
+        assert page.status_code == 200, page.text
+        assert "champion unknown: the MLflow registry is not configured" in page.text
+        assert "v2 broke scoring" in page.text
+
     def test_empty_stores_render(self, client, auth_manager, mlflow_store, audit_db):
         page = client.get(
             f"/modelkeeper/models/{MODEL}", cookies={"_token": token(auth_manager, "viewer")}

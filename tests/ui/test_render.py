@@ -107,6 +107,12 @@ class TestModelPage:
         assert "<svg" not in html
         assert "no audit events yet" in html
 
+    def test_an_unknown_champion_says_why(self, spec):
+        h = H.model_health(spec, None, EVENTS, [], notice="champion unknown: <down>")
+        html = render.model_page(h, base="/modelkeeper")
+        assert "champion unknown: &lt;down&gt;" in html
+        assert "alias moved outside" not in html
+
     @pytest.mark.parametrize(
         "text",
         [

@@ -10,6 +10,7 @@ Imported only by ui.lazy, on the api-server's first request to the app.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from airflow.api_fastapi.app import get_auth_manager
@@ -21,6 +22,8 @@ from modelkeeper_airflow.ui import health, render
 
 if TYPE_CHECKING:
     from modelkeeper.spec import ModelSpec
+
+log = logging.getLogger(__name__)
 
 
 def readable_specs(user: Any) -> list[ModelSpec]:
@@ -38,13 +41,27 @@ def read_health(specs: list[ModelSpec], *, scoring_runs: bool) -> list[health.Mo
     from modelkeeper.history import History
     from modelkeeper_airflow import clients
 
+    registry, registry_error = None, None
     try:
-        registry, engine = clients.registry(), clients.audit_engine()
+        registry = clients.registry()
+    except Exception as exc:  # noqa: BLE001 - a missing or bad Connection: shown on the page
+        log.warning("no MLflow registry for the model pages: %s", exc)
+        registry_error = f"is not configured ({type(exc).__name__}: {exc})"
+    try:
+        engine = clients.audit_engine()
         audit, history = AuditLog(engine), History(engine)
         return [
-            health.collect(s, registry, audit, history, scoring_runs=scoring_runs) for s in specs
+            health.collect(
+                s,
+                registry,
+                audit,
+                history,
+                scoring_runs=scoring_runs,
+                registry_error=registry_error,
+            )
+            for s in specs
         ]
-    except UnavailableError as exc:
+    except UnavailableError as exc:  # the audit/history DB: nothing to show without it
         raise HTTPException(status_code=503, detail=str(exc)) from exc
 
 

@@ -55,6 +55,7 @@ class ModelHealth:
     champion: str | None
     champion_since: str | None  # when the trail moved the alias to it; None if it did not
     trail_agrees: bool
+    notice: str | None = None  # why a part is missing (the registry could not be asked)
     events: list[dict[str, Any]] = field(default_factory=list)  # newest first
     windows: list[Window] = field(default_factory=list)  # oldest first
     drift: list[DriftPoint] = field(default_factory=list)
@@ -125,9 +126,18 @@ def scoring(series: list[dict]) -> list[ScoringRun]:
     return [ScoringRun(run_id, **run) for run_id, run in runs.items()]
 
 
-def model_health(spec: Any, champion: str | None, events: list[dict], series: list[dict]):
+def model_health(
+    spec: Any,
+    champion: str | None,
+    events: list[dict],
+    series: list[dict],
+    *,
+    notice: str | None = None,
+) -> ModelHealth:
     """Everything the pages show about one model (`spec` is a modelkeeper ModelSpec)."""
     since, agrees = champion_since(events, champion)
+    if notice:  # the champion is unknown, not absent: nothing to compare the trail with
+        agrees = True
     return ModelHealth(
         name=spec.name,
         owner=spec.owner,
@@ -136,6 +146,7 @@ def model_health(spec: Any, champion: str | None, events: list[dict], series: li
         champion=champion,
         champion_since=since,
         trail_agrees=agrees,
+        notice=notice,
         events=list(reversed(events)),
         windows=windows(series, spec.metrics.primary),
         drift=drift(series),
@@ -148,12 +159,31 @@ def model_dag_ids(spec: Any) -> set[str]:
     return {spec.dag_id, f"score_{spec.name}", f"monitor_{spec.name}"}
 
 
-def collect(spec: Any, registry: Any, audit: Any, history: Any, *, scoring_runs: bool = True):
+def collect(
+    spec: Any,
+    registry: Any,
+    audit: Any,
+    history: Any,
+    *,
+    scoring_runs: bool = True,
+    registry_error: str | None = None,
+) -> ModelHealth:
     """Read one model's health from the core's clients (Registry, AuditLog, History).
 
     Only the series the pages draw are queried (not the per-column drift or quality rows).
+    A registry that cannot be asked (`registry` None with `registry_error`, or unreachable
+    now) leaves the champion unknown and says why; the trail and the history still show.
     """
-    champion = registry.alias(spec.registered_model_name)
+    from modelkeeper.errors import UnavailableError
+
+    champion = None
+    if registry is not None:
+        try:
+            found = registry.alias(spec.registered_model_name)
+            champion = found.version if found else None
+        except UnavailableError as exc:
+            registry_error = str(exc)
+    notice = f"champion unknown: the MLflow registry {registry_error}" if registry_error else None
     primary = spec.metrics.primary
     series = [
         *history.series(spec.name, kind=REALIZED, metric=primary),
@@ -162,6 +192,4 @@ def collect(spec: Any, registry: Any, audit: Any, history: Any, *, scoring_runs:
         *(history.series(spec.name, kind=SCORING) if scoring_runs else []),
     ]
     series.sort(key=lambda r: (r.get("window_start") or "", r.get("id") or 0))
-    return model_health(
-        spec, champion.version if champion else None, audit.events(spec.name), series
-    )
+    return model_health(spec, champion, audit.events(spec.name), series, notice=notice)

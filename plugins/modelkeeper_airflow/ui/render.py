@@ -126,6 +126,8 @@ def _metric_chart(health: ModelHealth, *, small: bool = False) -> str:
 
 
 def _champion(health: ModelHealth) -> str:
+    if health.notice:
+        return f"<span class='warn notice'>{_t(health.notice)}</span>"
     if health.champion is None:
         return "none"
     text = f"v{_t(health.champion)}"
