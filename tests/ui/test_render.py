@@ -99,6 +99,7 @@ class TestModelPage:
         assert len(_points(html, "estimated")) == 3  # one per window
         assert len(_points(html, "drift share")) == 2
         assert html.index("beats v1") < html.index("first champion")  # newest first
+        assert "none → v1" in html and "v1 → v2" in html
         assert "1200" in html and "900" in html
 
     def test_empty_history_says_so(self, spec):

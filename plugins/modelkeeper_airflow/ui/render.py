@@ -32,6 +32,10 @@ def _t(value: object) -> str:
     return "—" if value is None else escape(str(value))
 
 
+def _version(value: object) -> str:
+    return "none" if value is None else f"v{escape(str(value))}"
+
+
 def _num(value: float | None, digits: int = 3) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
@@ -173,7 +177,7 @@ def _timeline(health: ModelHealth) -> str:
     for e in health.events:
         move = ""
         if e.get("version_before") or e.get("version_after"):
-            move = f"v{_t(e.get('version_before'))} → v{_t(e.get('version_after'))}"
+            move = f"{_version(e.get('version_before'))} → {_version(e.get('version_after'))}"
         elif e.get("candidate_version"):
             move = f"candidate v{_t(e.get('candidate_version'))}"
         rows.append(
