@@ -1,7 +1,9 @@
-"""modelkeeper's Airflow plugin: a scheduler listener that writes retrain runs' notes.
+"""modelkeeper's Airflow plugin: the model health pages and a listener for run notes.
 
 Every Airflow component imports this file (the package modelkeeper_airflow is in
 .airflowignore, so this is the one module the plugin manager scans): it stays light.
+The pages' FastAPI app is built on its first request (modelkeeper_airflow/ui/lazy.py),
+so only the api-server ever imports FastAPI routes, the auth manager or the core.
 Operator extra links are declared on the operators, not registered here (see
 modelkeeper_airflow/links.py for why).
 """
@@ -11,8 +13,20 @@ from __future__ import annotations
 from airflow.plugins_manager import AirflowPlugin
 
 from modelkeeper_airflow.listener import RunNoteListener
+from modelkeeper_airflow.ui.lazy import LazyApp
 
 
 class ModelkeeperPlugin(AirflowPlugin):
     name = "modelkeeper"
     listeners = [RunNoteListener()]
+    fastapi_apps = [{"app": LazyApp(), "url_prefix": "/modelkeeper", "name": "modelkeeper"}]
+    # The UI shows it at /plugin/models, in an iframe whose src is href (relative, so a
+    # sub-path [api] base_url still works).
+    external_views = [
+        {
+            "name": "Models",
+            "href": "modelkeeper/models",
+            "destination": "nav",
+            "url_route": "models",
+        }
+    ]

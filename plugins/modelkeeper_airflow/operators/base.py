@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from modelkeeper_airflow.clients import AUDIT_CONN_ID, MLFLOW_CONN_ID
 from modelkeeper_airflow.errors import fail_or_retry
 from modelkeeper_airflow.links import MlflowRunLink
 
@@ -44,8 +45,8 @@ class ModelkeeperOperator(BaseOperator):
         *,
         model: str,
         stream: str | None = None,
-        mlflow_conn_id: str = "mlflow_default",
-        audit_conn_id: str = "modelkeeper_audit",
+        mlflow_conn_id: str = MLFLOW_CONN_ID,
+        audit_conn_id: str = AUDIT_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -83,16 +84,16 @@ class ModelkeeperOperator(BaseOperator):
 
     @cached_property
     def registry(self) -> Registry:
-        from modelkeeper_airflow.hooks.mlflow import MlflowHook
+        from modelkeeper_airflow import clients
 
-        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id).get_conn()
+        return clients.registry(self.mlflow_conn_id)
 
     @cached_property
     def _engine(self) -> Any:
         """The `modelkeeper_audit` SQL Connection's database: audit trail and history."""
-        from airflow.sdk import BaseHook
+        from modelkeeper_airflow import clients
 
-        return BaseHook.get_connection(self.audit_conn_id).get_hook().get_sqlalchemy_engine()
+        return clients.audit_engine(self.audit_conn_id)
 
     @cached_property
     def audit(self) -> AuditLog:

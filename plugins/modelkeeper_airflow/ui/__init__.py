@@ -1,0 +1,5 @@
+"""Model health pages in the Airflow UI: data shaping (health), HTML (render), routes (app).
+
+health and render are plain Python (no Airflow, no MLflow), so unit tests call them
+directly; only app.py touches FastAPI and the Airflow auth manager.
+"""

@@ -1,0 +1,195 @@
+"""What a model's health page shows, shaped from the core's rows (no Airflow, no I/O).
+
+Inputs are what the core already returns: the spec, the registry's champion version,
+`AuditLog.events(model)` and `History.series(model)`. The monitor re-measures windows
+whose labels may still arrive, so one window can have several rows over time: the last
+recorded one is the current number for that window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelkeeper.lineage import ALIAS_MOVES
+
+REALIZED, ESTIMATED, DRIFT, SCORING = "realized", "estimated", "drift", "scoring"
+DRIFT_SHARE = "drift_share"
+SCORING_METRICS = ("rows", "failed_rows", "p50_ms_per_1k", "p95_ms_per_1k")
+
+
+@dataclass(frozen=True)
+class Window:
+    """The primary metric over one window: realized (labels in) and CBPE's estimate."""
+
+    start: str
+    end: str | None
+    realized: float | None = None
+    estimated: float | None = None
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class DriftPoint:
+    start: str | None
+    share: float | None
+    version: str | None
+    run_id: str | None
+
+
+@dataclass(frozen=True)
+class ScoringRun:
+    run_id: str
+    version: str | None
+    start: str | None
+    end: str | None
+    numbers: dict[str, float | None]
+
+
+@dataclass(frozen=True)
+class ModelHealth:
+    name: str
+    owner: str
+    description: str
+    primary: str
+    champion: str | None
+    champion_since: str | None  # when the trail moved the alias to it; None if it did not
+    trail_agrees: bool
+    notice: str | None = None  # why a part is missing (the registry could not be asked)
+    events: list[dict[str, Any]] = field(default_factory=list)  # newest first
+    windows: list[Window] = field(default_factory=list)  # oldest first
+    drift: list[DriftPoint] = field(default_factory=list)
+    scoring: list[ScoringRun] = field(default_factory=list)
+
+    @property
+    def latest_drift(self) -> float | None:
+        shares = [d.share for d in self.drift if d.share is not None]
+        return shares[-1] if shares else None
+
+    def latest(self, kind: str) -> float | None:
+        values = [getattr(w, kind) for w in self.windows if getattr(w, kind) is not None]
+        return values[-1] if values else None
+
+
+def champion_since(events: list[dict], champion: str | None) -> tuple[str | None, bool]:
+    """When the trail's last alias move made `champion` champion, and whether the trail
+    agrees with the registry at all (an alias moved outside modelkeeper does not)."""
+    moves = [e for e in events if e["event"] in ALIAS_MOVES]
+    last = moves[-1] if moves else None
+    expected = last["version_after"] if last else None
+    if champion is None or expected != champion:
+        return None, expected == champion
+    return last["at"], True
+
+
+def windows(series: list[dict], primary: str) -> list[Window]:
+    """One entry per window of the primary metric (whole population, not slices)."""
+    found: dict[str, dict[str, Any]] = {}
+    for row in series:
+        if row["kind"] not in (REALIZED, ESTIMATED) or row["metric"] != primary:
+            continue
+        if row.get("slice_column") or not row.get("window_start"):
+            continue
+        w = found.setdefault(row["window_start"], {"end": row.get("window_end")})
+        w[row["kind"]] = row["value"]  # later rows (same window re-measured) win
+        w["version"] = row.get("version")
+    return [
+        Window(start, w["end"], w.get(REALIZED), w.get(ESTIMATED), w["version"])
+        for start, w in sorted(found.items())
+    ]
+
+
+def drift(series: list[dict]) -> list[DriftPoint]:
+    return [
+        DriftPoint(r.get("window_start"), r["value"], r.get("version"), r.get("run_id"))
+        for r in series
+        if r["kind"] == DRIFT and r["metric"] == DRIFT_SHARE
+    ]
+
+
+def scoring(series: list[dict]) -> list[ScoringRun]:
+    """The scoring numbers of each run, in the order the runs' windows came."""
+    runs: dict[str, dict[str, Any]] = {}
+    for r in series:
+        if r["kind"] != SCORING or r["metric"] not in SCORING_METRICS:
+            continue
+        run = runs.setdefault(
+            r.get("run_id") or "?",
+            {
+                "version": r.get("version"),
+                "start": r.get("window_start"),
+                "end": r.get("window_end"),
+                "numbers": {},
+            },
+        )
+        run["numbers"][r["metric"]] = r["value"]
+    return [ScoringRun(run_id, **run) for run_id, run in runs.items()]
+
+
+def model_health(
+    spec: Any,
+    champion: str | None,
+    events: list[dict],
+    series: list[dict],
+    *,
+    notice: str | None = None,
+) -> ModelHealth:
+    """Everything the pages show about one model (`spec` is a modelkeeper ModelSpec)."""
+    since, agrees = champion_since(events, champion)
+    if notice:  # the champion is unknown, not absent: nothing to compare the trail with
+        agrees = True
+    return ModelHealth(
+        name=spec.name,
+        owner=spec.owner,
+        description=spec.description,
+        primary=spec.metrics.primary,
+        champion=champion,
+        champion_since=since,
+        trail_agrees=agrees,
+        notice=notice,
+        events=list(reversed(events)),
+        windows=windows(series, spec.metrics.primary),
+        drift=drift(series),
+        scoring=scoring(series),
+    )
+
+
+def model_dag_ids(spec: Any) -> set[str]:
+    """The DAGs the factory builds for a model: reading any of them lets one see it."""
+    return {spec.dag_id, f"score_{spec.name}", f"monitor_{spec.name}"}
+
+
+def collect(
+    spec: Any,
+    registry: Any,
+    audit: Any,
+    history: Any,
+    *,
+    scoring_runs: bool = True,
+    registry_error: str | None = None,
+) -> ModelHealth:
+    """Read one model's health from the core's clients (Registry, AuditLog, History).
+
+    Only the series the pages draw are queried (not the per-column drift or quality rows).
+    A registry that cannot be asked (`registry` None with `registry_error`, or unreachable
+    now) leaves the champion unknown and says why; the trail and the history still show.
+    """
+    from modelkeeper.errors import UnavailableError
+
+    champion = None
+    if registry is not None:
+        try:
+            found = registry.alias(spec.registered_model_name)
+            champion = found.version if found else None
+        except UnavailableError as exc:
+            registry_error = str(exc)
+    notice = f"champion unknown: the MLflow registry {registry_error}" if registry_error else None
+    primary = spec.metrics.primary
+    series = [
+        *history.series(spec.name, kind=REALIZED, metric=primary),
+        *history.series(spec.name, kind=ESTIMATED, metric=primary),
+        *history.series(spec.name, kind=DRIFT, metric=DRIFT_SHARE),
+        *(history.series(spec.name, kind=SCORING) if scoring_runs else []),
+    ]
+    series.sort(key=lambda r: (r.get("window_start") or "", r.get("id") or 0))
+    return model_health(spec, champion, audit.events(spec.name), series, notice=notice)
