@@ -9,9 +9,11 @@ the model's DAGs (get_authorized_dag_ids reads them from there).
 
 from __future__ import annotations
 
+import os
 import secrets
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -204,7 +206,13 @@ class TestPlugin:
             "'airflow.api_fastapi.core_api.security', 'mlflow') if m in sys.modules]; "
             "print(heavy)"
         )
-        out = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True
-        )
+        # The plugins folder on the path as Airflow puts it there (pytest's pythonpath
+        # setting does not reach a child process).
+        plugins = str(Path(__file__).resolve().parents[2] / "plugins")
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([plugins, os.environ.get("PYTHONPATH", "")]),
+        }
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+        assert out.returncode == 0, out.stderr[-2000:]
         assert out.stdout.strip() == "[]", out.stdout
