@@ -375,6 +375,14 @@ class ModelSpec(_Strict):
         return f"retrain_{self.name}"
 
     @property
+    def score_dag_id(self) -> str:
+        return f"score_{self.name}"
+
+    @property
+    def monitor_dag_id(self) -> str:
+        return f"monitor_{self.name}"
+
+    @property
     def label_column(self) -> str:
         return (self.labels.column if self.labels else None) or self.target.column
 

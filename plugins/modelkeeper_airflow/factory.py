@@ -244,7 +244,7 @@ def build_score_dag(spec: ModelSpec) -> DAG:
     common = {"model": spec.name}
     with _dag(
         spec,
-        f"score_{spec.name}",
+        spec.score_dag_id,
         SCORE_DOC.format(name=spec.name, when=when),
         _schedule(spec.scoring.schedule, assets),
         "scoring",
@@ -281,7 +281,7 @@ def build_monitor_dag(spec: ModelSpec) -> DAG:
     common = {"model": spec.name}
     with _dag(
         spec,
-        f"monitor_{spec.name}",
+        spec.monitor_dag_id,
         doc,
         _schedule(spec.monitoring.schedule, assets),
         "monitoring",

@@ -156,7 +156,7 @@ def model_health(
 
 def model_dag_ids(spec: Any) -> set[str]:
     """The DAGs the factory builds for a model: reading any of them lets one see it."""
-    return {spec.dag_id, f"score_{spec.name}", f"monitor_{spec.name}"}
+    return {spec.dag_id, spec.score_dag_id, spec.monitor_dag_id}
 
 
 def collect(
