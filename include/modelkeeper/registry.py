@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.metadata import version as pkg_version
@@ -23,6 +24,10 @@ from urllib.parse import quote
 
 from modelkeeper.errors import ModelkeeperError, NotFoundError, UnavailableError
 from modelkeeper.lineage import CHAMPION, MODEL_ARTIFACT, PREVIOUS, RUN_TAG
+
+# MLflow draws tqdm bars on stderr while it downloads artifacts, and Airflow files a task's
+# stderr as ERROR lines: a green evaluate read red. Read per call, so setting it here is enough.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 if TYPE_CHECKING:
     import pandas as pd

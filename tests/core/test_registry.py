@@ -273,3 +273,17 @@ class TestErrors:
         run = mlflow_store.ensure_run(EXPERIMENT, "manual__long", {})
         mlflow_store.set_run_tags(run, {"decision_reason": "x" * 20_000})
         assert len(mlflow_store.run_tags(run)["decision_reason"]) == MAX_TAG_CHARS
+
+
+class TestQuietLogs:
+    def test_loading_a_model_prints_no_progress_bar(
+        self, mlflow_server, spec, model, frames, capfd
+    ):
+        """Airflow files a task's stderr as ERROR lines: MLflow's tqdm bars must not go there."""
+        registry = Registry(mlflow_server)
+        run_id = registry.ensure_run(EXPERIMENT, "manual__quiet", {})
+        uri = registry.log_model(run_id, model, features_frame(frames[1].head(5), spec))
+        capfd.readouterr()
+        registry.load_model(uri)
+        err = capfd.readouterr().err
+        assert "Downloading artifacts" not in err, err
