@@ -401,3 +401,7 @@ def _build_docs(context: Any, docs_dir: Path) -> None:
     context.build_data_docs(site_names=[_DOCS_SITE])
     if not (docs_dir / "index.html").is_file():
         raise FileNotFoundError(f"GX reported success but wrote no {docs_dir / 'index.html'}")
+    # GX writes CDN links; without internet the pages render unstyled and the index empty.
+    from modelkeeper.datadocs import make_offline
+
+    make_offline(docs_dir)

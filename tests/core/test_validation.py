@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from modelkeeper.datadocs import OfflineDocsError, inline_assets, remote_loads
 from modelkeeper.spec import ModelSpec, get_spec
 from modelkeeper.validation import ValidationOutcome, validate_frame
 
@@ -598,6 +599,15 @@ class TestDataDocs:
         pages = [p.name for p in (docs / "validations").rglob("*.html")]
         assert pages, "no validation page rendered"
         assert list((docs / "expectations").rglob("*.html")), "no expectation suite page rendered"
+        for page in docs.rglob("*.html"):  # everything a page loads is inside it (no CDN)
+            html = page.read_text(encoding="utf-8")
+            assert remote_loads(html) == [], page
+            assert "bootstrapTable" in html and "jQuery" in html, page
+
+    def test_unknown_cdn_asset_is_named(self) -> None:
+        page = '<script src="https://cdn.example.com/new-lib@2.js"></script>'
+        with pytest.raises(OfflineDocsError, match="new-lib@2"):
+            inline_assets(page)
 
     def test_data_docs_show_the_latest_run(
         self, spec: ModelSpec, frame: pd.DataFrame, tmp_path
