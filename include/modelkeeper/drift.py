@@ -210,7 +210,8 @@ def _as_category_labels(series: pd.Series) -> pd.Series:
 
     if pd.api.types.is_float_dtype(series):
         present = series.dropna()
-        if len(present) and (present % 1 == 0).all():
+        # Beyond 2**53 a float is no exact integer label (and 2**63 overflows Int64).
+        if len(present) and (present % 1 == 0).all() and (present.abs() < 2**53).all():
             series = series.astype("Int64")
     labels = series.astype(object).map(str, na_action="ignore")
     return labels.where(labels.notna(), np.nan)

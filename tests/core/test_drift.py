@@ -202,3 +202,14 @@ class TestComputeDrift:
         assert (first.reference_rows, first.current_rows) == (500, 400)
         assert first == again
         assert_consistent(first)
+
+
+def test_huge_integral_floats_are_category_labels_not_an_overflow():
+    """Found by the fuzz test: 2**63 as a float is integral but overflows Int64."""
+    import pandas as pd
+
+    from modelkeeper.drift import _as_category_labels
+
+    labels = _as_category_labels(pd.Series([2.0**63, 1.0, None]))
+    assert labels.tolist()[:2] == [str(2.0**63), str(1.0)]
+    assert _as_category_labels(pd.Series([1.0, 2.0])).tolist() == ["1", "2"]
