@@ -70,7 +70,7 @@ class StepRecord(Handoff):
     retrain: bool = False
     retrain_reason: str = ""
     promoted: bool | None = None  # None: nothing was trained
-    promotion_reason: str = ""
+    gate_reason: str = ""
     train_seconds: float = 0.0
     compute_seconds: float = 0.0
     alarm: str | None = None  # "drift", "decay" or "drift+decay" (spec policy)
@@ -459,7 +459,7 @@ def step_policy(run: PolicyRun, replay: Replay, step: int, *, with_drift: bool) 
         retrain=retrain,
         retrain_reason=reason,
         promoted=promoted,
-        promotion_reason=why,
+        gate_reason=why,
         train_seconds=round(train_seconds, 3),
         compute_seconds=round(time.perf_counter() - started + drift_seconds + train_seconds, 3),
         alarm=alarm,

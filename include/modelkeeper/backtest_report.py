@@ -105,7 +105,7 @@ def render_html(data: dict) -> str:
         f"<tr><td>{r['step'] + 1}</td><td>{r['start'][:10]}</td><td>{r['rows']}</td>"
         f"<td>{_num(r['champion_version'])}</td><td>{_num(r['metric'])}</td>"
         f"<td>{_num(r['drift_share'], 2)}</td><td>{escape(r['retrain_reason'])}</td>"
-        f"<td>{escape(r['promotion_reason'])}</td><td>{r['train_seconds']}</td></tr>"
+        f"<td>{escape(r['gate_reason'])}</td><td>{r['train_seconds']}</td></tr>"
         for r in records.get("spec", [])
     )
     return f"""<!doctype html><html><head><meta charset="utf-8">
