@@ -3,7 +3,7 @@ PY := .venv/bin/python
 UV := .venv/bin/uv
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: install run test test-fast bench lint lock clean-state
+.PHONY: install run test test-fast bench lint lock clean-state backtest
 
 .venv/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || python3.11 -m venv .venv
@@ -43,3 +43,8 @@ lock:
 ## Forget all local Airflow/MLflow state (runs, models, audit log).
 clean-state:
 	rm -rf .modelkeeper
+
+## Replay a model's data and compare retraining policies: backtest/<MODEL>/report.{html,json}.
+MODEL ?= flight_delay
+backtest: install
+	$(PY) -m modelkeeper.backtest $(MODEL) $(BACKTEST_ARGS)

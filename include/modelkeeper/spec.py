@@ -209,6 +209,18 @@ class Promotion(_Strict):
     )
 
 
+class Backtest(_Strict):
+    """How `python -m modelkeeper.backtest` replays the model's data (optional section)."""
+
+    step_days: int = Field(7, ge=1, description="days of data that arrive in one replayed step")
+    warmup_steps: int | None = Field(
+        None,
+        ge=1,
+        description="steps ingested before the first model is trained (default: enough steps "
+        "to fill window.training_days)",
+    )
+
+
 class FilesDestination(_Strict):
     kind: Literal["files"]
     path: str = Field(
@@ -305,6 +317,7 @@ class ModelSpec(_Strict):
     labels: Labels | None = None
     monitoring: MonitoringPolicy | None = None
     notify: Notify = Notify()
+    backtest: Backtest = Backtest()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
