@@ -184,7 +184,9 @@ class Replay:
         codes = ((data[ts] - self.origin) // pd.Timedelta(days=step_days)).to_numpy()
         self.n_steps = int(codes.max()) + 1
         self.data, self.codes = data.reset_index(drop=True), codes
-        window_steps = math.ceil(spec.window.training_days / step_days)
+        # Default warm-up: one training window, but at most a quarter of the replay (an
+        # all-history window would otherwise leave nothing to replay).
+        window_steps = min(math.ceil(spec.window.training_days / step_days), self.n_steps // 4)
         self.warmup = spec.backtest.warmup_steps or max(
             window_steps, math.ceil(spec.window.holdout_days / step_days) + 1
         )

@@ -1,0 +1,80 @@
+"""Tune a spec's retraining thresholds on the first half of its replay (issue: tune honestly).
+
+    .venv/bin/python scripts/tune_backtest.py flight_delay [--until 2013-07-01] [--out DIR]
+
+Replays the rows before `--until` once, with every grid point as a spec-like policy on the
+same caches (one training per window and step, shared by every variant), and prints each
+variant's mean primary metric, retrains and alarms paid off next to `always` and `every_4`.
+The second half is never looked at here; `make backtest` reports it with the chosen spec.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from modelkeeper.backtest import ALL_HISTORY_DAYS, load_data, run_backtest, summarise
+from modelkeeper.spec import get_spec
+
+FLOORS = (None, 0.64, 0.66, 0.68)
+DRIFT = (0.7, 1.0)
+MIN_IMPROVEMENT = (0.0, 0.005)
+
+
+def variants(spec):
+    out = {}
+    for floor, share, gain in itertools.product(FLOORS, DRIFT, MIN_IMPROVEMENT):
+        name = f"f{floor or 0:.2f}_d{share:.1f}_g{gain:.3f}"
+        out[name] = spec.model_copy(
+            update={
+                "retrain": spec.retrain.model_copy(update={"performance_floor": floor}),
+                "drift": spec.drift.model_copy(update={"share_threshold": share}),
+                "promotion": spec.promotion.model_copy(update={"min_improvement": gain}),
+            },
+            deep=True,
+        )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model")
+    parser.add_argument("--until", default="2013-07-01", help="replay rows before this day")
+    parser.add_argument("--days", type=int, default=ALL_HISTORY_DAYS, help="training window")
+    parser.add_argument("--warmup", type=int, default=8, help="weeks ingested before model one")
+    parser.add_argument("--out", default="backtest", help="writes <out>/<model>/tuning.json")
+    args = parser.parse_args()
+
+    spec = get_spec(args.model)
+    spec = spec.model_copy(
+        update={
+            "window": spec.window.model_copy(update={"training_days": args.days}),
+            "backtest": spec.backtest.model_copy(update={"warmup_steps": args.warmup}),
+        }
+    )
+    data = load_data(spec)
+    ts = spec.data_schema.timestamp_column
+    when = pd.to_datetime(data[ts])
+    until = pd.Timestamp(args.until, tz=when.dt.tz)
+    data = data[when < until]
+    with tempfile.TemporaryDirectory() as tmp:
+        result = run_backtest(spec, data, Path(tmp), variants=variants(spec), progress=None)
+    rows = {name: summarise(result, run) for name, run in result.policies.items()}
+    for name, s in sorted(rows.items(), key=lambda kv: -(kv[1]["mean"] or 0)):
+        print(
+            f"{name:<22} mean {s['mean']:.4f}  retrains {s['retrains']:>3}  "
+            f"promotions {s['promotions']:>3}  alarms paid off {s['alarms_paid_off']}/{s['alarms']}"
+        )
+    out = Path(args.out) / spec.name
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "tuning.json").write_text(json.dumps(rows, indent=2, default=str))
+    print(f"{len(rows)} policies, {result.seconds:.0f}s; wrote {out / 'tuning.json'}")
+
+
+if __name__ == "__main__":
+    main()
