@@ -34,7 +34,7 @@ class MonitorOperator(ModelkeeperOperator):
         from modelkeeper.drift import DriftError, compute_drift
         from modelkeeper.evaluation import predict, score_model
         from modelkeeper.ingest import Accepted
-        from modelkeeper.retrain import Monitoring
+        from modelkeeper.retrain import Monitoring, age_days
         from modelkeeper.training import features_frame
 
         spec, storage, registry = self.spec, self.storage, self.registry
@@ -90,6 +90,7 @@ class MonitorOperator(ModelkeeperOperator):
             drift_summary=None if drift is None else drift.summary,
             champion_metric=champion_metric,
             trained_version=trained,
+            champion_age_days=age_days(champion.tags.get(L.DATA_END), accepted.end),
         )
         registry.log_metrics(
             run_id,
