@@ -76,6 +76,11 @@ def _page(title: str, body: str) -> str:
     )
 
 
+def _axis(value: float) -> str:
+    """An axis label: metrics with three decimals, counts and milliseconds as integers."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3f}"
+
+
 def chart(
     labels: Sequence[str],
     series: dict[str, Sequence[float | None]],
@@ -109,8 +114,8 @@ def chart(
     ]
     if not small:
         parts.append(
-            f"<text x='2' y='{pad_t + 8}' font-size='10'>{hi:.3f}</text>"
-            f"<text x='2' y='{height - pad_b}' font-size='10'>{lo:.3f}</text>"
+            f"<text x='2' y='{pad_t + 8}' font-size='10'>{_axis(hi)}</text>"
+            f"<text x='2' y='{height - pad_b}' font-size='10'>{_axis(lo)}</text>"
             f"<text x='{pad_l}' y='{height - 8}' font-size='10'>{escape(labels[0][:10])}</text>"
             f"<text x='{width - pad_r}' y='{height - 8}' font-size='10' text-anchor='end'>"
             f"{escape(labels[-1][:10])}</text>"
