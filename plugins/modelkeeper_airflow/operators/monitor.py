@@ -73,7 +73,7 @@ class MonitorOperator(ModelkeeperOperator):
                 batch,
                 spec,
                 extra_numeric=["prediction"],
-                html_path=reports / "drift.html",
+                html_path=reports / L.REPORT_DRIFT,
                 json_path=reports / "drift.json",
             )
         except DriftError as exc:
@@ -99,9 +99,9 @@ class MonitorOperator(ModelkeeperOperator):
                 f"champion_batch_{spec.metrics.primary}": champion_metric,
             },
         )
-        registry.log_artifacts(run_id, reports / "drift.html", L.DRIFT_REPORTS)
+        registry.log_artifacts(run_id, reports / L.REPORT_DRIFT, L.DRIFT_REPORTS)
         registry.log_artifacts(run_id, reports / "drift.json", L.DRIFT_REPORTS)
-        if (reports / "drift.html").exists():
+        if (reports / L.REPORT_DRIFT).exists():
             # The logged copy, in the MLflow UI's artifact view (a later issue serves the
             # reports from a plugin page).
             self.push_link(

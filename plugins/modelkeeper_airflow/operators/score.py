@@ -207,7 +207,7 @@ class WatchOperator(ModelkeeperOperator):
                 current,
                 spec,
                 extra_numeric=extra,
-                html_path=reports / "drift.html",
+                html_path=reports / L.REPORT_DRIFT,
                 json_path=reports / "drift.json",
             )
         except DriftError as exc:

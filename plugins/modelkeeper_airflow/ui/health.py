@@ -156,7 +156,7 @@ def versions(events: list[dict], links: Any = None) -> list[VersionRow]:
     rows: dict[str, VersionRow] = {}
     for e in events:  # oldest first: the last event per version wins, its run stays
         version = e.get("candidate_version") or (
-            e.get("version_after") if e["event"] == "promotion" else None
+            e.get("version_after") if e["event"] in ALIAS_MOVES else None
         )
         if not version:
             continue
