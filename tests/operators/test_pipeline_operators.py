@@ -147,6 +147,19 @@ class TestFirstRun:
         assert 0.55 < promotion[0]["metrics"]["candidate_roc_auc"] < 1
         assert reconcile(world["audit"], MODEL, world["registry"].alias(MODEL).version)[0]
 
+    def test_evaluation_metrics_go_to_the_history(self, world, first_run):
+        """What the health page draws as "at evaluation": the candidate on its holdout."""
+        from modelkeeper.history import History
+
+        rows = History(world["audit"].engine).series(MODEL, kind="evaluation")
+        by_metric = {r["metric"]: r for r in rows if r["run_id"] == "manual__first"}
+        assert {"roc_auc", "log_loss", "average_precision"} <= set(by_metric)
+        roc = by_metric["roc_auc"]
+        evaluated = first_run[("evaluate", "return_value")]
+        assert roc["value"] == pytest.approx(evaluated["candidate"]["metrics"]["roc_auc"])
+        assert roc["version"] == evaluated["candidate_version"]
+        assert roc["window_start"] < roc["window_end"] and roc["rows"] > 500
+
     def test_batch_accepted_and_recorded(self, world, first_run):
         storage = world["storage"]
         batch = first_run[("collect", "return_value")]

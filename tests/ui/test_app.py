@@ -74,6 +74,8 @@ def seeded(mlflow_store, audit_db):
             Measurement(MODEL, "estimated", "roc_auc", 0.66, window_start="2026-03-08", run_id="m1", **base),
             Measurement(MODEL, "drift", "drift_share", 0.25, window_start="2026-03-08", run_id="s1", **base),
             Measurement(MODEL, "scoring", "rows", 1234, window_start="2026-03-08", run_id="s1", **base),
+            Measurement(MODEL, "evaluation", "roc_auc", 0.73, window_start="2026-02-22", run_id="a", **base),
+            Measurement(MODEL, "realized", "log_loss", 0.45, window_start="2026-03-01", run_id="m1", **base),
             Measurement(MODEL, "drift", "column:temp", 0.01, detail={"drifted": True}, window_start="2026-03-01", run_id="s0", **base),
             Measurement(MODEL, "drift", "column:temp", 0.02, detail={"drifted": True}, window_start="2026-03-08", run_id="s1", **base),
             Measurement(MODEL, "drift", "column:hour", 0.40, detail={"drifted": False}, window_start="2026-03-08", run_id="s1", **base),
@@ -174,8 +176,11 @@ class TestPages:
         html = page.text
         assert "first champion" in html and "roc_auc &lt;0.70&gt; worse" in html
         assert html.count("data-series='estimated'") == 1 + 2  # polyline + one per window
-        # realized, estimated (2 windows), drift share, scored rows
-        assert html.count("<circle class='point' cx") == 1 + 2 + 1 + 1
+        # realized, estimated (2 windows), at evaluation, log_loss, drift share, scored rows
+        assert html.count("<circle class='point' cx") == 1 + 2 + 1 + 1 + 1 + 1
+        assert "data-series='at evaluation' data-window='2026-02-22' data-value='0.73'" in html
+        assert "<h3>log_loss (realized)</h3>" in html
+        assert "data-series='log_loss' data-window='2026-03-01' data-value='0.45'" in html
         assert "data-series='rows' data-window='2026-03-08' data-value='1234'" in html
         assert "1234" in html
         assert "href='/modelkeeper/models'" in html

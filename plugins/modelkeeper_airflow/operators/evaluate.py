@@ -83,6 +83,7 @@ class EvaluateOperator(ModelkeeperOperator):
         registry.log_metrics(mlflow_run, {"eval_rows": candidate.score.rows})
         if champion is not None and champion.score is not None:
             registry.log_metrics(mlflow_run, champion.score.metrics, prefix="champion_")
+        self._record_evaluation(context, version.version, candidate.score, holdout)
         verdict = {L.DECISION: decision.verdict, L.DECISION_REASON: decision.reason}
         registry.set_run_tags(mlflow_run, verdict)
         registry.set_version_tags(name, version.version, {**verdict, L.JUDGED_AGAINST: judged})
@@ -99,6 +100,25 @@ class EvaluateOperator(ModelkeeperOperator):
             candidate_version=version.version,
             champion_version=current.version if current else None,
             mlflow_run_id=mlflow_run,
+        )
+
+    def _record_evaluation(self, context, version, score, holdout) -> None:  # noqa: ANN001
+        """The candidate's metrics on its holdout go to the history (kind "evaluation"),
+        so the health page draws them beside what the version later measures in service."""
+        from modelkeeper.history import Measurement
+
+        spec = self.spec
+        ts = holdout[spec.data_schema.timestamp_column]
+        base = {
+            "version": version,
+            "run_id": context["run_id"],
+            "dag_id": context["dag"].dag_id,
+            "window_start": ts.min().isoformat() if len(ts) else None,
+            "window_end": ts.max().isoformat() if len(ts) else None,
+            "rows": score.rows,
+        }
+        self.history.record(
+            [Measurement(spec.name, "evaluation", k, v, **base) for k, v in score.metrics.items()]
         )
 
     def _scoring_reference(self, run_id, trained, model, holdout) -> None:  # noqa: ANN001

@@ -13,7 +13,8 @@ from typing import Any
 
 from modelkeeper.lineage import ALIAS_MOVES
 
-REALIZED, ESTIMATED, DRIFT, SCORING = "realized", "estimated", "drift", "scoring"
+REALIZED, ESTIMATED, EVALUATION = "realized", "estimated", "evaluation"
+DRIFT, SCORING = "drift", "scoring"
 DRIFT_SHARE = "drift_share"
 COLUMN = "column:"  # per-column drift rows: metric "column:<name>", detail.drifted
 TOP_COLUMNS = 8  # columns shown in the most-drifted grid
@@ -29,6 +30,7 @@ class Window:
     realized: float | None = None
     estimated: float | None = None
     version: str | None = None
+    evaluated: float | None = None  # a candidate's metric on its holdout, at evaluation
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,8 @@ class ModelHealth:
     drift: list[DriftPoint] = field(default_factory=list)
     scoring: list[ScoringRun] = field(default_factory=list)
     columns: ColumnDrift = field(default_factory=ColumnDrift)
+    # guardrail -> {window start: realized value}, the last measurement per window
+    guardrails: dict[str, dict[str, float | None]] = field(default_factory=dict)
     versions: list[VersionRow] = field(default_factory=list)  # newest first
 
     @property
@@ -108,10 +112,11 @@ def champion_since(events: list[dict], champion: str | None) -> tuple[str | None
 
 
 def windows(series: list[dict], primary: str) -> list[Window]:
-    """One entry per window of the primary metric (whole population, not slices)."""
+    """One entry per window of the primary metric (whole population, not slices): realized
+    and estimated in service, or a candidate's at evaluation (its holdout's window)."""
     found: dict[str, dict[str, Any]] = {}
     for row in series:
-        if row["kind"] not in (REALIZED, ESTIMATED) or row["metric"] != primary:
+        if row["kind"] not in (REALIZED, ESTIMATED, EVALUATION) or row["metric"] != primary:
             continue
         if row.get("slice_column") or not row.get("window_start"):
             continue
@@ -119,9 +124,22 @@ def windows(series: list[dict], primary: str) -> list[Window]:
         w[row["kind"]] = row["value"]  # later rows (same window re-measured) win
         w["version"] = row.get("version")
     return [
-        Window(start, w["end"], w.get(REALIZED), w.get(ESTIMATED), w["version"])
+        Window(
+            start, w["end"], w.get(REALIZED), w.get(ESTIMATED), w["version"], w.get(EVALUATION)
+        )
         for start, w in sorted(found.items())
     ]
+
+
+def guardrails(series: list[dict], names: list[str]) -> dict[str, dict[str, float | None]]:
+    """Each guardrail's realized value per window (the last measurement of a window)."""
+    out: dict[str, dict[str, float | None]] = {n: {} for n in names}
+    for row in series:
+        if row["kind"] != REALIZED or row["metric"] not in out or row.get("slice_column"):
+            continue
+        if row.get("window_start"):
+            out[row["metric"]][row["window_start"]] = row["value"]
+    return {name: dict(sorted(values.items())) for name, values in out.items() if values}
 
 
 def drift(series: list[dict]) -> list[DriftPoint]:
@@ -216,6 +234,7 @@ def model_health(
         drift=drift(series),
         scoring=scoring(series),
         columns=column_drift(series),
+        guardrails=guardrails(series, [g.name for g in spec.metrics.guardrails]),
         versions=versions(events, links),
     )
 
@@ -256,8 +275,13 @@ def collect(
     notice = f"champion unknown: the MLflow registry {registry_error}" if registry_error else None
     primary = spec.metrics.primary
     series = [
-        *history.series(spec.name, kind=REALIZED, metric=primary),
+        *(
+            history.series(spec.name, kind=REALIZED)  # the primary and the guardrails
+            if scoring_runs
+            else history.series(spec.name, kind=REALIZED, metric=primary)
+        ),
         *history.series(spec.name, kind=ESTIMATED, metric=primary),
+        *(history.series(spec.name, kind=EVALUATION, metric=primary) if scoring_runs else []),
         *(
             history.series(spec.name, kind=DRIFT)  # the share and every column
             if scoring_runs

@@ -21,6 +21,7 @@ COLORS = {
     "rows": "#2e7d32",
     "p95 ms/1k": "#6a1b9a",
     "p50 ms/1k": "#b07cc6",
+    "at evaluation": "#2e7d32",
 }
 
 _STYLE = """
@@ -154,12 +155,27 @@ def chart(
 
 def _metric_chart(health: ModelHealth, *, small: bool = False) -> str:
     ws = health.windows
+    if small:  # the list's trend line: what the model does in service
+        ws = [w for w in ws if w.realized is not None or w.estimated is not None]
+    series = {"realized": [w.realized for w in ws], "estimated": [w.estimated for w in ws]}
+    if not small and any(w.evaluated is not None for w in ws):
+        series["at evaluation"] = [w.evaluated for w in ws]
     return chart(
         [w.start for w in ws],
-        {"realized": [w.realized for w in ws], "estimated": [w.estimated for w in ws]},
+        series,
         small=small,
         **({"width": 160, "height": 36} if small else {}),
     )
+
+
+def _guardrail_charts(health: ModelHealth) -> str:
+    if not health.guardrails:
+        return ""
+    parts = []
+    for name, values in health.guardrails.items():
+        parts.append(f"<h3>{_t(name)} (realized)</h3>")
+        parts.append(chart(list(values), {name: list(values.values())}, height=140))
+    return "".join(parts)
 
 
 def _champion(health: ModelHealth) -> str:
@@ -320,8 +336,9 @@ def model_page(health: ModelHealth, *, base: str) -> str:
         f"<p><a href='{escape(base)}/models'>← all models</a></p>"
         f"<h1>{_t(health.name)}</h1><p>{_t(health.description)}</p>"
         f"<p>Owner: {_t(health.owner)} · Champion: {_champion(health)}</p>"
-        f"<h2>{_t(health.primary)} per window (realized vs estimated)</h2>"
+        f"<h2>{_t(health.primary)} per window (realized, estimated, at evaluation)</h2>"
         + _metric_chart(health)
+        + _guardrail_charts(health)
         + "<h2>Drift share over time</h2>"
         + drift_chart
         + "<h2>Most-drifted columns</h2>"
