@@ -124,9 +124,7 @@ def windows(series: list[dict], primary: str) -> list[Window]:
         w[row["kind"]] = row["value"]  # later rows (same window re-measured) win
         w["version"] = row.get("version")
     return [
-        Window(
-            start, w["end"], w.get(REALIZED), w.get(ESTIMATED), w["version"], w.get(EVALUATION)
-        )
+        Window(start, w["end"], w.get(REALIZED), w.get(ESTIMATED), w["version"], w.get(EVALUATION))
         for start, w in sorted(found.items())
     ]
 
