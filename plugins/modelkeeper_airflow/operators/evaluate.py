@@ -206,8 +206,8 @@ class EvaluateOperator(ModelkeeperOperator):
             render_html(markdown, f"{spec.name} v{version}"), folder / "model_card.html"
         )
         self.registry.log_artifacts(trained.mlflow_run_id, folder, L.MODEL_CARD)
-        # The logged card in the MLflow UI's artifact view (a later issue serves the
-        # reports from a plugin page).
+        # The logged card in the MLflow UI's artifact view, with the version's run (the
+        # health page links the report folder's copy).
         self.push_link(
             context,
             L.LINK_MODEL_CARD,

@@ -102,8 +102,8 @@ class MonitorOperator(ModelkeeperOperator):
         registry.log_artifacts(run_id, reports / L.REPORT_DRIFT, L.DRIFT_REPORTS)
         registry.log_artifacts(run_id, reports / "drift.json", L.DRIFT_REPORTS)
         if (reports / L.REPORT_DRIFT).exists():
-            # The logged copy, in the MLflow UI's artifact view (a later issue serves the
-            # reports from a plugin page).
+            # The logged copy, in the MLflow UI's artifact view, beside the run's other
+            # artifacts (the health page links the report folder's copy).
             self.push_link(
                 context,
                 L.LINK_DRIFT_REPORT,

@@ -173,8 +173,8 @@ class TrainOperator(ModelkeeperOperator):
 
     def _link(self, context: Any, mlflow_run: str, version: str) -> None:
         """Model version and Data Docs links (the Data Docs as logged in the MLflow run,
-        opened in the MLflow UI's artifact view; a later issue serves them from a plugin
-        page). No Data Docs link when the run logged none (a run with no new rows)."""
+        opened in the MLflow UI's artifact view; validate links the report folder's copy,
+        served by the UI plugin). No Data Docs link when the run logged none (a run with no new rows)."""
         from modelkeeper import lineage as L
 
         registry, name = self.registry, self.spec.registered_model_name
