@@ -175,11 +175,13 @@ class Registry:
         exp = self.client.get_experiment_by_name(name)
         if exp is not None:
             return exp.experiment_id
-        location = (
-            Path(self.artifact_location, name).resolve().as_uri()
-            if self.artifact_location
-            else None
-        )
+        location = None
+        if self.artifact_location and "://" in self.artifact_location:
+            # An object store (s3://bucket/prefix, the storage root's store): MLflow's S3
+            # client finds the endpoint in MLFLOW_S3_ENDPOINT_URL, credentials in boto3's chain.
+            location = f"{self.artifact_location.rstrip('/')}/{name}"
+        elif self.artifact_location:
+            location = Path(self.artifact_location, name).resolve().as_uri()
         try:
             return self.client.create_experiment(name, artifact_location=location)
         except Exception:  # created concurrently by another task: read it back

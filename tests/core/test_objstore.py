@@ -9,9 +9,9 @@ prediction log all run through `Storage` on the s3:// root.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -28,50 +28,15 @@ from modelkeeper.training import load_accepted
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC_PATH = ROOT / "include" / "models" / "flight_delay.yaml"
-BUCKET = "modelkeeper-test"
-
-
-def _free_port(lo: int = 5900, hi: int = 6000) -> int:
-    for port in range(lo + os.getpid() % 50, hi):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 5900-5999 for moto")
-
-
-@pytest.fixture(scope="session")
-def s3_env():
-    """A moto S3 server on loopback for the session, with its bucket; yields the env a
-    worker would have (set per test by `s3_storage`, so other tests never see it)."""
-    from moto.server import ThreadedMotoServer
-
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    env = {
-        "MODELKEEPER_S3_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-        "AWS_ACCESS_KEY_ID": "testing",  # moto accepts any key
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    try:
-        with pytest.MonkeyPatch.context() as mp:
-            for k, v in env.items():
-                mp.setenv(k, v)
-            objstore.location(f"s3://{BUCKET}").fs.mkdir(BUCKET)
-        yield env
-    finally:
-        server.stop()
+BUCKET = "modelkeeper-test"  # made by the s3_env fixture (tests/conftest.py)
 
 
 @pytest.fixture
 def s3_storage(s3_env, monkeypatch) -> Storage:
     """A fresh prefix per test, set as MODELKEEPER_STORAGE like a deployment would."""
-    for k, v in s3_env.items():
+    for k, v in s3_env["env"].items():
         monkeypatch.setenv(k, v)
+    assert s3_env["bucket"] == BUCKET
     monkeypatch.setenv("MODELKEEPER_STORAGE", f"s3://{BUCKET}/{uuid.uuid4().hex[:8]}/")
     return Storage()
 
@@ -268,3 +233,31 @@ class TestAtomicWrites:
             "validations/a.html",
             "z.css",
         ]
+
+
+class TestMlflowArtifactsOnS3:
+    """MLflow's artifact store on the same bucket (Connection extra artifact_location)."""
+
+    def test_runs_and_models_keep_their_artifacts_on_s3(self, s3_storage, tmp_path):
+        from sklearn.linear_model import LogisticRegression
+
+        from modelkeeper.registry import Registry
+
+        artifacts = f"{s3_storage.root}/mlflow"
+        registry = Registry(f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_location=artifacts)
+        run_id = registry.ensure_run("s3-exp", "manual__1", {})
+        info = registry.client.get_run(run_id).info
+        assert info.artifact_uri.startswith(f"{artifacts}/s3-exp/")
+
+        report = s3_storage.write_json({"ok": True}, s3_storage.root / "reports" / "r.json")
+        registry.log_artifacts(run_id, str(report), "reports")  # s3 -> MLflow's s3 store
+        X = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0]})
+        model = LogisticRegression().fit(X, [0, 0, 1, 1])
+        uri = registry.log_model(run_id, model, X)
+        keys = keys_under(s3_storage, "mlflow")
+        assert any(k.endswith("/artifacts/reports/r.json") for k in keys), keys
+        assert any(k.endswith("MLmodel") for k in keys), keys
+
+        got = registry.download(run_id, "reports/r.json", tmp_path / "dl")
+        assert json.loads(got.read_text()) == {"ok": True}
+        assert list(registry.load_model(uri).predict(X)) == [0, 0, 1, 1]
