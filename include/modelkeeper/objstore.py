@@ -23,7 +23,9 @@ The atomicity guarantee on object storage: S3 has no rename, but a single PUT is
 (readers see the old object or the whole new one, never a part). `atomic_write` lets the
 caller write a local temporary file, then uploads it in one PUT; objects of 100 MB and
 more go as a multipart upload, which S3 likewise makes visible only when it completes.
-A writer killed before the upload leaves nothing under the final key. Multi-object
+A writer killed before the upload leaves nothing under the final key. (The file is read
+into memory for the PUT: fine for the Parquet partitions and reports written here.)
+Readers rely on S3's strong read-after-write consistency for objects and listings. Multi-object
 outputs are committed by writing one object last that readers trust: an ingest run's
 manifest record (ingest.py), `batch.json` of a snapshot, `index.html` of Data Docs.
 """

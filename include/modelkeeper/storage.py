@@ -52,11 +52,8 @@ def run_key(run_id: str) -> str:
 
 class Storage:
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
-        where = root or settings().storage_root
-        if objstore.is_uri(where):
-            self.root: Location = objstore.location(str(where).rstrip("/"))
-        else:
-            self.root = Path(where).resolve()
+        loc = objstore.location(str(root or settings().storage_root).rstrip("/") or "/")
+        self.root: Location = loc.resolve() if isinstance(loc, Path) else loc
 
     @property
     def remote(self) -> bool:

@@ -69,6 +69,9 @@ class TestLocations:
         assert not storage.remote
         assert type(storage.report_dir("m", "r")) is type(tmp_path)
 
+    def test_a_file_uri_root_is_a_local_folder(self, tmp_path):
+        assert Storage(f"file://{tmp_path}/").root == tmp_path.resolve()
+
     def test_writes_and_reads_round_trip(self, s3_storage):
         target = s3_storage.report_dir("m", "r") / "x.json"
         written = s3_storage.write_json({"a": 1}, target)
@@ -116,6 +119,27 @@ class TestIngestOnS3:
         window = load_accepted(spec, s3_storage)
         assert len(window) == expected + len(demo.week_frame(flights, 2))
 
+    def test_a_kill_before_the_manifest_commit_loses_and_doubles_nothing(
+        self, spec, s3_storage, flights
+    ):
+        demo.land_next_weeks(s3_storage, 1)
+        out = subprocess.run(
+            [sys.executable, "-c", KILLED_BEFORE_COMMIT, str(SPEC_PATH), str(s3_storage.root)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=os.environ.copy(),
+        )
+        assert out.returncode == -signal.SIGKILL, out.stderr[-2000:]
+        assert any(k.endswith("/run-1.parquet") for k in keys_under(s3_storage, "accepted"))
+        assert keys_under(s3_storage, "manifest") == []
+        assert load_pool(spec, s3_storage).empty  # partitions no record lists
+        batch = collect(spec, s3_storage, "run-2")
+        accepted = accept(batch, spec, s3_storage, "run-2")
+        week0 = len(demo.week_frame(flights, 0))
+        assert accepted.success and accepted.rows == week0
+        assert len(load_pool(spec, s3_storage)) == week0
+
     def test_uncommitted_pool_partitions_are_never_read(self, spec, s3_storage, flights):
         demo.land_next_weeks(s3_storage, 1)
         batch = collect(spec, s3_storage, "run-1")
@@ -138,6 +162,18 @@ class TestIngestOnS3:
         assert Manifest(s3_storage, spec.name).record("run-1")["files"][0]["outcome"] == (
             "unreadable"
         )
+
+
+KILLED_BEFORE_COMMIT = """
+import os, signal, sys
+from modelkeeper import ingest
+from modelkeeper.spec import load_spec
+from modelkeeper.storage import Storage
+
+spec, storage = load_spec(sys.argv[1]), Storage(sys.argv[2])
+ingest.Manifest.commit = lambda self, record: os.kill(os.getpid(), signal.SIGKILL)
+ingest.accept(ingest.collect(spec, storage, "run-1"), spec, storage, "run-1")
+"""
 
 
 class TestReportsAndPredictionLog:
