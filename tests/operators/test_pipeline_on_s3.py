@@ -2,7 +2,7 @@
 
 The same tasks as test_pipeline_operators, execute()d in order, with MODELKEEPER_STORAGE
 set to an s3:// prefix on the moto endpoint of the `s3_env` fixture (moto stands in for
-S3: none can run here). What this shows: every stage reads and writes through the
+S3: none can run here); MLflow's artifact_location is on the same bucket. What this shows: every stage reads and writes through the
 object store, and what one task hands the next over XCom names objects (s3:// URIs),
 never a path on the host that ran it.
 """
@@ -16,7 +16,7 @@ import uuid
 import pytest
 
 from modelkeeper import lineage as L
-from tests.helpers import run_pipeline
+from tests.helpers import dag_tasks, run_dag_tasks, run_pipeline
 
 MODEL = "flight_delay"
 
@@ -37,8 +37,9 @@ def world(tmp_path_factory, s3_env):
     os.environ["AIRFLOW_CONN_MODELKEEPER_AUDIT"] = json.dumps(
         {"conn_type": "sqlite", "host": str(base / "audit.db")}
     )
+    artifacts = f"{root}/mlflow"  # MLflow's artifacts on the same store
     os.environ["AIRFLOW_CONN_MLFLOW_DEFAULT"] = json.dumps(
-        {"conn_type": "http", "host": uri, "extra": {"artifact_location": str(base / "artifacts")}}
+        {"conn_type": "http", "host": uri, "extra": {"artifact_location": artifacts}}
     )
     storage = Storage()
     land_next_weeks(storage, n=9)
@@ -46,7 +47,7 @@ def world(tmp_path_factory, s3_env):
         "root": root,
         "base": base,
         "storage": storage,
-        "registry": Registry(uri, artifact_location=str(base / "artifacts")),
+        "registry": Registry(uri, artifact_location=artifacts),
         "audit": AuditLog.from_url(f"sqlite:///{base / 'audit.db'}"),
     }
     os.environ.clear()
@@ -110,3 +111,29 @@ class TestPipelineOnS3:
         assert f"{L.VALIDATION_REPORTS}/validation.json" in logged, logged
         docs = {a.path for a in client.list_artifacts(run_id, L.DATA_DOCS)}
         assert L.DATA_DOCS_INDEX in docs, docs
+
+    def test_the_model_and_its_reference_are_in_mlflow_s_s3_store(self, world, first_run):
+        storage = world["storage"]
+        keys = list(storage.root.fs.find(f"{storage.root.path}/mlflow"))
+        assert any(k.endswith("/MLmodel") for k in keys), keys[:20]
+        assert any(k.endswith(L.REFERENCE_ARTIFACT) for k in keys), keys[:20]
+
+    def test_the_champion_scores_a_batch_into_the_s3_prediction_log(self, world, first_run):
+        from modelkeeper import scoring
+        from modelkeeper.demo import load_flights, week_frame
+        from modelkeeper.spec import get_spec
+
+        storage = world["storage"]
+        features = week_frame(load_flights(), 9).drop(columns=["delayed"])
+        storage.write_parquet(features, storage.landing_dir() / "flights_features" / "w9.parquet")
+        xcoms: dict = {}
+        steps = ["collect", "validate", "score", "watch"]
+        states = run_dag_tasks(dag_tasks("build_score_dag"), steps, "manual__s3_score", xcoms)
+        assert states["score"] == states["watch"] == "success", states
+        scored = xcoms[("score", "return_value")]
+        assert scored["rows"] == len(features)
+        assert all(f.startswith(world["root"] + "/") for f in scored["log_files"])
+        assert scored["destination"].startswith(world["root"] + "/")
+        assert len(scoring.read_log(get_spec(MODEL), storage)) == len(features)
+        watched = xcoms[("watch", "return_value")]
+        assert watched["drift_share"] is not None
