@@ -13,13 +13,14 @@ from __future__ import annotations
 from airflow.plugins_manager import AirflowPlugin
 
 from modelkeeper_airflow.listener import RunNoteListener
+from modelkeeper_airflow.ui import URL_PREFIX
 from modelkeeper_airflow.ui.lazy import LazyApp
 
 
 class ModelkeeperPlugin(AirflowPlugin):
     name = "modelkeeper"
     listeners = [RunNoteListener()]
-    fastapi_apps = [{"app": LazyApp(), "url_prefix": "/modelkeeper", "name": "modelkeeper"}]
+    fastapi_apps = [{"app": LazyApp(), "url_prefix": URL_PREFIX, "name": "modelkeeper"}]
     # The UI shows it at /plugin/models, in an iframe whose src is href (relative, so a
     # sub-path [api] base_url still works).
     external_views = [
@@ -28,5 +29,13 @@ class ModelkeeperPlugin(AirflowPlugin):
             "href": "modelkeeper/models",
             "destination": "nav",
             "url_route": "models",
-        }
+        },
+        # A tab on every DAG (3.3 has no per-DAG views): a model's DAGs show its health
+        # page, any other DAG a one-line note.
+        {
+            "name": "Model health",
+            "href": "modelkeeper/dags/{DAG_ID}/health",
+            "destination": "dag",
+            "url_route": "model-health",
+        },
     ]

@@ -60,6 +60,11 @@ DATA_DOCS_INDEX = f"{DATA_DOCS}/index.html"
 DRIFT_HTML = f"{DRIFT_REPORTS}/drift.html"
 MODEL_CARD_HTML = f"{MODEL_CARD}/model_card.html"
 
+# -- pages inside a run's report folder (Storage.report_dir), served by the UI plugin ---------
+REPORT_DATA_DOCS = "data_docs/index.html"  # validate's GX Data Docs
+REPORT_DRIFT = "drift.html"  # monitor's (retrain) or watch's (score) Evidently report
+REPORT_MODEL_CARD = f"{MODEL_CARD}/model_card.html"  # evaluate's model card
+
 # -- Airflow XCom keys (besides each task's return value) ------------------------------------
 OUTCOME_XCOM = "modelkeeper_outcome"  # a retrain run's one-line outcome: becomes its note
 # The URLs behind the operators' extra links, pushed during execute (modelkeeper_airflow.links).

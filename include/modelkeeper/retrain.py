@@ -21,6 +21,24 @@ class Monitoring(Handoff):
     champion_metric: float | None = None  # primary metric of the champion on the new batch
     trained_version: str | None = None  # a version this DAG run registered already (a rerun)
     champion_problem: str | None = None  # why the champion could not be measured at all
+    # Days from the newest row the champion learned from (or was held out on) to the newest
+    # row of the new batch: how stale it is (spec retrain.max_age_days).
+    champion_age_days: float | None = None
+
+
+def age_days(data_end: str | None, batch_end: str | None) -> float | None:
+    """Days from a model's data end to a batch's newest row (ISO timestamps; None if
+    either is unknown). Naive timestamps are taken as UTC."""
+    from datetime import UTC, datetime
+
+    if not data_end or not batch_end:
+        return None
+
+    def parse(text: str) -> datetime:
+        t = datetime.fromisoformat(text)
+        return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+    return (parse(batch_end) - parse(data_end)).total_seconds() / 86400
 
 
 @dataclass(frozen=True)
@@ -70,6 +88,12 @@ def should_retrain(
             reasons.append(
                 f"performance decay: champion {primary} {m.champion_metric:.3f} on the new batch, floor {floor:.3f}"
             )
+    max_age = spec.retrain.max_age_days
+    if max_age is not None and m.champion_age_days is not None and m.champion_age_days >= max_age:
+        reasons.append(
+            f"stale champion: its data ends {m.champion_age_days:.0f} days before the new "
+            f"batch's ≥ {max_age}"
+        )
     if reasons:
         return RetrainDecision(True, "; ".join(reasons))
     parts = [f"champion v{m.champion_version} holds"]

@@ -186,6 +186,11 @@ class Retrain(_Strict):
     min_new_rows: int = Field(
         1, ge=0, description="rows a batch needs before the champion is scored on it"
     )
+    max_age_days: int | None = Field(
+        None,
+        ge=1,
+        description="retrain when the champion's data ends this many days before the new batch's",
+    )
 
 
 class Promotion(_Strict):

@@ -55,6 +55,21 @@ class ModelCardLink(_XComLink):
     url_key = L.LINK_MODEL_CARD
 
 
+def report_url(model: str, run_id: str, page: str) -> str:
+    """A page of a run's report folder as the UI plugin serves it (`page`: one of
+    lineage.REPORT_*): `[api] base_url` + /modelkeeper/reports/<model>/<run key>/<page>.
+    Relative when base_url is unset, as notify.run_url."""
+    from urllib.parse import quote
+
+    from airflow.sdk import conf
+
+    from modelkeeper.storage import run_key
+    from modelkeeper_airflow.ui import REPORTS_ROUTE, URL_PREFIX
+
+    base = (conf.get("api", "base_url", fallback="") or "").rstrip("/")
+    return f"{base}{URL_PREFIX}{REPORTS_ROUTE}/{quote(model, safe='')}/{run_key(run_id)}/{page}"
+
+
 def push(context: Any, key: str, url: str) -> None:
     """Hand a link's URL to get_link (which runs after execute, on the same worker)."""
     if url:

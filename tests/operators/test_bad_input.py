@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
+from modelkeeper import lineage as L
 from modelkeeper_airflow.operators import CollectOperator
 from tests.helpers import accepted_rows, retrain_tasks, run_operator
 
@@ -151,6 +152,9 @@ class TestMalformedBatches:
         assert len(pd.read_parquet(quarantine / "batch.parquet")) == len(bad)
         assert named in (quarantine / "REASON.txt").read_text()
         assert (quarantine / "validation.json").stat().st_size > 50
+        # A rejected batch links its Data Docs too (where GX got far enough to build them).
+        docs = storage.report_dir(MODEL, run_id) / L.REPORT_DATA_DOCS
+        assert (("validate", L.LINK_DATA_DOCS) in xcoms) == docs.is_file()
         _assert_nothing_learned(mlflow_store, storage, champion, run_id)
 
     def test_extra_column_is_a_warning_by_default(self, week, storage, mlflow_store, champion):
@@ -162,6 +166,11 @@ class TestMalformedBatches:
         run_operator(CollectOperator(task_id="collect", model=MODEL), "manual__extra", xcoms)
         evidence = run_operator(retrain_tasks(MODEL)["validate"], "manual__extra", xcoms)
         assert evidence["success"] and any("gate" in w for w in evidence["warnings"])
+        # The Data Docs extra link: the UI plugin's page of the file validate just built.
+        assert xcoms[("validate", L.LINK_DATA_DOCS)] == (
+            f"/modelkeeper/reports/{MODEL}/manual__extra/{L.REPORT_DATA_DOCS}"
+        )
+        assert (storage.report_dir(MODEL, "manual__extra") / L.REPORT_DATA_DOCS).is_file()
 
 
 class TestUnreadableFiles:

@@ -111,7 +111,7 @@ class TestPromoteAndFinishLinks:
         from modelkeeper_airflow.links import DataDocsLink
 
         op = retrain_tasks(MODEL)["validate"]
-        # validate pushes no Data Docs URL yet (they reach MLflow only through train).
+        # A validate that pushed no Data Docs URL (it never got to build them): hidden.
         assert _get_link(DataDocsLink(), op, {}, monkeypatch) == ""
 
 

@@ -74,6 +74,9 @@ def seeded(mlflow_store, audit_db):
             Measurement(MODEL, "estimated", "roc_auc", 0.66, window_start="2026-03-08", run_id="m1", **base),
             Measurement(MODEL, "drift", "drift_share", 0.25, window_start="2026-03-08", run_id="s1", **base),
             Measurement(MODEL, "scoring", "rows", 1234, window_start="2026-03-08", run_id="s1", **base),
+            Measurement(MODEL, "drift", "column:temp", 0.01, detail={"drifted": True}, window_start="2026-03-01", run_id="s0", **base),
+            Measurement(MODEL, "drift", "column:temp", 0.02, detail={"drifted": True}, window_start="2026-03-08", run_id="s1", **base),
+            Measurement(MODEL, "drift", "column:hour", 0.40, detail={"drifted": False}, window_start="2026-03-08", run_id="s1", **base),
         ]
     )  # fmt: skip
     return v1
@@ -92,7 +95,24 @@ def client(auth_manager):  # noqa: ARG001 - the global auth manager the routes u
     return TestClient(parent)
 
 
-ROUTES = ["/modelkeeper/models", f"/modelkeeper/models/{MODEL}"]
+ROUTES = [
+    "/modelkeeper/models",
+    f"/modelkeeper/models/{MODEL}",
+    f"/modelkeeper/dags/retrain_{MODEL}/health",
+    f"/modelkeeper/reports/{MODEL}/b/model_card/model_card.html",
+]
+
+
+@pytest.fixture
+def reports(storage):
+    """Run b's report folder as evaluate and monitor leave it, plus files never served."""
+    folder = storage.report_dir(MODEL, "b")
+    storage.write_text("<h1>card of v2</h1>", folder / "model_card" / "model_card.html")
+    storage.write_text("<html>drift</html>", folder / "drift.html")
+    storage.write_text("secret", storage.root / "landing" / "flights" / "x.html")
+    storage.write_text("tmp", folder / ".drift.html.abc.tmp")
+    storage.write_text("x", folder / "raw.parquet")
+    return folder
 
 
 class TestAccess:
@@ -154,7 +174,9 @@ class TestPages:
         html = page.text
         assert "first champion" in html and "roc_auc &lt;0.70&gt; worse" in html
         assert html.count("data-series='estimated'") == 1 + 2  # polyline + one per window
-        assert html.count("<circle class='point' cx") == 1 + 2 + 1  # realized, estimated, drift
+        # realized, estimated (2 windows), drift share, scored rows
+        assert html.count("<circle class='point' cx") == 1 + 2 + 1 + 1
+        assert "data-series='rows' data-window='2026-03-08' data-value='1234'" in html
         assert "1234" in html
         assert "href='/modelkeeper/models'" in html
 
@@ -183,6 +205,97 @@ class TestPages:
         assert "no measurements yet" in page.text
 
 
+class TestDagTab:
+    def test_a_models_dag_shows_its_health(self, client, auth_manager, seeded):
+        cookies = {"_token": token(auth_manager, "viewer")}
+        for dag_id in DAGS:
+            page = client.get(f"/modelkeeper/dags/{dag_id}/health", cookies=cookies)
+            assert page.status_code == 200, page.text
+            assert "first champion" in page.text and f"<h1>{MODEL}</h1>" in page.text
+
+    def test_another_dag_gets_a_note(self, client, auth_manager, seeded):
+        cookies = {"_token": token(auth_manager, "viewer")}
+        page = client.get("/modelkeeper/dags/some_etl/health", cookies=cookies)
+        assert page.status_code == 404
+        assert "DAG some_etl belongs to no model you may read" in page.text
+
+
+class TestModelPageParts:
+    def test_versions_link_to_mlflow_and_the_reports_their_run_wrote(
+        self, client, auth_manager, seeded, reports
+    ):
+        html = client.get(
+            f"/modelkeeper/models/{MODEL}", cookies={"_token": token(auth_manager, "viewer")}
+        ).text
+        row = html.split("<tr data-version='2'>")[1].split("</tr>")[0]
+        assert "refusal" in row and "roc_auc &lt;0.70&gt; worse" in row
+        assert f"href='/modelkeeper/reports/{MODEL}/b/model_card/model_card.html'" in row
+        assert f"href='/modelkeeper/reports/{MODEL}/b/drift.html'" in row
+        assert "Data Docs" not in row  # run b wrote none
+        # a local MLflow store has no UI: no MLflow link rather than a dead one
+        assert "MLflow version" not in row
+        assert "<tr data-version='1'>" in html
+
+    def test_most_drifted_columns(self, client, auth_manager, seeded):
+        html = client.get(
+            f"/modelkeeper/models/{MODEL}", cookies={"_token": token(auth_manager, "viewer")}
+        ).text
+        grid = html.split("<table class='grid'>")[1].split("</table>")[0]
+        assert grid.index("<td>temp</td>") < grid.index("<td>hour</td>")  # 2 drifts before 0
+        assert grid.count("class='cell drifted' data-column='temp'") == 2
+        assert "class='cell unknown' data-column='hour' data-window='2026-03-01'" in grid
+        assert "class='cell stable' data-column='hour' data-window='2026-03-08'" in grid
+
+
+class TestReports:
+    def test_a_report_page_is_served_sandboxed(self, client, auth_manager, seeded, reports):
+        url = f"/modelkeeper/reports/{MODEL}/b/model_card/model_card.html"
+        page = client.get(url, cookies={"_token": token(auth_manager, "viewer")})
+        assert page.status_code == 200, page.text
+        assert page.text == "<h1>card of v2</h1>"
+        assert page.headers["content-type"].startswith("text/html")
+        assert page.headers["content-security-policy"].startswith("sandbox allow-scripts")
+        assert "allow-same-origin" not in page.headers["content-security-policy"]
+
+    @pytest.mark.parametrize(
+        "page",
+        [
+            "../../../landing/flights/x.html",
+            "..%2F..%2F..%2Flanding%2Fflights%2Fx.html",
+            "model_card/../../../../landing/flights/x.html",
+            "%2Fetc%2Fpasswd",
+            ".drift.html.abc.tmp",
+            "raw.parquet",
+            "nothing.html",
+        ],
+    )
+    def test_only_report_files_inside_the_folder(self, client, auth_manager, seeded, reports, page):
+        url = f"/modelkeeper/reports/{MODEL}/b/{page}"
+        answer = client.get(url, cookies={"_token": token(auth_manager, "admin")})
+        assert answer.status_code == 404, answer.text
+        assert "secret" not in answer.text and "tmp" != answer.text
+
+    def test_a_run_that_is_not_a_run_key(self, client, auth_manager, seeded, reports):
+        url = f"/modelkeeper/reports/{MODEL}/..%2F..%2Flanding/flights/x.html"
+        answer = client.get(url, cookies={"_token": token(auth_manager, "admin")})
+        assert answer.status_code == 404 and "secret" not in answer.text
+
+    def test_a_symlink_out_of_the_folder_is_refused(
+        self, client, auth_manager, seeded, reports, storage
+    ):
+        (reports / "link.html").symlink_to(storage.root / "landing" / "flights" / "x.html")
+        url = f"/modelkeeper/reports/{MODEL}/b/link.html"
+        answer = client.get(url, cookies={"_token": token(auth_manager, "admin")})
+        assert answer.status_code == 404 and "points out of the report folder" in answer.text
+
+    def test_a_user_who_may_not_read_the_model_gets_nothing(
+        self, client, auth_manager, seeded, reports
+    ):
+        url = f"/modelkeeper/reports/{MODEL}/b/model_card/model_card.html"
+        answer = client.get(url, cookies={"_token": token(auth_manager, None)})
+        assert answer.status_code == 404 and "card of v2" not in answer.text
+
+
 class TestPlugin:
     def test_entries_validate_as_the_plugins_api_does(self):
         """One invalid entry makes GET /api/v2/plugins drop the whole plugin."""
@@ -193,8 +306,9 @@ class TestPlugin:
 
         from modelkeeper_plugin import ModelkeeperPlugin
 
-        (view,) = ModelkeeperPlugin.external_views
-        assert ExternalViewResponse(**view).url_route == "models"
+        nav, tab = (ExternalViewResponse(**v) for v in ModelkeeperPlugin.external_views)
+        assert (nav.destination, nav.url_route) == ("nav", "models")
+        assert (tab.destination, tab.href) == ("dag", "modelkeeper/dags/{DAG_ID}/health")
         (app,) = ModelkeeperPlugin.fastapi_apps
         assert FastAPIAppResponse(**{**app, "app": str(app["app"])}).url_prefix == "/modelkeeper"
 

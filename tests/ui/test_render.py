@@ -94,7 +94,8 @@ class TestModelPage:
         assert "v2 since 2026-03-01T00:00:00" in html
         assert "roc_auc &lt;0.70&gt; &amp; worse" in html  # the reason, escaped
         assert "<0.70>" not in html
-        assert html.count("<svg") == 2  # metric and drift
+        assert html.count("<svg") == 3  # metric, drift, scored rows (no latency measured)
+        assert len(_points(html, "rows")) == 2
         assert len(_points(html, "realized")) == 2  # one per window that has labels
         assert len(_points(html, "estimated")) == 3  # one per window
         assert len(_points(html, "drift share")) == 2

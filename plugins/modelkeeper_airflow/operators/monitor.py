@@ -34,7 +34,7 @@ class MonitorOperator(ModelkeeperOperator):
         from modelkeeper.drift import DriftError, compute_drift
         from modelkeeper.evaluation import predict, score_model
         from modelkeeper.ingest import Accepted
-        from modelkeeper.retrain import Monitoring
+        from modelkeeper.retrain import Monitoring, age_days
         from modelkeeper.training import features_frame
 
         spec, storage, registry = self.spec, self.storage, self.registry
@@ -73,7 +73,7 @@ class MonitorOperator(ModelkeeperOperator):
                 batch,
                 spec,
                 extra_numeric=["prediction"],
-                html_path=reports / "drift.html",
+                html_path=reports / L.REPORT_DRIFT,
                 json_path=reports / "drift.json",
             )
         except DriftError as exc:
@@ -90,6 +90,7 @@ class MonitorOperator(ModelkeeperOperator):
             drift_summary=None if drift is None else drift.summary,
             champion_metric=champion_metric,
             trained_version=trained,
+            champion_age_days=age_days(champion.tags.get(L.DATA_END), accepted.end),
         )
         registry.log_metrics(
             run_id,
@@ -98,9 +99,9 @@ class MonitorOperator(ModelkeeperOperator):
                 f"champion_batch_{spec.metrics.primary}": champion_metric,
             },
         )
-        registry.log_artifacts(run_id, reports / "drift.html", L.DRIFT_REPORTS)
+        registry.log_artifacts(run_id, reports / L.REPORT_DRIFT, L.DRIFT_REPORTS)
         registry.log_artifacts(run_id, reports / "drift.json", L.DRIFT_REPORTS)
-        if (reports / "drift.html").exists():
+        if (reports / L.REPORT_DRIFT).exists():
             # The logged copy, in the MLflow UI's artifact view (a later issue serves the
             # reports from a plugin page).
             self.push_link(

@@ -154,9 +154,8 @@ class WatchOperator(ModelkeeperOperator):
     """
 
     template_fields: Sequence[str] = ("model", "accepted", "scored")
-    # Its drift report stays in local storage (report_dir), not in any MLflow run, so
-    # there is nothing to point at yet and the link stays hidden; a later issue serves
-    # the reports from a plugin page and pushes that URL here.
+    # Its drift report stays in the run's report folder (no MLflow run holds it): the
+    # link opens it there, served by the UI plugin.
     operator_extra_links = (MlflowRunLink(), DriftReportLink())
 
     def __init__(self, *, accepted: Any, scored: Any, **kwargs: Any) -> None:
@@ -174,6 +173,7 @@ class WatchOperator(ModelkeeperOperator):
         from modelkeeper.drift import DriftError, compute_drift
         from modelkeeper.history import Measurement
         from modelkeeper.ingest import Accepted
+        from modelkeeper_airflow import links
 
         spec, registry, run_id = self.spec, self.registry, context["run_id"]
         scored = scoring.Scored.from_dict(self.scored)
@@ -206,7 +206,7 @@ class WatchOperator(ModelkeeperOperator):
                 current,
                 spec,
                 extra_numeric=extra,
-                html_path=reports / "drift.html",
+                html_path=reports / L.REPORT_DRIFT,
                 json_path=reports / "drift.json",
             )
         except DriftError as exc:
@@ -241,6 +241,12 @@ class WatchOperator(ModelkeeperOperator):
         quality = monitoring.quality(batch, spec)
         rows += [Measurement(spec.name, "quality", k, v, **base) for k, v in quality.items()]
         self.history.record(rows)
+        if (reports / L.REPORT_DRIFT).exists():
+            self.push_link(
+                context,
+                L.LINK_DRIFT_REPORT,
+                lambda: links.report_url(spec.name, run_id, L.REPORT_DRIFT),
+            )
         worst = max(quality.items(), key=lambda kv: kv[1]) if quality else None
         self.log.info(
             "scored batch of %s rows vs v%s's holdout: %s; worst quality %s",

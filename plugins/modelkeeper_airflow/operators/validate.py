@@ -21,10 +21,9 @@ class ValidateOperator(ModelkeeperOperator):
     """
 
     template_fields: Sequence[str] = ("model", "batch")
-    # The Data Docs are built in local storage here; they reach MLflow only when train logs
-    # them into the DAG run's MLflow run, which does not exist yet at this point (monitor
-    # creates it). So validate pushes no URL for now and its link stays hidden; train
-    # links the logged copy. A later issue serves the reports from a plugin page.
+    # The Data Docs are built in the run's report folder here; the link opens them there,
+    # served by the UI plugin (no MLflow run exists yet: monitor creates it; train links
+    # the copy it logs). A rejected batch gets the link too: it shows why.
     operator_extra_links = (MlflowRunLink(), DataDocsLink())
 
     def __init__(self, *, batch: Any, **kwargs: Any) -> None:
@@ -32,12 +31,20 @@ class ValidateOperator(ModelkeeperOperator):
         self.batch = batch
 
     def stage(self, context: Any) -> Accepted:
+        from modelkeeper import lineage as L
         from modelkeeper.errors import DataError
         from modelkeeper.ingest import Batch, accept
+        from modelkeeper_airflow import links
 
         spec, run_id = self.ingest_spec, context["run_id"]
         batch = Batch.from_dict(self.batch)
         result = accept(batch, spec, self.storage, run_id, row_checks_only=self.stream is not None)
+        if result.data_docs:
+            self.push_link(
+                context,
+                L.LINK_DATA_DOCS,
+                lambda: links.report_url(spec.name, run_id, L.REPORT_DATA_DOCS),
+            )
         for warning in result.warnings:
             self.log.warning("validation warning: %s", warning)
         if not result.success:

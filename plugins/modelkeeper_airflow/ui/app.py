@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 from airflow.api_fastapi.app import get_auth_manager
 from airflow.api_fastapi.core_api.security import GetUserDep
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse
 
-from modelkeeper_airflow.ui import health, render
+from modelkeeper_airflow.ui import REPORTS_ROUTE, health, render, reports
 
 if TYPE_CHECKING:
     from modelkeeper.spec import ModelSpec
@@ -34,7 +34,29 @@ def readable_specs(user: Any) -> list[ModelSpec]:
     return [s for s in valid_specs() if health.model_dag_ids(s) & dag_ids]
 
 
-def read_health(specs: list[ModelSpec], *, scoring_runs: bool) -> list[health.ModelHealth]:
+def report_links(spec: ModelSpec, base: str) -> Any:
+    """run_id -> {label: URL} of the report pages that run's folder holds (this app's)."""
+    from modelkeeper import lineage as L
+    from modelkeeper.storage import Storage, run_key
+
+    storage = Storage()
+    pages = {
+        "Data Docs": L.REPORT_DATA_DOCS,
+        "Drift report": L.REPORT_DRIFT,
+        "Model card": L.REPORT_MODEL_CARD,
+    }
+
+    def links(run_id: str | None) -> dict[str, str]:
+        found = reports.existing(storage, spec.name, run_id, pages)
+        prefix = f"{base}{REPORTS_ROUTE}/{spec.name}/{run_key(run_id or '_')}"
+        return {label: f"{prefix}/{page}" for label, page in found.items()}
+
+    return links
+
+
+def read_health(
+    specs: list[ModelSpec], *, scoring_runs: bool, base: str = ""
+) -> list[health.ModelHealth]:
     """The models' health from the registry, audit trail and history (503 if unreachable)."""
     from modelkeeper.audit import AuditLog
     from modelkeeper.errors import UnavailableError
@@ -58,6 +80,7 @@ def read_health(specs: list[ModelSpec], *, scoring_runs: bool) -> list[health.Mo
                 history,
                 scoring_runs=scoring_runs,
                 registry_error=registry_error,
+                report_links=report_links(s, base),
             )
             for s in specs
         ]
@@ -84,7 +107,37 @@ def create_app() -> FastAPI:
         specs = [s for s in readable_specs(user) if s.name == model]
         if not specs:
             raise HTTPException(status_code=404, detail=f"no model {model!r} you may read")
-        (found,) = read_health(specs, scoring_runs=True)
-        return HTMLResponse(render.model_page(found, base=_base(request)))
+        base = _base(request)
+        (found,) = read_health(specs, scoring_runs=True, base=base)
+        return HTMLResponse(render.model_page(found, base=base))
+
+    @app.get("/dags/{dag_id}/health", response_class=HTMLResponse)
+    def dag_health(dag_id: str, request: Request, user: GetUserDep) -> HTMLResponse:
+        """The "Model health" tab, which Airflow 3.3 shows on every DAG: the model page of
+        the model the DAG belongs to, or a short note for any other DAG."""
+        specs = [s for s in readable_specs(user) if dag_id in health.model_dag_ids(s)]
+        base = _base(request)
+        if not specs:
+            return HTMLResponse(render.not_a_model_page(dag_id, base=base), status_code=404)
+        (found,) = read_health(specs, scoring_runs=True, base=base)
+        return HTMLResponse(render.model_page(found, base=base))
+
+    @app.get(REPORTS_ROUTE + "/{model}/{run}/{page:path}")
+    def report(model: str, run: str, page: str, user: GetUserDep) -> FileResponse:
+        """A file of a run's report folder (Data Docs, drift report, model card), for a
+        user who may read the model; sandboxed (see reports.SANDBOX_CSP)."""
+        from modelkeeper.storage import Storage
+
+        if not [s for s in readable_specs(user) if s.name == model]:
+            raise HTTPException(status_code=404, detail=f"no model {model!r} you may read")
+        try:
+            path = reports.report_file(Storage(), model, run, page)
+        except reports.ReportNotFound as exc:
+            raise HTTPException(status_code=404, detail=str(exc)) from exc
+        return FileResponse(
+            path,
+            media_type=reports.media_type(path),
+            headers={"Content-Security-Policy": reports.SANDBOX_CSP},
+        )
 
     return app

@@ -15,6 +15,8 @@ from modelkeeper.lineage import ALIAS_MOVES
 
 REALIZED, ESTIMATED, DRIFT, SCORING = "realized", "estimated", "drift", "scoring"
 DRIFT_SHARE = "drift_share"
+COLUMN = "column:"  # per-column drift rows: metric "column:<name>", detail.drifted
+TOP_COLUMNS = 8  # columns shown in the most-drifted grid
 SCORING_METRICS = ("rows", "failed_rows", "p50_ms_per_1k", "p95_ms_per_1k")
 
 
@@ -47,6 +49,27 @@ class ScoringRun:
 
 
 @dataclass(frozen=True)
+class ColumnDrift:
+    """The most-drifted columns over the drift windows: drifted True/False/None per window."""
+
+    windows: list[str] = field(default_factory=list)
+    columns: list[tuple[str, list[bool | None]]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    """A version the trail knows: where it came from and what became of it, with links
+    (label -> URL: the MLflow version page, and the report pages its run wrote)."""
+
+    version: str
+    run_id: str | None
+    at: str
+    event: str
+    reason: str | None
+    links: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ModelHealth:
     name: str
     owner: str
@@ -60,6 +83,8 @@ class ModelHealth:
     windows: list[Window] = field(default_factory=list)  # oldest first
     drift: list[DriftPoint] = field(default_factory=list)
     scoring: list[ScoringRun] = field(default_factory=list)
+    columns: ColumnDrift = field(default_factory=ColumnDrift)
+    versions: list[VersionRow] = field(default_factory=list)  # newest first
 
     @property
     def latest_drift(self) -> float | None:
@@ -107,6 +132,43 @@ def drift(series: list[dict]) -> list[DriftPoint]:
     ]
 
 
+def column_drift(series: list[dict], top: int = TOP_COLUMNS) -> ColumnDrift:
+    """Per window (oldest first), which columns drifted; the `top` columns that drifted
+    in the most windows (ties by name), each with its flag per window."""
+    flags: dict[str, dict[str, bool | None]] = {}
+    windows: dict[str, None] = {}
+    for r in series:
+        if r["kind"] != DRIFT or not str(r["metric"]).startswith(COLUMN):
+            continue
+        window = r.get("window_start") or r.get("run_id") or "?"
+        windows.setdefault(window)
+        drifted = (r.get("detail") or {}).get("drifted")
+        column = r["metric"].removeprefix(COLUMN)
+        flags.setdefault(column, {})[window] = None if drifted is None else bool(drifted)
+    order = sorted(windows)
+    ranked = sorted(flags, key=lambda c: (-sum(1 for v in flags[c].values() if v), c))
+    return ColumnDrift(order, [(c, [flags[c].get(w) for w in order]) for c in ranked[:top]])
+
+
+def versions(events: list[dict], links: Any = None) -> list[VersionRow]:
+    """One row per version the trail names (as candidate or as the alias's new target),
+    newest event first; `links(version, run_id) -> {label: url}` adds its links."""
+    rows: dict[str, VersionRow] = {}
+    for e in events:  # oldest first: the last event per version wins, its run stays
+        version = e.get("candidate_version") or (
+            e.get("version_after") if e["event"] in ALIAS_MOVES else None
+        )
+        if not version:
+            continue
+        first = rows.get(str(version))
+        run_id = first.run_id if first and first.run_id else e.get("run_id")
+        rows[str(version)] = VersionRow(
+            str(version), run_id, e["at"], e["event"], e.get("reason"),
+            links(str(version), run_id) if links else {},
+        )  # fmt: skip
+    return sorted(rows.values(), key=lambda r: r.at, reverse=True)
+
+
 def scoring(series: list[dict]) -> list[ScoringRun]:
     """The scoring numbers of each run, in the order the runs' windows came."""
     runs: dict[str, dict[str, Any]] = {}
@@ -133,8 +195,10 @@ def model_health(
     series: list[dict],
     *,
     notice: str | None = None,
+    links: Any = None,
 ) -> ModelHealth:
-    """Everything the pages show about one model (`spec` is a modelkeeper ModelSpec)."""
+    """Everything the pages show about one model (`spec` is a modelkeeper ModelSpec;
+    `links(version, run_id)` gives a version's links, see versions)."""
     since, agrees = champion_since(events, champion)
     if notice:  # the champion is unknown, not absent: nothing to compare the trail with
         agrees = True
@@ -151,6 +215,8 @@ def model_health(
         windows=windows(series, spec.metrics.primary),
         drift=drift(series),
         scoring=scoring(series),
+        columns=column_drift(series),
+        versions=versions(events, links),
     )
 
 
@@ -167,12 +233,16 @@ def collect(
     *,
     scoring_runs: bool = True,
     registry_error: str | None = None,
+    report_links: Any = None,
 ) -> ModelHealth:
     """Read one model's health from the core's clients (Registry, AuditLog, History).
 
     Only the series the pages draw are queried (not the per-column drift or quality rows).
     A registry that cannot be asked (`registry` None with `registry_error`, or unreachable
     now) leaves the champion unknown and says why; the trail and the history still show.
+    With `scoring_runs` (the model page), also the scoring runs, the per-column drift and
+    each version's links: `report_links(run_id) -> {label: url}` (the app's, which knows
+    the report folders) plus the version's page in the MLflow UI.
     """
     from modelkeeper.errors import UnavailableError
 
@@ -188,8 +258,28 @@ def collect(
     series = [
         *history.series(spec.name, kind=REALIZED, metric=primary),
         *history.series(spec.name, kind=ESTIMATED, metric=primary),
-        *history.series(spec.name, kind=DRIFT, metric=DRIFT_SHARE),
+        *(
+            history.series(spec.name, kind=DRIFT)  # the share and every column
+            if scoring_runs
+            else history.series(spec.name, kind=DRIFT, metric=DRIFT_SHARE)
+        ),
         *(history.series(spec.name, kind=SCORING) if scoring_runs else []),
     ]
     series.sort(key=lambda r: (r.get("window_start") or "", r.get("id") or 0))
-    return model_health(spec, champion, audit.events(spec.name), series, notice=notice)
+
+    def links(version: str, run_id: str | None) -> dict[str, str]:
+        found = {}
+        if registry is not None and not registry_error:
+            url = registry.version_url(spec.registered_model_name, version)
+            if url:
+                found["MLflow version"] = url
+        return {**found, **(report_links(run_id) if report_links else {})}
+
+    return model_health(
+        spec,
+        champion,
+        audit.events(spec.name),
+        series,
+        notice=notice,
+        links=links if scoring_runs else None,
+    )

@@ -14,7 +14,14 @@ from urllib.parse import quote
 from modelkeeper_airflow.ui.health import ModelHealth
 
 EMPTY = "no measurements yet"
-COLORS = {"realized": "#1f6fb4", "estimated": "#e07b00", "drift share": "#c0392b"}
+COLORS = {
+    "realized": "#1f6fb4",
+    "estimated": "#e07b00",
+    "drift share": "#c0392b",
+    "rows": "#2e7d32",
+    "p95 ms/1k": "#6a1b9a",
+    "p50 ms/1k": "#b07cc6",
+}
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.2rem;color:#222}
@@ -24,6 +31,26 @@ th{background:#f4f6f8}.num{text-align:right;font-variant-numeric:tabular-nums}
 .empty{color:#777;font-style:italic}.warn{color:#b03a2e}
 .event{font-weight:600}.legend span{margin-right:1rem}
 svg{background:#fbfcfd;border:1px solid #e3e6ea}
+.grid td.cell{width:1.1rem;height:1.1rem;padding:0;border:1px solid #fff}
+.cell.drifted{background:#c0392b}.cell.stable{background:#cfe3d3}.cell.unknown{background:#eee}
+.links a{margin-right:.6rem}
+"""
+
+# Inside the Airflow UI the pages sit in a sandboxed iframe with no popups and no top
+# navigation, and MLflow refuses to be framed: a link marked data-external opens in a
+# new tab through an anchor in the (same-origin) parent page instead.
+_SCRIPT = """
+if (window.top !== window) {
+  document.addEventListener('click', function (e) {
+    var a = e.target.closest && e.target.closest('a[data-external]');
+    if (!a) return;
+    try {
+      var top = window.top.document, t = top.createElement('a');
+      t.href = a.href; t.target = '_blank'; t.rel = 'noopener';
+      top.body.appendChild(t); t.click(); t.remove(); e.preventDefault();
+    } catch (err) { /* not same-origin: let the browser try */ }
+  });
+}
 """
 
 
@@ -43,9 +70,15 @@ def _num(value: float | None, digits: int = 3) -> str:
 def _page(title: str, body: str) -> str:
     return (
         "<!doctype html><html><head><meta charset='utf-8'>"
-        f"<title>{escape(title)}</title><style>{_STYLE}</style></head>"
+        f"<title>{escape(title)}</title><style>{_STYLE}</style>"
+        f"<script>{_SCRIPT}</script></head>"
         f"<body>{body}</body></html>"
     )
+
+
+def _axis(value: float) -> str:
+    """An axis label: metrics with three decimals, counts and milliseconds as integers."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3f}"
 
 
 def chart(
@@ -81,8 +114,8 @@ def chart(
     ]
     if not small:
         parts.append(
-            f"<text x='2' y='{pad_t + 8}' font-size='10'>{hi:.3f}</text>"
-            f"<text x='2' y='{height - pad_b}' font-size='10'>{lo:.3f}</text>"
+            f"<text x='2' y='{pad_t + 8}' font-size='10'>{_axis(hi)}</text>"
+            f"<text x='2' y='{height - pad_b}' font-size='10'>{_axis(lo)}</text>"
             f"<text x='{pad_l}' y='{height - 8}' font-size='10'>{escape(labels[0][:10])}</text>"
             f"<text x='{width - pad_r}' y='{height - 8}' font-size='10' text-anchor='end'>"
             f"{escape(labels[-1][:10])}</text>"
@@ -210,6 +243,73 @@ def _scoring(health: ModelHealth) -> str:
     )
 
 
+def _scoring_charts(health: ModelHealth) -> str:
+    runs = health.scoring
+    labels = [s.start or s.run_id for s in runs]
+    volume = chart(labels, {"rows": [s.numbers.get("rows") for s in runs]}, height=160)
+    latency = chart(
+        labels,
+        {k: [s.numbers.get(k.replace(" ms/1k", "_ms_per_1k")) for s in runs]
+         for k in ("p50 ms/1k", "p95 ms/1k")},
+        height=160,
+    )  # fmt: skip
+    return (
+        "<h3>Scored rows per run</h3>" + volume + "<h3>Scoring latency (ms per 1,000 rows)</h3>"
+        + latency
+    )  # fmt: skip
+
+
+def _column_grid(health: ModelHealth) -> str:
+    cols = health.columns
+    if not cols.columns:
+        return f"<p class='empty'>{EMPTY}</p>"
+    head = "".join(
+        f"<th title='{escape(w)}'><small>{escape(w[5:10] or w)}</small></th>" for w in cols.windows
+    )
+    rows = []
+    for column, flags in cols.columns:
+        cells = "".join(
+            f"<td class='cell {'unknown' if f is None else 'drifted' if f else 'stable'}' "
+            f"data-column='{escape(column)}' data-window='{escape(w)}' "
+            f"title='{escape(column)} {escape(w)}: "
+            f"{'not measured' if f is None else 'drifted' if f else 'no drift'}'></td>"
+            for w, f in zip(cols.windows, flags, strict=True)
+        )
+        count = sum(1 for f in flags if f)
+        rows.append(
+            f"<tr><td>{_t(column)}</td>{cells}<td class='num'>{count}/{len(flags)}</td></tr>"
+        )
+    return (
+        "<table class='grid'><tr><th>Column</th>" + head + "<th>Drifted</th></tr>"
+        + "".join(rows) + "</table>"
+        "<p class='legend'><span style='color:#c0392b'>&#9632; drifted</span>"
+        "<span style='color:#8fbf98'>&#9632; no drift</span></p>"
+    )  # fmt: skip
+
+
+def _versions(health: ModelHealth) -> str:
+    if not health.versions:
+        return "<p class='empty'>no versions in the audit trail yet</p>"
+    rows = []
+    for v in health.versions:
+        links = " ".join(
+            f"<a href='{escape(url)}'"
+            + (" data-external='1' target='_blank' rel='noopener'" if "://" in url else "")
+            + f">{escape(label)}</a>"
+            for label, url in v.links.items()
+        )
+        champion = " <strong>(champion)</strong>" if v.version == health.champion else ""
+        rows.append(
+            f"<tr data-version='{escape(v.version)}'><td>v{_t(v.version)}{champion}</td>"
+            f"<td>{_t(v.event)}</td><td>{_t(v.at)}</td><td class='reason'>{_t(v.reason)}</td>"
+            f"<td class='links'>{links or '—'}</td></tr>"
+        )
+    return (
+        "<table><tr><th>Version</th><th>Last event</th><th>At</th><th>Reason</th>"
+        "<th>Links</th></tr>" + "".join(rows) + "</table>"
+    )
+
+
 def model_page(health: ModelHealth, *, base: str) -> str:
     """One model's health: audit timeline, primary metric per window, drift, scoring."""
     d = health.drift
@@ -224,9 +324,23 @@ def model_page(health: ModelHealth, *, base: str) -> str:
         + _metric_chart(health)
         + "<h2>Drift share over time</h2>"
         + drift_chart
+        + "<h2>Most-drifted columns</h2>"
+        + _column_grid(health)
+        + "<h2>Versions</h2>"
+        + _versions(health)
         + "<h2>Audit timeline</h2>"
         + _timeline(health)
-        + "<h2>Scoring runs</h2>"
+        + "<h2>Scoring</h2>"
+        + _scoring_charts(health)
         + _scoring(health)
     )
     return _page(f"{health.name}: model health", body)
+
+
+def not_a_model_page(dag_id: str, *, base: str) -> str:
+    """The "Model health" tab of a DAG that is no model's (or whose model one may not read)."""
+    return _page(
+        "Model health",
+        f"<h1>Model health</h1><p class='empty'>DAG {_t(dag_id)} belongs to no model you may "
+        f"read.</p><p><a href='{escape(base)}/models'>All models</a></p>",
+    )
