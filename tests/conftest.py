@@ -113,6 +113,49 @@ def mlflow_store(tmp_path, monkeypatch, _mlflow_template):
     return Registry(uri, artifact_location=str(tmp_path / "mlartifacts"))
 
 
+S3_BUCKET = "modelkeeper-test"
+
+
+@pytest.fixture(scope="session")
+def s3_env():
+    """An S3 endpoint for the session: moto's server mode on loopback (no S3 or MinIO can
+    run on these machines; moto answers the same HTTP API, so s3fs and boto3 talk to it as
+    to S3), with a bucket. Yields {"endpoint", "bucket", "env"}; `env` is what a worker
+    would have, for a test to set (monkeypatch) so other tests never see it."""
+    from moto.server import ThreadedMotoServer
+
+    from modelkeeper import objstore
+
+    port = next(p for p in range(5900 + os.getpid() % 50, 6000) if _port_free(p))
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    env = {
+        "MODELKEEPER_S3_ENDPOINT_URL": endpoint,
+        "MLFLOW_S3_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",  # moto takes any key
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            for k, v in env.items():
+                mp.setenv(k, v)
+            objstore.location(f"s3://{S3_BUCKET}").fs.mkdir(S3_BUCKET)
+        yield {"endpoint": endpoint, "bucket": S3_BUCKET, "env": env}
+    finally:
+        server.stop()
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

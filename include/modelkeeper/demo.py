@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
+    from modelkeeper.objstore import Location
     from modelkeeper.storage import Storage
 
 YEAR_START = pd.Timestamp("2013-01-01")
@@ -127,7 +128,7 @@ def landed_weeks(storage: Storage, subdir: str = LANDING_SUBDIR) -> list[int]:
     return sorted(int(m.group(1)) for m in found if m)
 
 
-def land_next_weeks(storage: Storage, n: int = 1) -> list[Path]:
+def land_next_weeks(storage: Storage, n: int = 1) -> list[Location]:
     """Drop the next `n` weeks into landing/flights/week_NN.parquet; return the paths written.
 
     "Next" is after the latest week already landed, so the feed only moves forward and
@@ -174,7 +175,7 @@ def drifted_frame(df: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     return out
 
 
-def land_next_features_and_labels(storage: Storage) -> dict[str, list[Path]]:
+def land_next_features_and_labels(storage: Storage) -> dict[str, list[Location]]:
     """One step of production replayed: the next week's flights land for scoring without
     their label, and the labelled flights of the week scored before land after a week's
     delay (where retraining reads, so it only ever sees rows whose label has come).
@@ -186,7 +187,7 @@ def land_next_features_and_labels(storage: Storage) -> dict[str, list[Path]]:
     featured = landed_weeks(storage, FEATURES_SUBDIR)
     start = (featured or labelled or [-1])[-1] + 1
     flights = _flights()
-    out: dict[str, list[Path]] = {"features": [], "labels": []}
+    out: dict[str, list[Location]] = {"features": [], "labels": []}
     if start < N_WEEKS:
         frame = week_frame(flights, start).drop(columns=["delayed"])
         path = storage.landing_dir() / FEATURES_SUBDIR / f"week_{start:02d}.parquet"

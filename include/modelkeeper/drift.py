@@ -26,6 +26,7 @@ from modelkeeper.storage import atomic_write
 if TYPE_CHECKING:
     import pandas as pd
 
+    from modelkeeper.objstore import Location
     from modelkeeper.spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -77,8 +78,8 @@ def compute_drift(
     spec: ModelSpec,
     *,
     extra_numeric: Sequence[str] = (),
-    html_path: Path | None = None,
-    json_path: Path | None = None,
+    html_path: Path | Location | None = None,
+    json_path: Path | Location | None = None,
     seed: int = 0,
 ) -> DriftOutcome:
     """Run Evidently's DataDriftPreset on the spec's feature columns (plus ``extra_numeric``).
@@ -165,11 +166,11 @@ def compute_drift(
     log.info("Drift: %s", outcome.summary)
 
     if html_path is not None:
-        atomic_write(Path(html_path), lambda tmp: snapshot.save_html(str(tmp)))
+        atomic_write(html_path, lambda tmp: snapshot.save_html(str(tmp)))
         log.info("Evidently HTML report written to %s", html_path)
     if json_path is not None:
         text = json.dumps(outcome.to_dict(), indent=2, sort_keys=True)
-        atomic_write(Path(json_path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        atomic_write(json_path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
         log.info("Drift JSON summary written to %s", json_path)
     return outcome
 

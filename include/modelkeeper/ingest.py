@@ -33,7 +33,6 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
@@ -54,6 +53,7 @@ from modelkeeper.spec import FileSource, SqlSource
 from modelkeeper.storage import run_key
 
 if TYPE_CHECKING:
+    from modelkeeper.objstore import Location
     from modelkeeper.spec import ModelSpec
     from modelkeeper.storage import Storage
     from modelkeeper.validation_report import ValidationOutcome
@@ -230,7 +230,7 @@ def collect(
 
 
 def _new_files(
-    spec: ModelSpec, storage: Storage, run_id: str, manifest: Manifest, folder: Path
+    spec: ModelSpec, storage: Storage, run_id: str, manifest: Manifest, folder: Location
 ) -> tuple[list[BatchFile], list[str], str | None]:
     source = spec.source
     assert isinstance(source, FileSource)
@@ -253,16 +253,19 @@ def _new_files(
 
 
 def _snapshot_file(
-    spec: ModelSpec, storage: Storage, run_id: str, fid: FileId, snapshot: Path, relanded: bool
+    spec: ModelSpec, storage: Storage, run_id: str, fid: FileId, snapshot: Location, relanded: bool
 ) -> BatchFile:
     source = spec.source
     assert isinstance(source, FileSource)
     try:
         df = read_file(fid, source.format)
     except SourceError as exc:
-        quarantine = storage.quarantine_dir(spec.name, run_id) / Path(fid.path).name
-        if not fid.path.startswith(("s3://", "gs://", "memory://")) and Path(fid.path).is_file():
-            storage.copy_into(Path(fid.path), quarantine / Path(fid.path).name)  # a copy
+        name = fid.path.rstrip("/").rsplit("/", 1)[-1]
+        quarantine = storage.quarantine_dir(spec.name, run_id) / name
+        try:
+            storage.copy_into(fid.path, quarantine / name)  # a copy, local or object store
+        except FileNotFoundError:  # gone since it was listed: the reason says enough
+            pass
         storage.write_text(f"{exc}\n", quarantine / "REASON.txt")
         return BatchFile(
             fid.path, fid.key, None, error=str(exc), quarantine=str(quarantine), relanded=relanded
@@ -276,7 +279,7 @@ def _snapshot(
     df: pd.DataFrame,
     source: str,
     key: str,
-    path: Path,
+    path: Location,
     relanded: bool = False,
 ) -> BatchFile:
     ts_col = spec.data_schema.timestamp_column
@@ -296,7 +299,7 @@ def _new_sql_rows(
     spec: ModelSpec,
     storage: Storage,
     manifest: Manifest,
-    folder: Path,
+    folder: Location,
     read_sql: Callable[[str], pd.DataFrame],
 ) -> tuple[list[BatchFile], str | None]:
     source = spec.source
@@ -328,7 +331,7 @@ def _anti_join(df: pd.DataFrame, known: pd.DataFrame, key: list[str]) -> pd.Data
     return df[~as_text(df).isin(seen)].reset_index(drop=True)
 
 
-def _write_snapshot(storage: Storage, df: pd.DataFrame, path: Path) -> None:
+def _write_snapshot(storage: Storage, df: pd.DataFrame, path: Location) -> None:
     try:
         storage.write_parquet(df, path)
     except (pa.ArrowTypeError, pa.ArrowInvalid):
@@ -406,7 +409,7 @@ def accept(
                 f.source, f.key, "quarantined", 0, f"{f.name} has no rows"
             )
         else:
-            frames[f.key] = pd.read_parquet(f.snapshot)
+            frames[f.key] = storage.read_parquet(f.snapshot)
 
     by_key = {f.key: f for f in batch.files}
     failures: list[dict] = []
@@ -462,7 +465,7 @@ def accept(
     ts_col = spec.data_schema.timestamp_column
     start = end = None
     if candidates:
-        path = str(storage.write_parquet(combined, Path(batch.folder) / ACCEPTED_SNAPSHOT))
+        path = str(storage.write_parquet(combined, storage.at(batch.folder) / ACCEPTED_SNAPSHOT))
         start, end = combined[ts_col].min().isoformat(), combined[ts_col].max().isoformat()
     report = storage.write_json(
         {
@@ -581,7 +584,7 @@ def _quarantine(
         if k in frames:
             storage.write_parquet(frames[k], folder / "batch.parquet")
         elif by_key[k].snapshot:
-            storage.copy_into(Path(by_key[k].snapshot), folder / "batch.parquet")
+            storage.copy_into(by_key[k].snapshot, folder / "batch.parquet")
         verdict = verdicts.get(k) or batch_verdict
         report = (
             verdict.to_dict() if verdict is not None else {"success": False, "reason": o.reason}
@@ -610,7 +613,7 @@ def _write_pool(spec: ModelSpec, storage: Storage, run_id: str, df: pd.DataFrame
         )
         out.append(
             {
-                "path": str(path.relative_to(storage.root)),
+                "path": path.relative_to(storage.root).as_posix(),
                 "date": day,
                 "rows": len(part),
                 "start": part[ts_col].min().isoformat(),
@@ -642,7 +645,7 @@ def load_pool(
     ]
     if not parts:
         return pd.DataFrame(columns=columns or [])
-    frames = [pd.read_parquet(storage.root / p["path"], columns=columns) for p in parts]
+    frames = [storage.read_parquet(storage.root / p["path"], columns=columns) for p in parts]
     df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     df[ts_col] = pd.to_datetime(df[ts_col])
     if since is not None:

@@ -175,11 +175,13 @@ class Registry:
         exp = self.client.get_experiment_by_name(name)
         if exp is not None:
             return exp.experiment_id
-        location = (
-            Path(self.artifact_location, name).resolve().as_uri()
-            if self.artifact_location
-            else None
-        )
+        location = None
+        if self.artifact_location and "://" in self.artifact_location:
+            # An object store (s3://bucket/prefix, the storage root's store): MLflow's S3
+            # client finds the endpoint in MLFLOW_S3_ENDPOINT_URL, credentials in boto3's chain.
+            location = f"{self.artifact_location.rstrip('/')}/{name}"
+        elif self.artifact_location:
+            location = Path(self.artifact_location, name).resolve().as_uri()
         try:
             return self.client.create_experiment(name, artifact_location=location)
         except Exception:  # created concurrently by another task: read it back
@@ -245,12 +247,16 @@ class Registry:
             if value is not None:
                 self.client.log_metric(run_id, f"{prefix}{key}", float(value))
 
-    def log_artifacts(self, run_id: str, path: str | Path, artifact_path: str) -> None:
-        path = Path(path)
-        if path.is_dir():
-            self.client.log_artifacts(run_id, str(path), artifact_path)
-        elif path.exists():
-            self.client.log_artifact(run_id, str(path), artifact_path)
+    def log_artifacts(self, run_id: str, path: str | os.PathLike[str], artifact_path: str) -> None:
+        """Log a file or folder (local, or on the object-store storage root: MLflow's client
+        wants a local file, so a remote one is read through a temporary local copy)."""
+        from modelkeeper.objstore import local_copy
+
+        with local_copy(path) as local:
+            if local.is_dir():
+                self.client.log_artifacts(run_id, str(local), artifact_path)
+            elif local.exists():
+                self.client.log_artifact(run_id, str(local), artifact_path)
 
     def download(self, run_id: str, artifact_path: str, dst: str | Path) -> Path:
         mlflow = self._fluent()

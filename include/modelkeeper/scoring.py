@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,6 +23,7 @@ from modelkeeper.handoff import Handoff
 from modelkeeper.storage import run_key
 
 if TYPE_CHECKING:
+    from modelkeeper.objstore import Location
     from modelkeeper.spec import ModelSpec
     from modelkeeper.storage import Storage
 
@@ -102,7 +102,7 @@ def predictions_frame(
     return out
 
 
-def log_dir(storage: Storage, model: str) -> Path:
+def log_dir(storage: Storage, model: str) -> Location:
     return storage.root / "prediction_log" / model
 
 
@@ -127,7 +127,7 @@ def read_log(
     ]
     if not files:
         return pd.DataFrame()
-    df = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    df = pd.concat([storage.read_parquet(f) for f in files], ignore_index=True)
     ts = spec.data_schema.timestamp_column
     df[ts] = pd.to_datetime(df[ts])
     if since is not None:
@@ -178,19 +178,11 @@ def write_files_destination(
     spec: ModelSpec, storage: Storage, run_id: str, predictions: pd.DataFrame
 ) -> str:
     """Predictions to a files destination (a folder under the storage root, absolute, or
-    a URI), one Parquet file per run: a rerun replaces it."""
+    a URI), one Parquet file per run, written whole (one PUT): a rerun replaces it."""
     assert spec.scoring is not None
     folder = spec.scoring.destination.path
     name = f"{run_key(run_id)}.parquet"
-    if "://" in folder:
-        import fsspec
-
-        target = f"{folder.rstrip('/')}/{name}"
-        with fsspec.open(target, "wb") as fh:
-            predictions.to_parquet(fh, index=False)
-        return target
-    base = Path(folder) if Path(folder).is_absolute() else storage.root / folder
-    return str(storage.write_parquet(predictions, base / name))
+    return str(storage.write_parquet(predictions, storage.at(folder.rstrip("/")) / name))
 
 
 def latency(timings: list[float]) -> tuple[float | None, float | None]:

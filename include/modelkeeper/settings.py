@@ -21,7 +21,7 @@ DEFAULT_SPEC_DIR = Path(__file__).resolve().parent.parent / "models"
 
 @dataclass(frozen=True)
 class Settings:
-    storage_root: Path
+    storage_root: Path | str  # a local folder, or an object-store URI (s3://bucket/prefix)
     spec_dir: Path
     retry_delay_seconds: float
     mlflow_uri: str  # what bootstrap registers as the `mlflow_default` Connection
@@ -42,8 +42,10 @@ class Settings:
                 f"MODELKEEPER_RETRY_DELAY_SECONDS must be a positive number, got {raw_delay!r}"
             )
         audit_db = env.get("MODELKEEPER_AUDIT_DB")
+        storage = env.get("MODELKEEPER_STORAGE") or ""
+        storage_root = storage.rstrip("/") if "://" in storage else Path(storage or DEFAULT_STORAGE)
         return cls(
-            storage_root=Path(env.get("MODELKEEPER_STORAGE") or DEFAULT_STORAGE),
+            storage_root=storage_root,
             spec_dir=Path(env.get("MODELKEEPER_SPEC_DIR") or DEFAULT_SPEC_DIR),
             retry_delay_seconds=delay,
             mlflow_uri=env.get("MODELKEEPER_MLFLOW_URI", "http://127.0.0.1:5000"),

@@ -55,8 +55,8 @@ class FileId:
 # -- files ---------------------------------------------------------------------------------
 
 
-def _is_uri(pattern: str) -> bool:
-    return "://" in pattern
+def _is_uri(pattern: str | os.PathLike[str]) -> bool:
+    return "://" in str(pattern)
 
 
 def _iso(value: object) -> str | None:
@@ -69,12 +69,15 @@ def _iso(value: object) -> str | None:
     return str(value)
 
 
-def list_files(pattern: str, *, base: Path) -> list[FileId]:
+def list_files(pattern: str, *, base: str | os.PathLike[str]) -> list[FileId]:
     """The files matching `pattern`, in name order, with their identities.
 
-    `pattern` is a glob: relative (to `base`), absolute, or a URI (s3://, gs://, file://,
-    memory://, ...) listed through fsspec. Listing reads metadata only, never contents.
+    `pattern` is a glob: relative (to `base`, a folder or an object-store URI), absolute,
+    or a URI (s3://, gs://, file://, memory://, ...) listed through fsspec
+    (modelkeeper.objstore). Listing reads metadata only, never contents.
     """
+    if not _is_uri(pattern) and _is_uri(base):  # relative to an object-store root
+        pattern = f"{str(base).rstrip('/')}/{pattern}"
     if not _is_uri(pattern):
         full = pattern if os.path.isabs(pattern) else str(Path(base) / pattern)
         out = []
@@ -83,20 +86,13 @@ def list_files(pattern: str, *, base: Path) -> list[FileId]:
                 st = os.stat(p)
                 out.append(FileId(os.path.abspath(p), st.st_size, _iso(st.st_mtime_ns / 1e9)))
         return out
-    import fsspec  # an Airflow dependency; only URIs need it
+    from modelkeeper.objstore import glob_info  # only URIs need fsspec
 
-    fs, path = fsspec.core.url_to_fs(pattern)
     out = []
-    for p, info in sorted(fs.glob(path, detail=True).items()):
-        if info.get("type") != "file":
-            continue
+    for uri, info in glob_info(pattern):
         mtime = info.get("mtime") or info.get("LastModified") or info.get("created")
         etag = info.get("ETag") or info.get("etag") or info.get("md5Hash")
-        out.append(
-            FileId(
-                fs.unstrip_protocol(p), int(info.get("size") or 0), _iso(mtime), etag and str(etag)
-            )
-        )
+        out.append(FileId(uri, int(info.get("size") or 0), _iso(mtime), etag and str(etag)))
     return out
 
 
@@ -107,10 +103,9 @@ def read_file(file: FileId | str, fmt: Literal["parquet", "csv"]) -> pd.DataFram
         raise ValueError(f"unsupported file format {fmt!r} (parquet or csv)")
     path = file.path if isinstance(file, FileId) else file
     if _is_uri(path):
-        import fsspec
+        from modelkeeper.objstore import read_bytes
 
-        with fsspec.open(path, "rb") as fh:
-            data = fh.read()
+        data = read_bytes(path)
     else:
         data = Path(path).read_bytes()
     # The bytes are in memory now, so every failure below is about the content.

@@ -1,6 +1,7 @@
 """Where a model's data and reports live, keyed by (model, run) so a rerun replaces.
 
-Layout under the storage root (a local folder; `MODELKEEPER_STORAGE` overrides, see settings):
+Layout under the storage root (a local folder by default, or an object-store URI such as
+`s3://bucket/prefix`; `MODELKEEPER_STORAGE` sets it, see settings):
 
     landing/                          where sources drop files (the demo feed writes here)
     snapshots/<model>/<run>/          the new files one run collected, and what it accepted
@@ -8,9 +9,18 @@ Layout under the storage root (a local folder; `MODELKEEPER_STORAGE` overrides, 
     accepted/<model>/date=D/<run>.parquet   rows that passed validation: the training pool
     quarantine/<model>/<run>/         rejected files with their validation report
     reports/<model>/<run>/            GX result + Data Docs, Evidently HTML + JSON
+    prediction_log/<model>/date=D/<run>.parquet   what the champion predicted (scoring.py)
 
-Every write goes to a temporary name and is renamed when complete, so a killed task
-never leaves half a file behind under the final name.
+Every location is a `modelkeeper.objstore.Location`: a `pathlib.Path` under a local root,
+a URI-backed path under an object-store root. What crosses task boundaries is `str()` of
+it: the local path as before, or the full URI, never a host path for remote storage.
+
+Atomic writes: locally every write goes to a temporary name and is renamed when
+complete; on an object store the finished file is uploaded in one PUT (S3 has no
+rename, but a PUT is all or nothing). Either way a killed task never leaves half a file
+behind under the final name. Outputs made of several objects are trusted only once the
+object that commits them exists: a run's manifest record (the pool partitions it lists),
+a snapshot's batch.json, Data Docs' index.html.
 """
 
 from __future__ import annotations
@@ -18,36 +28,18 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from modelkeeper import objstore
 from modelkeeper.jsonsafe import jsonable
+from modelkeeper.objstore import Location, atomic_write  # noqa: F401 - re-exported
 from modelkeeper.settings import settings
 
 if TYPE_CHECKING:
     import pandas as pd
 
-
-def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
-    """Call `write(tmp)` on a temporary file beside `path`, then rename it into place.
-
-    A killed writer leaves at most a hidden temporary file, never half a file under the
-    final name. The only writer in the core: everything that lands on disk goes through it.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+PathLike = str | os.PathLike[str]
 
 
 def run_key(run_id: str) -> str:
@@ -59,41 +51,60 @@ def run_key(run_id: str) -> str:
 
 
 class Storage:
-    def __init__(self, root: str | Path | None = None) -> None:
-        self.root = Path(root or settings().storage_root).resolve()
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        loc = objstore.location(str(root or settings().storage_root).rstrip("/") or "/")
+        self.root: Location = loc.resolve() if isinstance(loc, Path) else loc
+
+    @property
+    def remote(self) -> bool:
+        """True when the root is an object-store URI (no host paths to hand around)."""
+        return objstore.is_remote(self.root)
 
     # -- locations -----------------------------------------------------------------
-    def landing_dir(self) -> Path:
+    def at(self, where: PathLike) -> Location:
+        """A location from a string some stage handed over (a path or URI); a relative
+        one is taken under the root."""
+        if objstore.is_uri(where) or Path(where).is_absolute():
+            return objstore.location(where)
+        return self.root / str(where)
+
+    def landing_dir(self) -> Location:
         return self.root / "landing"
 
-    def snapshot_dir(self, model: str, run_id: str) -> Path:
+    def snapshot_dir(self, model: str, run_id: str) -> Location:
         return self.root / "snapshots" / model / run_key(run_id)
 
-    def accepted_dir(self, model: str) -> Path:
+    def accepted_dir(self, model: str) -> Location:
         return self.root / "accepted" / model
 
-    def quarantine_dir(self, model: str, run_id: str) -> Path:
+    def quarantine_dir(self, model: str, run_id: str) -> Location:
         return self.root / "quarantine" / model / run_key(run_id)
 
-    def report_dir(self, model: str, run_id: str) -> Path:
+    def report_dir(self, model: str, run_id: str) -> Location:
         return self.root / "reports" / model / run_key(run_id)
 
     # -- atomic writes ---------------------------------------------------------------
-    def write_parquet(self, df: pd.DataFrame, path: Path) -> Path:
+    def write_parquet(self, df: pd.DataFrame, path: PathLike) -> Location:
         return atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
 
-    def write_json(self, data: Any, path: Path) -> Path:
+    def write_json(self, data: Any, path: PathLike) -> Location:
         return self.write_text(json.dumps(jsonable(data), indent=2, sort_keys=True), path)
 
-    def write_text(self, text: str, path: Path) -> Path:
+    def write_text(self, text: str, path: PathLike) -> Location:
         return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
-    def copy_into(self, src: Path, path: Path) -> Path:
-        return atomic_write(path, lambda tmp: shutil.copyfile(src, tmp))
+    def copy_into(self, src: PathLike, path: PathLike) -> Location:
+        return objstore.copy(src, path)
 
+    # -- reads -------------------------------------------------------------------------
     @staticmethod
-    def read_json(path: Path, default: Any = None) -> Any:
+    def read_json(path: PathLike, default: Any = None) -> Any:
         try:
-            return json.loads(Path(path).read_text(encoding="utf-8"))
+            return json.loads(objstore.read_text(path))
         except FileNotFoundError:
             return default
+
+    @staticmethod
+    def read_parquet(path: PathLike, columns: list[str] | None = None) -> pd.DataFrame:
+        """A Parquet file a stage wrote, by the path or URI it handed over."""
+        return objstore.read_parquet(path, columns=columns)

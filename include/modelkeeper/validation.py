@@ -48,6 +48,8 @@ __all__ = ["Checks", "ValidationOutcome", "validate_frame"]
 if TYPE_CHECKING:
     import pandas as pd
 
+    from modelkeeper.objstore import Location
+
 log = logging.getLogger(__name__)
 
 # dtype families as names GX's ExpectColumnValuesToBeInTypeList resolves on pandas: numpy
@@ -84,7 +86,7 @@ def validate_frame(
     df: pd.DataFrame,
     spec: ModelSpec,
     *,
-    docs_dir: Path | None = None,
+    docs_dir: Path | Location | None = None,
     checks: Checks = "all",
 ) -> ValidationOutcome:
     """Validate ``df`` against ``spec``'s data schema; never raises on bad data.
@@ -327,7 +329,7 @@ def _copy_on_write() -> Iterator[None]:
 
 
 def _run_gx(
-    frame: pd.DataFrame, spec: ModelSpec, docs_dir: Path | None, checks: Checks
+    frame: pd.DataFrame, spec: ModelSpec, docs_dir: Path | Location | None, checks: Checks
 ) -> tuple[Any, dict[str, int], str | None]:
     """Run the suite on ``frame`` in an ephemeral context; build Data Docs if asked.
 
@@ -374,7 +376,11 @@ def _run_gx(
     docs_warning = None
     if docs_dir is not None:
         try:
-            _build_docs(context, Path(docs_dir))
+            from modelkeeper.objstore import staged_dir
+
+            # An object-store root: built in a local folder, uploaded with index.html last.
+            with staged_dir(docs_dir, last="index.html") as local:
+                _build_docs(context, local)
         except Exception as exc:  # docs are a by-product: keep the verdict, report why
             log.warning("Data Docs not built in %s", docs_dir, exc_info=True)
             docs_warning = f"data docs not built in {docs_dir}: {type(exc).__name__}: {exc}"

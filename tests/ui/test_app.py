@@ -301,6 +301,40 @@ class TestReports:
         assert answer.status_code == 404 and "card of v2" not in answer.text
 
 
+class TestReportsOnObjectStorage:
+    """The storage root is an s3:// URI (moto's server stands in for S3, tests/conftest.py):
+    the api-server reads the report pages from the bucket, behind the same checks."""
+
+    @pytest.fixture
+    def s3_reports(self, s3_env, monkeypatch):
+        import uuid
+
+        from modelkeeper.storage import Storage
+
+        for k, v in s3_env["env"].items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.setenv("MODELKEEPER_STORAGE", f"s3://{s3_env['bucket']}/{uuid.uuid4().hex[:8]}")
+        storage = Storage()
+        folder = storage.report_dir(MODEL, "b")
+        storage.write_text("<h1>card on s3</h1>", folder / "model_card" / "model_card.html")
+        return storage
+
+    def test_served_from_the_bucket(self, client, auth_manager, seeded, s3_reports):
+        cookies = {"_token": token(auth_manager, "viewer")}
+        url = f"/modelkeeper/reports/{MODEL}/b/model_card/model_card.html"
+        page = client.get(url, cookies=cookies)
+        assert page.status_code == 200, page.text
+        assert page.text == "<h1>card on s3</h1>"
+        assert page.headers["content-security-policy"].startswith("sandbox")
+        html = client.get(f"/modelkeeper/models/{MODEL}", cookies=cookies).text
+        assert f"href='{url}'" in html  # the version row links it
+        for bad in ("../../x.html", "model_card/../../../x.html", "nothing.html"):
+            assert (
+                client.get(f"/modelkeeper/reports/{MODEL}/b/{bad}", cookies=cookies).status_code
+                == 404
+            )
+
+
 class TestPlugin:
     def test_entries_validate_as_the_plugins_api_does(self):
         """One invalid entry makes GET /api/v2/plugins drop the whole plugin."""

@@ -16,7 +16,8 @@ class MlflowHook(BaseHook):
     The connection's host is the tracking URI (``http://127.0.0.1:5000`` for a server,
     ``sqlite:///...`` for a local store); a port, when set, is appended to an http host.
     Extra ``{"artifact_location": "/abs/folder"}`` pins where a local store keeps
-    artifacts (a server decides that itself).
+    artifacts (a server decides that itself); ``"s3://bucket/prefix"`` puts them on an
+    object store (MLflow reads the endpoint from ``MLFLOW_S3_ENDPOINT_URL``).
     """
 
     conn_name_attr = "mlflow_conn_id"

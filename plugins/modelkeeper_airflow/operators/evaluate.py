@@ -29,7 +29,6 @@ class EvaluateOperator(ModelkeeperOperator):
         self.monitoring = monitoring
 
     def stage(self, context: Any) -> Evaluated:
-        import pandas as pd
 
         from modelkeeper import lineage as L
         from modelkeeper.evaluation import score_model
@@ -39,7 +38,7 @@ class EvaluateOperator(ModelkeeperOperator):
         spec, registry = self.spec, self.registry
         trained = Trained.from_dict(self.trained)
         self.link_mlflow_run(context, trained.mlflow_run_id)
-        holdout = pd.read_parquet(trained.holdout_path)
+        holdout = self.storage.read_parquet(trained.holdout_path)
         name = spec.registered_model_name
         version = registry.get_version(name, trained.version)
         cand_model = registry.load_model(version.uri)

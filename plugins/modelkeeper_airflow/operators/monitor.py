@@ -39,7 +39,7 @@ class MonitorOperator(ModelkeeperOperator):
 
         spec, storage, registry = self.spec, self.storage, self.registry
         accepted = Accepted.from_dict(self.accepted)
-        batch = pd.read_parquet(accepted.path) if accepted.path else pd.DataFrame()
+        batch = self.storage.read_parquet(accepted.path) if accepted.path else pd.DataFrame()
         champion = registry.alias(spec.registered_model_name)
         run_id = self.mlflow_run(context)
         self._close_orphaned_runs(context, keep=run_id)

@@ -50,7 +50,6 @@ class ScoreOperator(ModelkeeperOperator):
         self.accepted = accepted
 
     def stage(self, context: Any) -> Scored:
-        import pandas as pd
         from airflow.sdk.exceptions import AirflowSkipException
 
         from modelkeeper import scoring
@@ -61,7 +60,7 @@ class ScoreOperator(ModelkeeperOperator):
         accepted = Accepted.from_dict(self.accepted)
         if not accepted.path:
             raise AirflowSkipException("nothing accepted to score")
-        batch = pd.read_parquet(accepted.path)
+        batch = self.storage.read_parquet(accepted.path)
         name = spec.registered_model_name
         model, version = registry.load_champion_pyfunc(name)
         if model is None:
@@ -179,8 +178,8 @@ class WatchOperator(ModelkeeperOperator):
         spec, registry, run_id = self.spec, self.registry, context["run_id"]
         scored = scoring.Scored.from_dict(self.scored)
         accepted = Accepted.from_dict(self.accepted)
-        batch = pd.read_parquet(accepted.path)
-        predictions = pd.read_parquet(scored.path) if scored.path else pd.DataFrame()
+        batch = self.storage.read_parquet(accepted.path)
+        predictions = self.storage.read_parquet(scored.path) if scored.path else pd.DataFrame()
         version = registry.get_version(spec.registered_model_name, scored.version)
         current = batch.copy()
         key = list(spec.scoring.key)

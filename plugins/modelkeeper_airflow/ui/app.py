@@ -11,12 +11,13 @@ Imported only by ui.lazy, on the api-server's first request to the app.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.api_fastapi.app import get_auth_manager
 from airflow.api_fastapi.core_api.security import GetUserDep
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from modelkeeper_airflow.ui import REPORTS_ROUTE, health, render, reports
 
@@ -123,7 +124,7 @@ def create_app() -> FastAPI:
         return HTMLResponse(render.model_page(found, base=base))
 
     @app.get(REPORTS_ROUTE + "/{model}/{run}/{page:path}")
-    def report(model: str, run: str, page: str, user: GetUserDep) -> FileResponse:
+    def report(model: str, run: str, page: str, user: GetUserDep) -> Response:
         """A file of a run's report folder (Data Docs, drift report, model card), for a
         user who may read the model; sandboxed (see reports.SANDBOX_CSP)."""
         from modelkeeper.storage import Storage
@@ -134,10 +135,12 @@ def create_app() -> FastAPI:
             path = reports.report_file(Storage(), model, run, page)
         except reports.ReportNotFound as exc:
             raise HTTPException(status_code=404, detail=str(exc)) from exc
-        return FileResponse(
-            path,
-            media_type=reports.media_type(path),
-            headers={"Content-Security-Policy": reports.SANDBOX_CSP},
-        )
+        headers = {"Content-Security-Policy": reports.SANDBOX_CSP}
+        kind = reports.media_type(path)
+        if isinstance(path, Path):
+            return FileResponse(path, media_type=kind, headers=headers)
+        from modelkeeper.objstore import read_bytes
+
+        return Response(read_bytes(path), media_type=kind, headers=headers)
 
     return app

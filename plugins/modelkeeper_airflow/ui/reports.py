@@ -12,6 +12,7 @@ from __future__ import annotations
 import mimetypes
 from pathlib import Path, PurePosixPath
 
+from modelkeeper.objstore import Location
 from modelkeeper.storage import Storage, run_key
 
 SERVED_SUFFIXES = frozenset({".html", ".json", ".md", ".css", ".js", ".png", ".svg"})
@@ -26,8 +27,9 @@ class ReportNotFound(LookupError):
     """No such report file to serve; the message says which part was wrong."""
 
 
-def report_file(storage: Storage, model: str, run: str, page: str) -> Path:
-    """The file `page` (a relative POSIX path) of `run`'s report folder for `model`."""
+def report_file(storage: Storage, model: str, run: str, page: str) -> Location:
+    """The file `page` (a relative POSIX path) of `run`'s report folder for `model`: a
+    local Path, or an object-store location when the storage root is a URI."""
     if run_key(run) != run:
         raise ReportNotFound(f"{run!r} is not a run key")
     parts = PurePosixPath(page).parts
@@ -37,16 +39,20 @@ def report_file(storage: Storage, model: str, run: str, page: str) -> Path:
         raise ReportNotFound(f"{page!r}: no '..', '.' or hidden parts")
     if PurePosixPath(page).suffix.lower() not in SERVED_SUFFIXES:
         raise ReportNotFound(f"{page!r}: only report pages and their assets are served")
-    folder = storage.report_dir(model, run).resolve()
-    path = (folder / Path(*parts)).resolve()
-    if not path.is_relative_to(folder):  # a symlink out of the folder
-        raise ReportNotFound(f"{page!r} points out of the report folder")
+    folder = storage.report_dir(model, run)
+    if storage.remote:  # an object store: keys, no links; the parts are checked above
+        path = folder.joinpath(*parts)
+    else:
+        folder = folder.resolve()
+        path = (folder / Path(*parts)).resolve()
+        if not path.is_relative_to(folder):  # a symlink out of the folder
+            raise ReportNotFound(f"{page!r} points out of the report folder")
     if not path.is_file():
         raise ReportNotFound(f"no {page} in the reports of run {run}")
     return path
 
 
-def media_type(path: Path) -> str:
+def media_type(path: Location) -> str:
     kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     if path.suffix == ".md":
         kind = "text/markdown"
