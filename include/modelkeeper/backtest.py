@@ -357,7 +357,7 @@ def _register(run: PolicyRun, replay: Replay, m: _Model, step: int) -> str:
 def step_policy(run: PolicyRun, replay: Replay, step: int, *, with_drift: bool) -> StepRecord:
     """One policy through one step: prequential score, monitor, decide, train, gate."""
     from modelkeeper.promotion import Candidate, Champion, decide
-    from modelkeeper.retrain import Monitoring, should_retrain
+    from modelkeeper.retrain import Monitoring, age_days, should_retrain
 
     spec, window = run.spec, run.window
     batch = replay.batches[step]
@@ -404,11 +404,16 @@ def step_policy(run: PolicyRun, replay: Replay, step: int, *, with_drift: bool) 
             retrain, reason = True, "no champion yet"
     else:
         enough = metric is not None and len(batch) >= spec.retrain.min_new_rows
+        ts = spec.data_schema.timestamp_column
         monitoring = Monitoring(
             champion_version=serving.version,
             batch_rows=len(batch),
             drift_share=drift,
             champion_metric=metric if enough else None,
+            champion_age_days=age_days(
+                champ.data_end if champ else None,
+                pd.Timestamp(batch[ts].max()).isoformat() if len(batch) else None,
+            ),
         )
         decision = should_retrain(monitoring, spec)
         retrain, reason = decision.retrain, decision.reason
@@ -829,8 +834,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--k", type=int, default=4, help="every_<k>: retrain every k steps")
     parser.add_argument(
         "--windows",
-        default="all",
-        help="extra training windows to compare, in days or 'all' (comma-separated; '' none)",
+        default="56,all",
+        help="extra training windows to compare, in days or 'all' (comma-separated; '' none; "
+        "the spec's own window is skipped)",
     )
     parser.add_argument("--drift", choices=("spec", "all", "none"), default="spec")
     parser.add_argument("--data", help="CSV/Parquet file or glob to replay instead")
