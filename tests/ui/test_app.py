@@ -241,6 +241,18 @@ class TestModelPageParts:
         assert "MLflow version" not in row
         assert "<tr data-version='1'>" in html
 
+    def test_a_version_event_outside_any_run_has_no_report_links(
+        self, client, auth_manager, seeded, audit_db
+    ):
+        """A person's rollback (or a seeded trail) has no run id: no links, no error."""
+        audit_db.record(AuditEvent(MODEL, "promotion", "bob", "by hand", version_after="7"))
+        html = client.get(
+            f"/modelkeeper/models/{MODEL}", cookies={"_token": token(auth_manager, "viewer")}
+        )
+        assert html.status_code == 200, html.text
+        row = html.text.split("<tr data-version='7'>")[1].split("</tr>")[0]
+        assert "by hand" in row and "<td class='links'>—</td>" in row
+
     def test_most_drifted_columns(self, client, auth_manager, seeded):
         html = client.get(
             f"/modelkeeper/models/{MODEL}", cookies={"_token": token(auth_manager, "viewer")}

@@ -48,8 +48,10 @@ def report_links(spec: ModelSpec, base: str) -> Any:
     }
 
     def links(run_id: str | None) -> dict[str, str]:
+        if not run_id:  # an event recorded outside a DAG run (a person's rollback)
+            return {}
         found = reports.existing(storage, spec.name, run_id, pages)
-        prefix = f"{base}{REPORTS_ROUTE}/{spec.name}/{run_key(run_id or '_')}"
+        prefix = f"{base}{REPORTS_ROUTE}/{spec.name}/{run_key(run_id)}"
         return {label: f"{prefix}/{page}" for label, page in found.items()}
 
     return links
