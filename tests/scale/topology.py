@@ -52,6 +52,20 @@ PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 REDIS_DB = 7
 BUCKET = "modelkeeper-scale"
 WORKERS = ("mk-w1", "mk-w2")
+#: deploy/compose.yaml's services -> what stands in for each here (tests/deploy checks
+#: this covers every service of the file).
+COMPOSE_SERVICES = {
+    "postgres": "the local PostgreSQL, databases <tag>_airflow, _mlflow, _audit",
+    "redis": "the local Redis, one db number (REDIS_DB)",
+    "minio": "moto_server on loopback (an S3 stand-in)",
+    "mlflow": "mlflow server (Postgres backend, artifacts in the bucket)",
+    "airflow-init": "scripts/bootstrap_airflow.py + scripts/ensure_buckets.py",
+    "airflow-apiserver": "airflow api-server",
+    "airflow-scheduler": "airflow scheduler",
+    "airflow-dag-processor": "airflow dag-processor",
+    "airflow-triggerer": "airflow triggerer",
+    "airflow-worker": "two airflow celery workers (mk-w1, mk-w2), folders apart",
+}
 WORKER_CONCURRENCY = 2
 #: Sampled rows per model and week of the demo year; four weeks each (three to train,
 #: the last as holdout: ~1,000 rows >= the spec's min_eval_rows 500).
@@ -125,10 +139,12 @@ class Topology(AirflowUI):
         self.s3_port = free_port()
         self.s3_endpoint = f"http://127.0.0.1:{self.s3_port}"
         self.storage_uri = f"s3://{BUCKET}/storage"
+        self.mlflow_artifacts = f"s3://{BUCKET}/mlflow"
         self.mlflow_port = free_port()
         self.mlflow_url = f"http://127.0.0.1:{self.mlflow_port}"
         self.broker = f"redis://127.0.0.1:6379/{REDIS_DB}"
         self.models: list[str] = []
+        self.audit_uri = pg_url(self.db["audit"])
 
     # -- configuration -------------------------------------------------------------------
     def s3_env(self) -> dict[str, str]:
@@ -174,6 +190,26 @@ class Topology(AirflowUI):
         )
         return env
 
+    def mlflow_command(self) -> list[str]:
+        """compose's `mlflow` service: Postgres backend store, artifacts in the bucket,
+        served through the server."""
+        return [
+            str(VENV_BIN / "mlflow"),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.mlflow_port),
+            "--workers",
+            "2",
+            "--serve-artifacts",
+            f"--backend-store-uri={pg_url(self.db['mlflow'])}",
+            f"--artifacts-destination={self.mlflow_artifacts}",
+        ]
+
+    def mlflow_env(self) -> dict[str, str]:
+        return {**self.env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
     def worker_env(self, name: str) -> dict[str, str]:
         """A worker's own folders for everything that is on disk."""
         own = self.base / name
@@ -213,31 +249,17 @@ class Topology(AirflowUI):
             "s3", [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(self.s3_port)]
         )
         wait_for("moto_server (the S3 stand-in)", self._s3_up, 60)
-        with self.client_env():
-            import boto3
-
-            boto3.client("s3", endpoint_url=self.s3_endpoint).create_bucket(Bucket=BUCKET)
-        self.spawn_raw(
-            "mlflow",
-            [
-                str(VENV_BIN / "mlflow"),
-                "server",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.mlflow_port),
-                "--backend-store-uri",
-                pg_url(self.db["mlflow"]),
-                "--artifacts-destination",
-                f"s3://{BUCKET}/mlflow",
-                "--workers",
-                "2",
-            ],
-            env={**self.env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-        )
+        # What compose's airflow-init runs to make the buckets.
+        buckets = subprocess.run(
+            [str(VENV_BIN / "python"), str(ROOT / "scripts" / "ensure_buckets.py"),
+             self.storage_uri, self.mlflow_artifacts],
+            env=self.env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert buckets.returncode == 0, f"ensure_buckets failed: {buckets.stderr[-3000:]}"
+        self.spawn_raw("mlflow", self.mlflow_command(), env=self.mlflow_env())
         boot = subprocess.run(
             [str(VENV_BIN / "python"), str(ROOT / "scripts" / "bootstrap_airflow.py")],
-            env={**self.env, "MODELKEEPER_AUDIT_URI": pg_url(self.db["audit"])},
+            env={**self.env, "MODELKEEPER_AUDIT_URI": self.audit_uri},
             cwd=self.base,
             capture_output=True,
             text=True,
