@@ -2,8 +2,8 @@
 
 `airflow-init` runs it with the storage root and MLflow's artifact destination, so a
 fresh MinIO (or any S3-compatible store) is ready before a task writes. The endpoint is
-MODELKEEPER_S3_ENDPOINT_URL (else AWS_ENDPOINT_URL); credentials come from boto's usual
-chain. Only the bucket names are printed.
+MODELKEEPER_S3_ENDPOINT_URL (else AWS_ENDPOINT_URL), through modelkeeper.objstore;
+credentials come from boto's usual chain. Only the bucket names are printed.
 
     python scripts/ensure_buckets.py s3://modelkeeper/storage s3://modelkeeper/mlflow
 """
@@ -11,7 +11,6 @@ chain. Only the bucket names are printed.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from urllib.parse import urlparse
 
@@ -27,19 +26,13 @@ def buckets(uris: list[str]) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    import boto3
-    from botocore.exceptions import ClientError
+    from modelkeeper import objstore  # the one module that talks to object stores
 
-    endpoint = os.environ.get("MODELKEEPER_S3_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL")
-    s3 = boto3.client("s3", endpoint_url=endpoint)
     created = []
     for name in buckets(argv):
-        try:
-            s3.head_bucket(Bucket=name)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket"):
-                raise
-            s3.create_bucket(Bucket=name)
+        fs = objstore.location(f"s3://{name}").fs
+        if not fs.exists(name):
+            fs.mkdir(name)
             created.append(name)
     print(json.dumps({"buckets": buckets(argv), "created": created}))
     return 0
