@@ -418,6 +418,18 @@ class Topology(AirflowUI):
             pg_admin(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
     # -- REST and stores -----------------------------------------------------------------
+    def dag_ids(self, tag: str | None = None) -> list[str]:
+        """Every DAG id, page by page (the API returns at most 100 per call)."""
+        ids: list[str] = []
+        while True:
+            params: dict[str, Any] = {"limit": 100, "offset": len(ids), "order_by": "dag_id"}
+            if tag:
+                params["tags"] = [tag]
+            page = self.ok("GET", "/dags", params=params)
+            ids += [d["dag_id"] for d in page["dags"]]
+            if not page["dags"] or len(ids) >= page["total_entries"]:
+                return ids
+
     def trigger(self, dag_id: str, conf: dict | None = None) -> str:
         body = {"logical_date": None, "conf": conf or {}}
         return self.ok("POST", f"/dags/{dag_id}/dagRuns", json=body)["dag_run_id"]
