@@ -24,7 +24,6 @@ from bench.common import ROOT, table
 
 N_SPECS = 100
 N_CONCURRENT = 20
-PARSES = 3  # distinct parses of the factory file to read from the DAG processor
 
 _STATS_ROW = re.compile(
     r"modelkeeper_retrain\.py\s+(?:\d+\s+[\d.]+s\s+)?(?P<dags>\d+)\s+(?P<errors>\d+)\s+"
@@ -73,13 +72,9 @@ def run() -> str:
         topo.start()
         wanted = {f"retrain_{model_name(i)}" for i in range(N_SPECS)}
         wait_for("100 DAGs", lambda: wanted <= set(topo.dag_ids()), 900, interval=2)
-        parses = wait_for(
-            f"{PARSES} parses of the 100-spec folder",
-            lambda: (
-                (d := parse_durations(topo.log_tail("dag-processor", 10**7)))
-                and len(d) >= PARSES
-                and d
-            ),
+        wait_for(
+            "the first parse of the 100-spec folder in the DAG processor's stats",
+            lambda: parse_durations(topo.log_tail("dag-processor", 10**7)),
             900,
             interval=5,
         )
@@ -88,6 +83,8 @@ def run() -> str:
         started = time.monotonic()
         many = _runs(topo, [model_name(i) for i in range(N_CONCURRENT)])
         many["poll_wall"] = time.monotonic() - started
+        # The first parse ran before any task; later ones (every 180 s) beside the runs.
+        parses = parse_durations(topo.log_tail("dag-processor", 10**7))
     finally:
         topo.stop()
         shutil.rmtree(base, ignore_errors=True)
@@ -125,10 +122,11 @@ def run() -> str:
             f"(on {_cores()} cores shared by everything above).",
             "",
             f"DAG processor, dags/modelkeeper_retrain.py with {N_SPECS} specs ({N_SPECS} DAGs, "
-            f"{len(errors)} import errors): last parse durations "
+            f"{len(errors)} import errors), its own stats table's Last Duration: first "
+            f"parse {durations[0]:.2f} s (before any task ran); all parses "
             f"{', '.join(f'{d:.2f}' for d in durations)} s (median "
-            f"{statistics.median(durations):.2f} s), from its own stats table; the parse "
-            "section above times the same file in a quiet process.",
+            f"{statistics.median(durations):.2f} s; the later ones beside the runs). The "
+            "parse section above times the same file alone in a quiet process.",
         ]
     )
 
