@@ -26,7 +26,7 @@ test: install
 	$(PY) -m pytest $(XDIST) -m "not scale"
 
 ## The compose topology run natively with two Celery workers: 100 specs, 20 concurrent
-## retrains, a killed worker (~15-20 min; needs the local Postgres and Redis).
+## retrains, a killed worker (~25 min on 2 cores; needs the local Postgres and Redis).
 test-scale: install
 	$(PY) -m pytest tests/scale -m scale
 
