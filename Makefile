@@ -3,7 +3,7 @@ PY := .venv/bin/python
 UV := .venv/bin/uv
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: install run test test-fast bench lint lock clean-state backtest
+.PHONY: install run test test-fast test-scale bench lint lock clean-state backtest
 
 .venv/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || python3.11 -m venv .venv
@@ -21,9 +21,14 @@ run: install
 # Two workers: the runtime tier (a real Airflow, mostly waiting on it) runs beside the rest.
 XDIST := -n 2 --dist loadgroup --no-loadscope-reorder
 
-## The whole suite, end-to-end DAG runs included (what CI runs).
+## The whole suite, end-to-end DAG runs included (CI runs it, then test-scale).
 test: install
-	$(PY) -m pytest $(XDIST)
+	$(PY) -m pytest $(XDIST) -m "not scale"
+
+## The compose topology run natively with two Celery workers: 100 specs, 20 concurrent
+## retrains, a killed worker (~25 min on 2 cores; needs the local Postgres and Redis).
+test-scale: install
+	$(PY) -m pytest tests/scale -m scale
 
 ## Unit, operator and DAG-integrity tests only.
 test-fast: install

@@ -13,7 +13,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 REPORT = HERE.parent / "docs" / "benchmarks.md"
 #: In report order. Each is bench/<name>.py with run() -> Markdown.
-SECTIONS = ["ingest", "parse", "validation", "training", "stages", "estimation", "scoring"]
+SECTIONS = ["ingest", "parse", "validation", "training", "stages", "estimation", "scoring", "scale"]
 
 
 def main(argv: list[str]) -> int:

@@ -23,9 +23,15 @@ JWT_SECRET = "AIRFLOW__API_AUTH__JWT_SECRET"
 API_SECRET_KEY = "AIRFLOW__API__SECRET_KEY"
 ALL_ADMINS = "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"
 # Each password variable and the variable naming its user (None: the service has no user).
-PASSWORDS: dict[str, str | None] = {"POSTGRES_PASSWORD": "POSTGRES_USER", "REDIS_PASSWORD": None}
+PASSWORDS: dict[str, str | None] = {
+    "POSTGRES_PASSWORD": "POSTGRES_USER",
+    "REDIS_PASSWORD": None,
+    "MINIO_ROOT_PASSWORD": "MINIO_ROOT_USER",  # the object store's secret key
+}
 SIGNING_SECRETS = (JWT_SECRET, API_SECRET_KEY)
-REQUIRED = (FERNET_KEY, *SIGNING_SECRETS, *PASSWORDS)
+#: The object store's access key id: not secret alone, but required and never a default.
+ACCESS_KEYS = ("MINIO_ROOT_USER",)
+REQUIRED = (FERNET_KEY, *SIGNING_SECRETS, *PASSWORDS, *ACCESS_KEYS)
 
 MIN_SECRET_LENGTH = 32
 MIN_PASSWORD_LENGTH = 16
@@ -33,7 +39,7 @@ WELL_KNOWN = frozenset(
     {
         "airflow", "admin", "postgres", "password", "changeme", "secret", "mlflow", "redis",
         "example", "test", "123456", "12345678", "root", "default", "letmein", "qwerty",
-        "passw0rd", "modelkeeper",
+        "passw0rd", "modelkeeper", "minioadmin",
     }
 )  # fmt: skip
 # A Fernet key copied into countless tutorials and compose files (puckel/docker-airflow).

@@ -41,6 +41,8 @@ REQUIRED = {
     "AIRFLOW__CORE__FERNET_KEY",
     "AIRFLOW__API_AUTH__JWT_SECRET",
     "AIRFLOW__API__SECRET_KEY",
+    "MINIO_ROOT_USER",
+    "MINIO_ROOT_PASSWORD",
 }
 AIRFLOW_SERVICES = {
     "airflow-apiserver",
@@ -49,15 +51,15 @@ AIRFLOW_SERVICES = {
     "airflow-triggerer",
     "airflow-worker",
 }
-ALL_SERVICES = AIRFLOW_SERVICES | {"postgres", "redis", "mlflow", "airflow-init"}
+ALL_SERVICES = AIRFLOW_SERVICES | {"postgres", "redis", "minio", "mlflow", "airflow-init"}
 DECLARED_VOLUMES = {
     "postgres-data",
     "redis-data",
-    "mlflow-artifacts",
+    "minio-data",
     "airflow-logs",
     "airflow-auth",
-    "modelkeeper-storage",
 }
+S3_ENDPOINT = "http://minio:9000"
 SIMPLE_AUTH_MANAGER = (
     "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 )
@@ -75,6 +77,8 @@ def generated_env() -> dict[str, str]:
         "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
         "AIRFLOW__API__SECRET_KEY": secrets.token_hex(32),
+        "MINIO_ROOT_USER": secrets.token_hex(10),
+        "MINIO_ROOT_PASSWORD": secrets.token_hex(24),
     }
 
 
@@ -145,6 +149,7 @@ def resolve(raw: str, environ: dict[str, str]) -> dict[str, Any]:
 AIRFLOW_HOME = "/opt/airflow"  # apache/airflow
 PGDATA = "/var/lib/postgresql/data"  # postgres
 REDIS_DIR = "/data"  # redis: the working directory, where redis-server writes its dumps
+MINIO_DATA = "/data"  # minio: `server /data`
 
 VOLUME_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")  # what compose accepts
 ACCESS_MODES = {"ro", "rw"}
@@ -296,6 +301,14 @@ def mlflow_artifact_users(services: dict[str, dict[str, Any]]) -> dict[str, str]
     }
 
 
+def minio_data_users(services: dict[str, dict[str, Any]]) -> dict[str, str]:
+    return {
+        name: svc["command"][1]
+        for name, svc in services.items()
+        if isinstance(svc.get("command"), list) and svc["command"][:1] == ["server"]
+    }
+
+
 def postgres_data_users(services: dict[str, dict[str, Any]]) -> dict[str, str]:
     return {
         name: env(svc).get("PGDATA", PGDATA)
@@ -428,8 +441,10 @@ class TestComposeFile:
             assert depends_on["airflow-init"] == {"condition": "service_completed_successfully"}
             assert depends_on["postgres"] == {"condition": "service_healthy"}
             assert depends_on["redis"] == {"condition": "service_healthy"}
-        assert "healthcheck" in services["postgres"]
-        assert "healthcheck" in services["redis"]
+            assert depends_on["minio"] == {"condition": "service_healthy"}
+        assert services["mlflow"]["depends_on"]["minio"] == {"condition": "service_healthy"}
+        for name in ("postgres", "redis", "minio"):
+            assert "healthcheck" in services[name], name
 
     def test_init_runs_preflight_before_migrating(self, services):
         script = "\n".join(services["airflow-init"]["command"])
@@ -602,14 +617,9 @@ class TestSharedState:
     @pytest.mark.parametrize(
         ("users_of", "expected_users"),
         [
-            pytest.param(
-                storage_users,
-                {"airflow-worker"},  # runs the tasks; the others: wherever the file sets it
-                id="modelkeeper-storage",
-            ),
             pytest.param(log_users, AIRFLOW_SERVICES | {"airflow-init"}, id="airflow-logs"),
             pytest.param(passwords_file_users, {"airflow-apiserver"}, id="auth-passwords-file"),
-            pytest.param(mlflow_artifact_users, {"mlflow"}, id="mlflow-artifacts"),
+            pytest.param(minio_data_users, {"minio"}, id="minio-data"),
             pytest.param(postgres_data_users, {"postgres"}, id="postgres-data"),
             pytest.param(redis_data_users, {"redis"}, id="redis-data"),
         ],
@@ -637,3 +647,114 @@ class TestSharedState:
         (path,) = set(passwords_file_users(services).values())
         docs = (ROOT / "docs" / "deploy.md").read_text()
         assert f"cat {path}" in docs
+
+
+class TestObjectStore:
+    """The storage root and MLflow's artifacts live in the S3-compatible service (MinIO),
+    on no volume: a second worker host needs no shared disk."""
+
+    def test_storage_root_is_one_bucket_prefix_for_every_service(self, services):
+        roots = set(storage_users(services).values())
+        assert roots == {"s3://${MODELKEEPER_BUCKET:-modelkeeper}/storage"}, roots
+        assert "airflow-worker" in storage_users(services)
+
+    def test_mlflow_artifacts_go_to_the_same_bucket(self, services):
+        assert mlflow_artifact_users(services) == {
+            "mlflow": "s3://${MODELKEEPER_BUCKET:-modelkeeper}/mlflow"
+        }
+        assert "--serve-artifacts" in services["mlflow"]["command"]
+
+    @pytest.mark.parametrize("name", sorted(AIRFLOW_SERVICES | {"airflow-init", "mlflow"}))
+    def test_s3_endpoint_and_credentials_are_the_minio_ones(self, services, name):
+        environment = env(services[name])
+        minio = env(services["minio"])
+        assert environment["MLFLOW_S3_ENDPOINT_URL"] == S3_ENDPOINT
+        if name != "mlflow":
+            assert environment["MODELKEEPER_S3_ENDPOINT_URL"] == S3_ENDPOINT
+        assert environment["AWS_ACCESS_KEY_ID"] == minio["MINIO_ROOT_USER"]
+        assert environment["AWS_SECRET_ACCESS_KEY"] == minio["MINIO_ROOT_PASSWORD"]
+
+    def test_no_service_keeps_modelkeeper_data_on_a_volume(self, services):
+        for name, svc in services.items():
+            for mount in mounts(svc):
+                assert "storage" not in mount.target and "artifacts" not in mount.target, (
+                    f"{name} mounts {mount}"
+                )
+
+    def test_init_creates_the_buckets_after_bootstrap(self, services):
+        script = "\n".join(services["airflow-init"]["command"])
+        line = next(x for x in script.splitlines() if "scripts/ensure_buckets.py" in x)
+        assert "MODELKEEPER_STORAGE" in line and "/mlflow" in line, line
+        assert script.index("scripts/bootstrap_airflow.py") < script.index(line)
+
+    def test_ensure_buckets_refuses_a_local_path(self):
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "ensure_buckets.py"), "/var/lib/storage"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode != 0
+        assert "not an s3://bucket/... URI" in result.stderr
+
+
+class TestNativeTopologyInStep:
+    """tests/scale runs this compose topology natively: its services and the environment
+    its processes get are the ones this file declares (moto's server standing in for
+    MinIO, the local Postgres and Redis for theirs)."""
+
+    @pytest.fixture(scope="class")
+    def native(self, tmp_path_factory):
+        from tests.scale.topology import Topology
+
+        topo = Topology(tmp_path_factory.mktemp("native"), n_specs=1, n_data=0)
+        return {"topology": topo, "env": topo.environment()}
+
+    @pytest.mark.parametrize(
+        "key",
+        [
+            "AIRFLOW__CORE__EXECUTOR",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+            "AIRFLOW__CELERY__BROKER_URL",
+            "AIRFLOW__CELERY__RESULT_BACKEND",
+            "MODELKEEPER_STORAGE",
+            "MODELKEEPER_S3_ENDPOINT_URL",
+            "MLFLOW_S3_ENDPOINT_URL",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_DEFAULT_REGION",
+            "MODELKEEPER_MLFLOW_URI",
+        ],
+    )
+    def test_same_setting_same_kind_of_value(self, raw, native, key):
+        services = resolve(raw, generated_env())["services"]  # as compose would pass it
+        ours = env(services["airflow-worker"])[key]
+        theirs = native["env"][key]
+        assert theirs and ours, key
+        scheme = re.compile(r"^[\w+]+://")  # URLs: the same scheme (s3, redis, postgresql...)
+        if scheme.match(str(ours)) or key.startswith("AIRFLOW__CORE__"):
+            assert (scheme.match(theirs) or [theirs])[0] == (scheme.match(str(ours)) or [ours])[
+                0
+            ], (
+                key,
+                theirs,
+                ours,
+            )
+
+    def test_audit_trail_on_postgres_in_both(self, services, native):
+        assert env(services["airflow-worker"])["MODELKEEPER_AUDIT_URI"].startswith("postgresql://")
+        assert native["topology"].audit_uri.startswith("postgresql://")
+
+    def test_mlflow_server_the_same_way(self, services, native):
+        theirs = native["topology"].mlflow_command()
+        ours = services["mlflow"]["command"]
+        assert "--serve-artifacts" in theirs
+        assert _flag(theirs, "--artifacts-destination").startswith("s3://")
+        assert _flag(ours, "--artifacts-destination").startswith("s3://")
+        assert _flag(theirs, "--backend-store-uri").startswith("postgresql://")
+        assert env(services["mlflow"])["MLFLOW_BACKEND_STORE_URI"].startswith("postgresql://")
+
+    def test_one_process_per_compose_service(self, services, native):
+        from tests.scale.topology import COMPOSE_SERVICES
+
+        assert set(COMPOSE_SERVICES) == set(services)
