@@ -79,7 +79,16 @@ class TestPipelineOnS3:
         assert champion.version == first_run[("train", "return_value")]["version"]
 
     def test_xcom_carries_uris_never_host_paths(self, world, first_run):
-        refs = [s for v in first_run.values() for s in _strings(v) if "/" in s]
+        # Extra-link URLs are UI addresses (relative without [api] base_url), not paths.
+        links = {L.LINK_MLFLOW_RUN, L.LINK_MODEL_VERSION, L.LINK_DATA_DOCS, L.LINK_DRIFT_REPORT}
+        links.add(L.LINK_MODEL_CARD)
+        refs = [
+            s
+            for (_, key), v in first_run.items()
+            if key not in links
+            for s in _strings(v)
+            if "/" in s
+        ]
         host = [s for s in refs if s.startswith(("/", str(world["base"])))]
         assert not host, host
         assert first_run[("validate", "return_value")]["path"].startswith(world["root"] + "/")
