@@ -65,7 +65,10 @@ def test_models_page_in_the_ui(page, airflow_ui, shots, seeded):
     link.click()
     heading = frame.get_by_role("heading", name=MODEL, exact=True)
     heading.wait_for(state="visible")
-    assert frame.get_by_text("first champion <v1>").is_visible()  # escaped, shown as text
+    # escaped, shown as text (in the audit timeline and in v1's row of the versions table)
+    reason = frame.locator("tr[data-event='promotion'] td.reason")
+    assert reason.inner_text() == "first champion <v1>"
+    assert "first champion <v1>" in frame.locator("tr[data-version='1']").inner_text()
     assert frame.locator("circle[data-series='estimated']").count() == seeded
     assert frame.locator("circle[data-series='realized']").count() == seeded - 1
     assert frame.locator("circle[data-series='drift share']").count() == seeded
