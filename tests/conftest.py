@@ -165,7 +165,12 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory):
     """A real `mlflow server` process on a free port (SQLite backend, local artifacts)."""
-    base = tmp_path_factory.mktemp("mlflow-server")
+    yield from serve_mlflow(tmp_path_factory.mktemp("mlflow-server"))
+
+
+def serve_mlflow(base):
+    """Run an `mlflow server` on `base` (its DB and artifacts) and yield its URL; for a
+    fixture that needs a registry of its own rather than the session's shared one."""
     port = _free_port()
     proc = subprocess.Popen(
         [

@@ -54,6 +54,15 @@ def _run_to_success(ui, dag_id: str, timeout: float = 900) -> str:
 
 
 @pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    """An MLflow server of this module's own: the session's shared one serves the e2e
+    tests' flight_delay, whose first run must find no champion."""
+    from tests.conftest import serve_mlflow
+
+    yield from serve_mlflow(tmp_path_factory.mktemp("mlflow-real-runs"))
+
+
+@pytest.fixture(scope="module")
 def runs(airflow_ui, mlflow_server):
     from modelkeeper.demo import land_next_features_and_labels, land_next_weeks
     from modelkeeper.storage import Storage
@@ -103,14 +112,16 @@ def test_the_model_health_tab_after_real_runs(page, airflow_ui, runs, shots):
     frame.get_by_role("heading", name=MODEL, exact=True).wait_for(timeout=60_000)
     assert re.search(r"Champion: v1 since", frame.locator("body").inner_text())
     # The promotion and its reason, from the audit row the promote task wrote.
-    promotion = frame.locator("tr[data-event='promotion']")
+    # (test_models_page seeds a promotion of its own into the session's audit trail)
+    promotion = frame.locator("tr[data-event='promotion']", has_text=runs["retrain"])
     assert promotion.count() == 1
     assert "promoted" in promotion.locator("td.reason").inner_text()
     # Charts with points from the runs: v1's roc_auc at evaluation (retrain), drift share
     # and scored rows (score).
-    assert frame.locator("circle[data-series='at evaluation']").count() == 1
-    assert frame.locator("circle[data-series='drift share']").count() == 1
-    rows = frame.locator("circle[data-series='rows']")
+    assert frame.locator("circle[data-series='at evaluation'][data-window^='2013']").count() == 1
+    # (only the 2013 windows are this module's: test_models_page seeds 2026 ones)
+    assert frame.locator("circle[data-series='drift share'][data-window^='2013']").count() == 1
+    rows = frame.locator("circle[data-series='rows'][data-window^='2013']")
     assert rows.count() == 1 and float(rows.get_attribute("data-value")) > 500
     assert frame.locator("table.grid td.cell").count() > 0  # per-column drift
     # v1's row links to its run's model card and Data Docs, served by the plugin.
