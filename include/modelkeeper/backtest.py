@@ -298,7 +298,9 @@ class Replay:
                 cand = self.models.get((window, step))
                 frame = None if cand is None else cand.holdout
             ok = frame is not None and len(frame) >= max(1, self.spec.retrain.min_new_rows)
-            self.scores[key] = score_model(m.model, frame, self.spec) if ok else None
+            # Only the gate reads slices (holdout scores); the prequential score needs none.
+            scored = score_model(m.model, frame, self.spec, slices=on == "holdout") if ok else None
+            self.scores[key] = scored
         return self.scores[key]
 
     def drift_share(self, spec: ModelSpec, m: _Model, window: str, step: int) -> tuple:
@@ -844,7 +846,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workdir", help="keep the replay's storage and MLflow store here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    # MLflow warns on every cloudpickled model; the replay logs dozens.
+    # MLflow warns on every cloudpickled model; the replay logs dozens. Its import sets up
+    # the "mlflow" logger, so import it before quieting it.
+    import mlflow  # noqa: F401
+
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     spec = get_spec(args.model)
     windows = [

@@ -75,35 +75,42 @@ def _metrics(
 
 
 def predict(model: Any, X: pd.DataFrame, task: str) -> tuple[np.ndarray, np.ndarray | None]:
-    y_pred = np.asarray(model.predict(X))
-    proba = None
-    if task == "classification" and hasattr(model, "predict_proba"):
-        p = np.asarray(model.predict_proba(X))
-        proba = p[:, 1] if p.ndim == 2 and p.shape[1] >= 2 else None
-    return y_pred, proba
+    if task != "classification" or not hasattr(model, "predict_proba"):
+        return np.asarray(model.predict(X)), None
+    p = np.asarray(model.predict_proba(X))
+    classes = getattr(model, "classes_", None)
+    if classes is not None and p.ndim == 2 and p.shape[1] == len(classes):
+        # What sklearn classifiers' predict does: one pass through the model, not two.
+        y_pred = np.asarray(classes)[p.argmax(axis=1)]
+    else:
+        y_pred = np.asarray(model.predict(X))
+    return y_pred, (p[:, 1] if p.ndim == 2 and p.shape[1] >= 2 else None)
 
 
-def score_model(model: Any, frame: pd.DataFrame, spec: ModelSpec) -> ModelScore:
-    """Overall and per-slice metrics plus batch predict latency per 1k rows."""
+def score_model(
+    model: Any, frame: pd.DataFrame, spec: ModelSpec, *, slices: bool = True
+) -> ModelScore:
+    """Overall and per-slice metrics (slices=False: overall only, for a caller that reads
+    just the metrics) plus batch predict latency per 1k rows."""
     X = features_frame(frame, spec)
     y = frame[spec.target.column].to_numpy()
     task = spec.target.task
     started = time.perf_counter()
     y_pred, proba = predict(model, X, task)
     latency = (time.perf_counter() - started) * 1000 * 1000 / max(len(X), 1)
-    slices: dict[str, dict[str, dict[str, float]]] = {}
-    for col in spec.promotion.slices:
+    per_slice: dict[str, dict[str, dict[str, float]]] = {}
+    for col in spec.promotion.slices if slices else ():
         per_value: dict[str, dict[str, float]] = {}
         for value, idx in frame.groupby(col, observed=True, dropna=False).indices.items():
             sub = _metrics(y[idx], y_pred[idx], None if proba is None else proba[idx], task)
             per_value[str(value)] = {**sub, "rows": float(len(idx))}
-        slices[col] = per_value
+        per_slice[col] = per_value
     classes = sorted(pd.unique(y).tolist()) if task == "classification" else []
     return ModelScore(
         metrics=_metrics(y, y_pred, proba, task),
         rows=len(frame),
         classes=classes,
-        slices=slices,
+        slices=per_slice,
         latency_ms_per_1k=round(latency, 3),
     )
 

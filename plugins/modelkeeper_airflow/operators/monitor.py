@@ -81,7 +81,9 @@ class MonitorOperator(ModelkeeperOperator):
             drift = None
         champion_metric = None
         if len(batch) and len(batch) >= spec.retrain.min_new_rows:
-            champion_metric = score_model(model, batch, spec).metrics.get(spec.metrics.primary)
+            champion_metric = score_model(model, batch, spec, slices=False).metrics.get(
+                spec.metrics.primary
+            )
 
         result = Monitoring(
             champion_version=champion.version,
