@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -258,10 +259,14 @@ def _run_evidently(ref, cur, spec: ModelSpec, numeric: list[str], categorical: l
         include_tests=True,
     )
     try:
-        return report.run(
-            Dataset.from_pandas(cur, data_definition=definition),
-            Dataset.from_pandas(ref, data_definition=definition),
-        )
+        with warnings.catch_warnings():
+            # A constant column makes numpy's correlation divide by zero; Evidently reads
+            # the NaN as "no correlation". The warning would only put noise in task logs.
+            warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
+            return report.run(
+                Dataset.from_pandas(cur, data_definition=definition),
+                Dataset.from_pandas(ref, data_definition=definition),
+            )
     except (ValueError, TypeError, ZeroDivisionError) as exc:
         # Degenerate data (e.g. values spanning 1e308, a histogram cannot bin it): no verdict.
         raise DriftError(
