@@ -1,9 +1,9 @@
 """Estimated vs realized performance (CBPE) on the demo year.
 
-The champion is trained as the DAG trains it: `modelkeeper.training.fit` on 2013 weeks
+The champion is trained as the DAG trains it: `modelkeeper.modeling.training.fit` on 2013 weeks
 0-7 after `time_split`, which holds out the last 7 days (week 7) and trains on the rest.
 Its predicted probabilities on that holdout, with their labels, fit the calibrator
-(isotonic, `modelkeeper.performance.fit_calibrator`). Every later week 8..52 is then
+(isotonic, `modelkeeper.monitoring.performance.fit_calibrator`). Every later week 8..52 is then
 scored twice: **realized** (`performance.realized`, the labels at hand) and **estimated**
 (`performance.estimated`, CBPE from the probabilities alone, as if the labels had not
 arrived yet). The gap is estimated - realized, per week (7-day windows from Jan 1, the
@@ -30,7 +30,7 @@ PRIMARY = "roc_auc"
 
 
 def _score(model, frame: pd.DataFrame, spec) -> pd.DataFrame:
-    from modelkeeper.training import features_frame
+    from modelkeeper.modeling.training import features_frame
 
     proba = model.predict_proba(features_frame(frame, spec))[:, 1]
     return pd.DataFrame(
@@ -44,8 +44,8 @@ def _score(model, frame: pd.DataFrame, spec) -> pd.DataFrame:
 
 def _champion(flights: pd.DataFrame, spec, weeks: range):
     from modelkeeper.demo import week_frame
-    from modelkeeper.performance import fit_calibrator
-    from modelkeeper.training import fit, time_split
+    from modelkeeper.modeling.training import fit, time_split
+    from modelkeeper.monitoring.performance import fit_calibrator
 
     window = pd.concat([week_frame(flights, w) for w in weeks], ignore_index=True)
     split = time_split(window, spec)
@@ -57,7 +57,7 @@ def _champion(flights: pd.DataFrame, spec, weeks: range):
 def _measure(scored: pd.DataFrame, calibrator, min_rows: int) -> pd.DataFrame:
     """One row per (week, metric): realized, estimated (calibrated), estimated (raw)."""
     from modelkeeper.demo import YEAR_START
-    from modelkeeper.performance import as_frame, estimated, realized
+    from modelkeeper.monitoring.performance import as_frame, estimated, realized
 
     kw = {"proba": "proba", "time_column": "time_hour", "min_rows": min_rows}
     kw["start"] = YEAR_START
@@ -125,7 +125,7 @@ def _controls(scored: pd.DataFrame, calibrator, min_rows: int) -> dict[str, floa
     expect, and the binomial noise independent labels would add.
     """
     from modelkeeper.demo import YEAR_START
-    from modelkeeper.performance import as_frame, estimated, realized
+    from modelkeeper.monitoring.performance import as_frame, estimated, realized
 
     c = calibrator.apply(scored["proba"])
     rng = np.random.default_rng(0)
@@ -146,9 +146,9 @@ def _controls(scored: pd.DataFrame, calibrator, min_rows: int) -> dict[str, floa
 
 
 def run() -> str:
+    from modelkeeper.contracts.spec import get_spec
     from modelkeeper.demo import N_WEEKS, load_flights, week_frame
-    from modelkeeper.performance import METRICS
-    from modelkeeper.spec import get_spec
+    from modelkeeper.monitoring.performance import METRICS
 
     started = time.perf_counter()
     spec = get_spec("flight_delay")
@@ -224,8 +224,8 @@ def run() -> str:
             "The `flight_delay` champion on the demo year: trained on weeks 0-7 as the DAG "
             f"trains it ({train_rows:,} rows, holdout week 7 of {holdout_rows:,} rows fits "
             "the isotonic calibrator), then scored on every later week 8..52 twice: "
-            "**realized** (`modelkeeper.performance.realized`, with the labels) and "
-            "**estimated** (`modelkeeper.performance.estimated`: CBPE from the "
+            "**realized** (`modelkeeper.monitoring.performance.realized`, with the labels) and "
+            "**estimated** (`modelkeeper.monitoring.performance.estimated`: CBPE from the "
             "probabilities alone). Gap = estimated - realized. Weeks are 7-day windows from "
             f"2013-01-01 (week 52 is Dec 31 alone); each has at least {min_rows} rows "
             "(the spec's `retrain.min_new_rows`). A second champion is retrained every "

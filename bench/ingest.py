@@ -25,10 +25,10 @@ from pathlib import Path
 import pandas as pd
 
 from modelkeeper import demo
-from modelkeeper.ingest import FileOutcome, commit_accepted
-from modelkeeper.sources import list_files
-from modelkeeper.spec import get_spec
-from modelkeeper.storage import Storage
+from modelkeeper.data.ingest import FileOutcome, commit_accepted
+from modelkeeper.data.sources import list_files
+from modelkeeper.contracts.spec import get_spec
+from modelkeeper.data.storage import Storage
 
 spec, storage = get_spec("flight_delay"), Storage({root!r})
 flights = demo.load_flights()
@@ -58,11 +58,11 @@ print("{{}}")
 _MEASURE = """
 import json, resource, time
 
-from modelkeeper.ingest import accept, collect
-from modelkeeper.spec import get_spec
-from modelkeeper.storage import Storage
-from modelkeeper.training import fit, load_accepted, time_split
-from modelkeeper.validation import _import_gx
+from modelkeeper.data.ingest import accept, collect
+from modelkeeper.contracts.spec import get_spec
+from modelkeeper.data.storage import Storage
+from modelkeeper.modeling.training import fit, load_accepted, time_split
+from modelkeeper.quality.validation import _import_gx
 
 spec, storage = get_spec("flight_delay"), Storage({root!r})
 _import_gx()  # a worker imports GX once; the run's own cost is what follows

@@ -31,13 +31,13 @@ SIZES = (10_000, 100_000, 1_000_000)
 _SETUP = """
 import json
 import pandas as pd
-from modelkeeper import lineage as L
+from modelkeeper.contracts import lineage as L
 from modelkeeper.demo import load_flights, week_frame
-from modelkeeper.evaluation import predict
-from modelkeeper.performance import fit_calibrator
-from modelkeeper.registry import Registry
-from modelkeeper.spec import get_spec
-from modelkeeper.training import features_frame, fit
+from modelkeeper.modeling.evaluation import predict
+from modelkeeper.monitoring.performance import fit_calibrator
+from modelkeeper.records.registry import Registry
+from modelkeeper.contracts.spec import get_spec
+from modelkeeper.modeling.training import features_frame, fit
 from bench.common import scaled_flights
 
 folder = {folder!r}
@@ -81,8 +81,8 @@ _SCORE = (
     _PROLOGUE
     + """
 import mlflow, mlflow.pyfunc
-from modelkeeper import scoring
-from modelkeeper.spec import get_spec
+from modelkeeper.serving import scoring
+from modelkeeper.contracts.spec import get_spec
 
 folder, n = {folder!r}, {rows}
 spec = get_spec("flight_delay")
@@ -108,10 +108,11 @@ _MONITOR = (
     _PROLOGUE
     + """
 import numpy as np
-from modelkeeper import monitoring, performance
-from modelkeeper.drift import compute_drift
-from modelkeeper.performance import Calibrator
-from modelkeeper.spec import get_spec
+from modelkeeper.monitoring import alarms as monitoring
+from modelkeeper.monitoring import performance
+from modelkeeper.monitoring.drift import compute_drift
+from modelkeeper.monitoring.performance import Calibrator
+from modelkeeper.contracts.spec import get_spec
 
 folder, n = {folder!r}, {rows}
 spec = get_spec("flight_delay")

@@ -160,17 +160,19 @@ def bare_child(work: str, champion_model: str | None = None) -> None:
     import sklearn.ensemble  # noqa: F401
     import sklearn.inspection  # noqa: F401
 
-    from modelkeeper import drift, evaluation, training, validation
-    from modelkeeper.ingest import commit_accepted
-    from modelkeeper.spec import get_spec
-    from modelkeeper.storage import Storage
+    from modelkeeper.contracts.spec import get_spec
+    from modelkeeper.data.ingest import commit_accepted
+    from modelkeeper.data.storage import Storage
+    from modelkeeper.modeling import evaluation, training
+    from modelkeeper.monitoring import drift
+    from modelkeeper.quality import validation
 
     validation._import_gx()
     import evidently  # noqa: F401
     import evidently.presets  # noqa: F401
 
     try:  # evaluate's scoring reference (newer operators only)
-        from modelkeeper.performance import fit_calibrator
+        from modelkeeper.monitoring.performance import fit_calibrator
     except ImportError:
         fit_calibrator = None
     import_s = time.perf_counter() - started
@@ -333,9 +335,12 @@ def _instrument(state: dict, totals: dict) -> None:
 
     import pandas as pd
 
-    from modelkeeper import drift, evaluation, ingest, training, validation
-    from modelkeeper.registry import Registry
-    from modelkeeper.storage import Storage
+    from modelkeeper.data import ingest
+    from modelkeeper.data.storage import Storage
+    from modelkeeper.modeling import evaluation, training
+    from modelkeeper.monitoring import drift
+    from modelkeeper.quality import validation
+    from modelkeeper.records.registry import Registry
     from modelkeeper_airflow.operators.base import ModelkeeperOperator
 
     def add(key: str, seconds: float) -> None:
@@ -373,7 +378,7 @@ def _instrument(state: dict, totals: dict) -> None:
     ):
         wrap(module, name, "core")
     try:
-        from modelkeeper import performance
+        from modelkeeper.monitoring import performance
 
         wrap(performance, "fit_calibrator", "core")
     except (ImportError, AttributeError):
@@ -512,8 +517,8 @@ def airflow_child(work: str) -> None:
 
     import pandas as pd
 
-    from modelkeeper import lineage as L
-    from modelkeeper.storage import Storage
+    from modelkeeper.contracts import lineage as L
+    from modelkeeper.data.storage import Storage
 
     storage = Storage(storage_root)
     accepted = state["results"]["2:validate"]
@@ -559,17 +564,17 @@ def airflow_child(work: str) -> None:
 
 #: What each stage's task imports on top of Airflow (the operators import lazily).
 STAGE_IMPORTS = {
-    "validate": "import pandas, pyarrow; import modelkeeper.ingest; "
-    "from modelkeeper.validation import _import_gx; _import_gx()",
+    "validate": "import pandas, pyarrow; import modelkeeper.data.ingest; "
+    "from modelkeeper.quality.validation import _import_gx; _import_gx()",
     "monitor": "import pandas, pyarrow; import mlflow, mlflow.sklearn, mlflow.models; "
-    "import sklearn.ensemble; import modelkeeper.registry, modelkeeper.drift, "
-    "modelkeeper.evaluation, modelkeeper.training; import evidently, evidently.presets",
+    "import sklearn.ensemble; import modelkeeper.records.registry, modelkeeper.monitoring.drift, "
+    "modelkeeper.modeling.evaluation, modelkeeper.modeling.training; import evidently, evidently.presets",
     "train": "import pandas, pyarrow; import mlflow, mlflow.sklearn, mlflow.models, mlflow.data; "
-    "import modelkeeper.registry, modelkeeper.training; from modelkeeper.spec import get_spec; "
-    "modelkeeper.training.build_pipeline(get_spec('flight_delay'))",
+    "import modelkeeper.records.registry, modelkeeper.modeling.training; from modelkeeper.contracts.spec import get_spec; "
+    "modelkeeper.modeling.training.build_pipeline(get_spec('flight_delay'))",
     "evaluate": "import pandas, pyarrow; import mlflow, mlflow.sklearn, mlflow.models; "
-    "import sklearn.ensemble, sklearn.inspection; import modelkeeper.registry, "
-    "modelkeeper.evaluation, modelkeeper.promotion, modelkeeper.modelcard",
+    "import sklearn.ensemble, sklearn.inspection; import modelkeeper.records.registry, "
+    "modelkeeper.modeling.evaluation, modelkeeper.decisions.promotion, modelkeeper.modeling.modelcard",
 }
 
 _IMPORTS_CHILD = """
@@ -611,9 +616,9 @@ for name in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS"):
 os.environ.update({env!r})
 import statistics
 from bench.stages import week_rows
-from modelkeeper.evaluation import predict
-from modelkeeper.spec import get_spec
-from modelkeeper.training import features_frame, fit
+from modelkeeper.modeling.evaluation import predict
+from modelkeeper.contracts.spec import get_spec
+from modelkeeper.modeling.training import features_frame, fit
 import time
 spec = get_spec({model!r})
 df = week_rows({rows}, 3, seed=1)

@@ -1,7 +1,7 @@
-"""Training: modelkeeper.training.fit on 10k, 100k and 1M rows of the demo schema.
+"""Training: modelkeeper.modeling.training.fit on 10k, 100k and 1M rows of the demo schema.
 
 Each size is measured in a fresh process that imports what a retrain imports (pandas,
-pyarrow, scikit-learn, modelkeeper.training), takes its RSS as the **baseline**, reads the
+pyarrow, scikit-learn, modelkeeper.modeling.training), takes its RSS as the **baseline**, reads the
 frame from Parquet (written beforehand by another process, as accepted data is), gives
 back what the Parquet reader freed, resets the kernel's peak-RSS mark
 (`/proc/self/clear_refs`) and calls `fit(spec, frame)`: the peak during fit is the highest
@@ -49,8 +49,8 @@ import contextlib, ctypes, gc, json, re, time
 
 import numpy, pandas as pd, pyarrow, sklearn  # noqa: F401  (the baseline: what a retrain imports)
 from threadpoolctl import threadpool_limits
-from modelkeeper.spec import get_spec
-from modelkeeper.training import build_pipeline, fit
+from modelkeeper.contracts.spec import get_spec
+from modelkeeper.modeling.training import build_pipeline, fit
 
 spec = get_spec("flight_delay")
 build_pipeline(spec)  # imports the pipeline's own modules (the estimator's, the encoders')
@@ -98,8 +98,8 @@ import pandas as pd
 from sklearn.metrics import log_loss, roc_auc_score
 
 from modelkeeper.demo import load_flights, week_frame
-from modelkeeper.spec import get_spec
-from modelkeeper.training import features_frame, fit
+from modelkeeper.contracts.spec import get_spec
+from modelkeeper.modeling.training import features_frame, fit
 
 spec = get_spec("flight_delay")
 flights = load_flights()
@@ -162,7 +162,7 @@ def run() -> str:
         [
             "## Training",
             "",
-            "`modelkeeper.training.fit` with the demo spec (`flight_delay`: "
+            "`modelkeeper.modeling.training.fit` with the demo spec (`flight_delay`: "
             "HistGradientBoostingClassifier) on 2013 flights resampled to each size "
             f"(`bench.common.scaled_flights`), pipeline {steps}, each row a fresh process. "
             "Frame = `df.memory_usage(deep=True)`; resident = RSS after reading it minus "

@@ -37,8 +37,8 @@ import json, resource, tempfile, time
 from pathlib import Path
 
 from bench.validation import demo_frame
-from modelkeeper import validation
-from modelkeeper.spec import get_spec
+from modelkeeper.quality import validation
+from modelkeeper.contracts.spec import get_spec
 
 df = demo_frame({rows}, broken={broken})
 spec = get_spec("flight_delay")

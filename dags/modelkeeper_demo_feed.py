@@ -13,7 +13,7 @@ from datetime import datetime
 
 from airflow.sdk import Asset, dag, task
 
-from modelkeeper.settings import settings
+from modelkeeper.contracts.settings import settings
 
 NYCFLIGHTS_LANDING = Asset("nycflights_landing")
 NYCFLIGHTS_FEATURES = Asset("nycflights_features")
@@ -31,8 +31,8 @@ NYCFLIGHTS_FEATURES = Asset("nycflights_features")
 def modelkeeper_demo_feed():
     @task
     def land() -> dict[str, list[str]]:
+        from modelkeeper.data.storage import Storage
         from modelkeeper.demo import land_next_features_and_labels
-        from modelkeeper.storage import Storage
 
         landed = land_next_features_and_labels(Storage())
         return {kind: [str(p) for p in paths] for kind, paths in landed.items()}

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from airflow.sdk import DAG
 
-from modelkeeper.spec import valid_specs
+from modelkeeper.contracts.spec import valid_specs
 from modelkeeper_airflow.factory import default_args
 from modelkeeper_airflow.operators import ReconcileOperator
 

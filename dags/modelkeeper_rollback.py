@@ -10,8 +10,8 @@ from datetime import datetime
 
 from airflow.sdk import DAG, Param
 
-from modelkeeper.lineage import PREVIOUS
-from modelkeeper.spec import valid_specs
+from modelkeeper.contracts.lineage import PREVIOUS
+from modelkeeper.contracts.spec import valid_specs
 from modelkeeper_airflow.factory import PROMOTION_POOL, default_args
 from modelkeeper_airflow.operators.rollback import RollbackOperator
 

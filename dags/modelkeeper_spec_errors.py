@@ -6,7 +6,7 @@ reported here instead: this file fails to import with one line per broken spec, 
 the file and the field, and the Airflow UI lists it under its import errors.
 """
 
-from modelkeeper.spec import SpecError, load_specs
+from modelkeeper.contracts.spec import SpecError, load_specs
 
 _, _broken = load_specs()
 if _broken:

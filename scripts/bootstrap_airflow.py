@@ -15,7 +15,7 @@ def main() -> None:
     from airflow.utils.db import upgradedb
     from airflow.utils.session import create_session
 
-    from modelkeeper.settings import settings
+    from modelkeeper.contracts.settings import settings
 
     upgradedb()
     config = settings()

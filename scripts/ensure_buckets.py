@@ -2,7 +2,7 @@
 
 `airflow-init` runs it with the storage root and MLflow's artifact destination, so a
 fresh MinIO (or any S3-compatible store) is ready before a task writes. The endpoint is
-MODELKEEPER_S3_ENDPOINT_URL (else AWS_ENDPOINT_URL), through modelkeeper.objstore;
+MODELKEEPER_S3_ENDPOINT_URL (else AWS_ENDPOINT_URL), through modelkeeper.data.objstore;
 credentials come from boto's usual chain. Only the bucket names are printed.
 
     python scripts/ensure_buckets.py s3://modelkeeper/storage s3://modelkeeper/mlflow
@@ -26,7 +26,7 @@ def buckets(uris: list[str]) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    from modelkeeper import objstore  # the one module that talks to object stores
+    from modelkeeper.data import objstore  # the one module that talks to object stores
 
     created = []
     for name in buckets(argv):

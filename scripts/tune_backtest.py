@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from modelkeeper.backtest import ALL_HISTORY_DAYS, load_data, run_backtest, summarise
-from modelkeeper.spec import get_spec
+from modelkeeper.backtest.cli import load_data
+from modelkeeper.backtest.engine import ALL_HISTORY_DAYS, run_backtest, summarise
+from modelkeeper.contracts.spec import get_spec
 
 FLOORS = (None, 0.64, 0.66)
 MAX_AGE = (None, 21, 28, 35)

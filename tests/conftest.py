@@ -61,14 +61,14 @@ def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001
 
 @pytest.fixture(scope="session")
 def spec():
-    from modelkeeper.spec import get_spec
+    from modelkeeper.contracts.spec import get_spec
 
     return get_spec("flight_delay")
 
 
 @pytest.fixture
 def storage(tmp_path, monkeypatch):
-    from modelkeeper.storage import Storage
+    from modelkeeper.data.storage import Storage
 
     root = tmp_path / "storage"
     monkeypatch.setenv("MODELKEEPER_STORAGE", str(root))
@@ -78,7 +78,7 @@ def storage(tmp_path, monkeypatch):
 @pytest.fixture
 def audit_db(tmp_path, monkeypatch):
     """A fresh SQLite audit trail, reachable as the `modelkeeper_audit` Connection."""
-    from modelkeeper.audit import AuditLog
+    from modelkeeper.records.audit import AuditLog
 
     path = tmp_path / "audit.db"
     monkeypatch.setenv(
@@ -90,7 +90,7 @@ def audit_db(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def _mlflow_template(tmp_path_factory):
     """An empty, migrated MLflow SQLite DB: copying it skips ~5 s of migrations per test."""
-    from modelkeeper.registry import Registry
+    from modelkeeper.records.registry import Registry
 
     path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
     Registry(f"sqlite:///{path}").client.search_experiments(max_results=1)
@@ -108,7 +108,7 @@ def mlflow_store(tmp_path, monkeypatch, _mlflow_template):
         "extra": {"artifact_location": str(tmp_path / "mlartifacts")},
     }
     monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_DEFAULT", json.dumps(conn))
-    from modelkeeper.registry import Registry
+    from modelkeeper.records.registry import Registry
 
     return Registry(uri, artifact_location=str(tmp_path / "mlartifacts"))
 
@@ -124,7 +124,7 @@ def s3_env():
     would have, for a test to set (monkeypatch) so other tests never see it."""
     from moto.server import ThreadedMotoServer
 
-    from modelkeeper import objstore
+    from modelkeeper.data import objstore
 
     port = next(p for p in range(5900 + os.getpid() % 50, 6000) if _port_free(p))
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

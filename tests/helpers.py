@@ -98,7 +98,7 @@ def run_to_state(op: Any, run_id: str, xcoms: dict, **kw: Any) -> tuple[str, Any
 
 def retrain_tasks(model: str = "flight_delay") -> dict[str, Any]:
     """Fresh copies of `retrain_<model>`'s tasks as the factory wires them, by task id."""
-    from modelkeeper.spec import get_spec
+    from modelkeeper.contracts.spec import get_spec
     from modelkeeper_airflow.factory import build_retrain_dag
 
     dag = build_retrain_dag(get_spec(model))
@@ -146,7 +146,7 @@ class OverconfidentClassifier(ClassifierMixin, BaseEstimator):
 
 def committed(storage: Any, model: str, run_id: str) -> dict | None:
     """The run's manifest record: what it took and what became of each file."""
-    from modelkeeper.ingest import Manifest
+    from modelkeeper.data.ingest import Manifest
 
     return Manifest(storage, model).record(run_id)
 
@@ -207,7 +207,7 @@ def run_dag_tasks(
 
 def dag_tasks(builder: str, model: str = "flight_delay") -> dict[str, Any]:
     """Fresh copies of a factory DAG's tasks (builder: build_score_dag, build_monitor_dag)."""
-    from modelkeeper.spec import get_spec
+    from modelkeeper.contracts.spec import get_spec
     from modelkeeper_airflow import factory
 
     dag = getattr(factory, builder)(get_spec(model))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from modelkeeper import lineage
+from modelkeeper.contracts import lineage
 
 ROOT = Path(__file__).resolve().parents[1]
 PRODUCT = [ROOT / "include" / "modelkeeper", ROOT / "plugins", ROOT / "dags", ROOT / "scripts"]

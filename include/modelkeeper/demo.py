@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
-    from modelkeeper.objstore import Location
-    from modelkeeper.storage import Storage
+    from modelkeeper.data.objstore import Location
+    from modelkeeper.data.storage import Storage
 
 YEAR_START = pd.Timestamp("2013-01-01")
 #: 2013 has 365 days: 52 full weeks plus week 52, which holds Dec 31 alone.

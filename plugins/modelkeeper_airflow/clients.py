@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from modelkeeper.registry import Registry
+    from modelkeeper.records.registry import Registry
 
 MLFLOW_CONN_ID = "mlflow_default"
 AUDIT_CONN_ID = "modelkeeper_audit"

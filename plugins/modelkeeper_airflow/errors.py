@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from modelkeeper.errors import PermanentError
+from modelkeeper.contracts.errors import PermanentError
 
 
 @contextlib.contextmanager

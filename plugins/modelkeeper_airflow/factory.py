@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from airflow.sdk import DAG, Asset, AssetAny, AssetOrTimeSchedule, CronTriggerTimetable, Param
 
-from modelkeeper import lineage as L
+from modelkeeper.contracts import lineage as L
 from modelkeeper_airflow.callbacks import close_mlflow_run
 from modelkeeper_airflow.operators import (
     AlarmOperator,
@@ -30,7 +30,7 @@ from modelkeeper_airflow.operators import (
 )
 
 if TYPE_CHECKING:
-    from modelkeeper.spec import ModelSpec
+    from modelkeeper.contracts.spec import ModelSpec
 
 PROMOTION_POOL = "modelkeeper_promotion"
 
@@ -76,7 +76,7 @@ def _on_failure(spec: ModelSpec) -> list:
 def _retry_delay() -> timedelta:
     """First wait before retrying a transient failure (MLflow or the database away);
     doubles on each retry. MODELKEEPER_RETRY_DELAY_SECONDS, default 20."""
-    from modelkeeper.settings import settings
+    from modelkeeper.contracts.settings import settings
 
     return timedelta(seconds=settings().retry_delay_seconds)
 
@@ -308,7 +308,7 @@ def specs_to_build(prefix: str) -> list[ModelSpec]:
     process (Airflow's parsing context names its DAG), just that task's model."""
     from airflow.sdk import get_parsing_context
 
-    from modelkeeper.spec import SpecError, get_spec, valid_specs
+    from modelkeeper.contracts.spec import SpecError, get_spec, valid_specs
 
     wanted = get_parsing_context().dag_id
     if wanted:

@@ -5,7 +5,7 @@ Declared on the operator classes (`operator_extra_links`), never registered in a
 the worker calls `get_link` in its finalize step, for every terminal state, and stores the
 result as an XCom the API server serves. A plugin-registered link would instead run
 `get_link` in the API server, where the SDK's XCom access fails. Each operator pushes the
-URL under its key (modelkeeper.lineage.LINK_*) during execute; `get_link` reads it back, so
+URL under its key (modelkeeper.contracts.lineage.LINK_*) during execute; `get_link` reads it back, so
 a task that never got that far simply has no link ("" is hidden by the UI).
 """
 
@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from airflow.sdk import BaseOperatorLink
 
-from modelkeeper import lineage as L
+from modelkeeper.contracts import lineage as L
 
 
 class _XComLink(BaseOperatorLink):
@@ -63,7 +63,7 @@ def report_url(model: str, run_id: str, page: str) -> str:
 
     from airflow.sdk import conf
 
-    from modelkeeper.storage import run_key
+    from modelkeeper.data.storage import run_key
     from modelkeeper_airflow.ui import REPORTS_ROUTE, URL_PREFIX
 
     base = (conf.get("api", "base_url", fallback="") or "").rstrip("/")

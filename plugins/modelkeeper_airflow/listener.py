@@ -18,7 +18,7 @@ from typing import Any
 
 from airflow.listeners import hookimpl
 
-from modelkeeper import lineage as L
+from modelkeeper.contracts import lineage as L
 
 log = logging.getLogger(__name__)
 

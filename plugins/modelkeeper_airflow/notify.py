@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 if TYPE_CHECKING:
-    from modelkeeper.spec import ModelSpec
+    from modelkeeper.contracts.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -343,7 +343,7 @@ def on_failure(spec_name: str) -> Callable[[Any], None]:
 
     def callback(context: Any) -> None:
         try:
-            from modelkeeper.spec import get_spec
+            from modelkeeper.contracts.spec import get_spec
 
             spec = get_spec(spec_name)
             failed = _failed_tasks(context)

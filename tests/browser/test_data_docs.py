@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
+from modelkeeper.contracts.spec import get_spec
 from modelkeeper.demo import load_flights, week_frame
-from modelkeeper.spec import get_spec
-from modelkeeper.validation import validate_frame
+from modelkeeper.quality.validation import validate_frame
 
 
 @pytest.fixture(scope="module")

@@ -32,8 +32,8 @@ def shots(artifacts):
 
 @pytest.fixture(scope="module")
 def seeded(airflow_ui):
-    from modelkeeper.audit import AuditEvent, AuditLog
-    from modelkeeper.history import History, Measurement
+    from modelkeeper.monitoring.history import History, Measurement
+    from modelkeeper.records.audit import AuditEvent, AuditLog
 
     url = f"sqlite:///{airflow_ui.base / 'audit.db'}"
     AuditLog.from_url(url).record(

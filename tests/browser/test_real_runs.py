@@ -64,8 +64,8 @@ def mlflow_server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def runs(airflow_ui, mlflow_server):
+    from modelkeeper.data.storage import Storage
     from modelkeeper.demo import land_next_features_and_labels, land_next_weeks
-    from modelkeeper.storage import Storage
     from modelkeeper_airflow.factory import PROMOTION_POOL
 
     ui = airflow_ui
@@ -202,6 +202,6 @@ def test_report_pages_refuse_an_anonymous_visitor(airflow_ui, runs):
 
 
 def _key(run_id: str) -> str:
-    from modelkeeper.storage import run_key
+    from modelkeeper.data.storage import run_key
 
     return run_key(run_id)

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelkeeper.backtest import ALARM_GAIN, report, run_backtest, write_reports
-from modelkeeper.spec import ModelSpec
+from modelkeeper.backtest.engine import ALARM_GAIN, report, run_backtest, write_reports
+from modelkeeper.contracts.spec import ModelSpec
 
 SHIFT_STEP = 7  # 0-based: the concept flips at the start of this step
 STEPS = 12
@@ -143,14 +143,14 @@ class TestShiftedReplay:
 
 class TestBadInput:
     def test_too_short_for_the_warm_up(self, tmp_path):
-        from modelkeeper.errors import DataError
+        from modelkeeper.contracts.errors import DataError
 
         data = _data("classification").head(700)
         with pytest.raises(DataError, match="nothing left to replay"):
             run_backtest(_spec("classification"), data, tmp_path, progress=None)
 
     def test_missing_timestamp_column(self, tmp_path):
-        from modelkeeper.errors import DataError
+        from modelkeeper.contracts.errors import DataError
 
         with pytest.raises(DataError, match="no timestamp column 'ts'"):
             run_backtest(

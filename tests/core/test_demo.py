@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from modelkeeper import demo
-from modelkeeper.spec import ModelSpec, load_spec
-from modelkeeper.storage import Storage
+from modelkeeper.contracts.spec import ModelSpec, load_spec
+from modelkeeper.data.storage import Storage
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "include" / "models" / "flight_delay.yaml"
 PANDAS_DTYPE = {

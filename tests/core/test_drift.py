@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelkeeper.drift import DriftError, DriftOutcome, compute_drift
-from modelkeeper.spec import ColumnDrift, get_spec
+from modelkeeper.contracts.spec import ColumnDrift, get_spec
+from modelkeeper.monitoring.drift import DriftError, DriftOutcome, compute_drift
 
 ROWS = 3000
 CARRIERS = get_spec("flight_delay").data_schema.column("carrier").allowed
@@ -208,7 +208,7 @@ def test_huge_integral_floats_are_category_labels_not_an_overflow():
     """Found by the fuzz test: 2**63 as a float is integral but overflows Int64."""
     import pandas as pd
 
-    from modelkeeper.drift import _as_category_labels
+    from modelkeeper.monitoring.drift import _as_category_labels
 
     labels = _as_category_labels(pd.Series([2.0**63, 1.0, None]))
     assert labels.tolist()[:2] == [str(2.0**63), str(1.0)]

@@ -80,7 +80,7 @@ class TestValidationNeverCrashes:
     @FUZZ
     @given(df=frames())
     def test_any_frame_gets_a_verdict(self, spec, df):
-        from modelkeeper.validation import validate_frame
+        from modelkeeper.quality.validation import validate_frame
 
         outcome = validate_frame(df, spec)
         assert isinstance(outcome.success, bool)
@@ -118,7 +118,7 @@ class TestDriftNeverCrashes:
     )
     @given(df=frames())
     def test_any_current_frame_gets_a_result_or_a_drift_error(self, spec, reference, df):
-        from modelkeeper.drift import DriftError, compute_drift
+        from modelkeeper.monitoring.drift import DriftError, compute_drift
 
         try:
             outcome = compute_drift(reference, df, spec)

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelkeeper.errors import ContentionError
-from modelkeeper.governance import ChangeRequest, act
+from modelkeeper.contracts.errors import ContentionError
+from modelkeeper.records.governance import ChangeRequest, act
 
 MODEL = "flight_delay"
 

@@ -7,13 +7,13 @@ import math
 
 import pytest
 
-from modelkeeper.errors import HandoffError
-from modelkeeper.evaluation import ModelScore
-from modelkeeper.governance import ChampionChange
-from modelkeeper.ingest import Accepted, Batch, BatchFile, FileOutcome
-from modelkeeper.promotion import Decision
-from modelkeeper.retrain import Monitoring, RetrainDecision
-from modelkeeper.stages import Approval, Evaluated, Finished, Trained
+from modelkeeper.contracts.errors import HandoffError
+from modelkeeper.contracts.results import Approval, Evaluated, Finished, Trained
+from modelkeeper.data.ingest import Accepted, Batch, BatchFile, FileOutcome
+from modelkeeper.decisions.promotion import Decision
+from modelkeeper.decisions.retrain import Monitoring, RetrainDecision
+from modelkeeper.modeling.evaluation import ModelScore
+from modelkeeper.records.governance import ChampionChange
 
 SCORE = ModelScore(
     metrics={"roc_auc": 0.7, "r2": math.nan},

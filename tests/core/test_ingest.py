@@ -22,9 +22,9 @@ import pytest
 import sqlalchemy as sa
 
 from modelkeeper import demo
-from modelkeeper.ingest import Manifest, accept, collect, load_pool, load_window, previous_tick
-from modelkeeper.spec import ModelSpec, SqlSource, load_spec
-from modelkeeper.storage import Storage
+from modelkeeper.contracts.spec import ModelSpec, SqlSource, load_spec
+from modelkeeper.data.ingest import Manifest, accept, collect, load_pool, load_window, previous_tick
+from modelkeeper.data.storage import Storage
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC_PATH = ROOT / "include" / "models" / "flight_delay.yaml"
@@ -84,7 +84,7 @@ class TestFiles:
         land(storage, "week_00.parquet", demo.week_frame(flights, 0))
         run(spec, storage, "run-1")
         land(storage, "week_01.parquet", demo.week_frame(flights, 1))
-        import modelkeeper.ingest as ingest
+        import modelkeeper.data.ingest as ingest
 
         opened: list[str] = []
         real = ingest.read_file
@@ -188,9 +188,9 @@ class TestFiles:
 
 KILLED = """
 import os, signal, sys
-from modelkeeper import ingest
-from modelkeeper.spec import load_spec
-from modelkeeper.storage import Storage
+from modelkeeper.data import ingest
+from modelkeeper.contracts.spec import load_spec
+from modelkeeper.data.storage import Storage
 
 spec, storage = load_spec(sys.argv[1]), Storage(sys.argv[2])
 ingest.Manifest.commit = lambda self, record: os.kill(os.getpid(), signal.SIGKILL)
@@ -351,7 +351,7 @@ class TestSql:
             assert conn.execute("SELECT count(*) FROM flights").fetchone()[0] > 0
 
     def test_needs_read_sql(self, spec, storage):
-        from modelkeeper.errors import ConfigError
+        from modelkeeper.contracts.errors import ConfigError
 
         with pytest.raises(ConfigError, match="has a SQL source: collect needs read_sql"):
             collect(sql_spec(spec, "flights"), storage, "run-1")
@@ -362,7 +362,7 @@ class TestReadsFollowTheWork:
         for w in range(12):
             land(storage, f"week_{w:02d}.parquet", demo.week_frame(flights, w))
         run(spec, storage, "run-1")
-        import modelkeeper.ingest as ingest
+        import modelkeeper.data.ingest as ingest
 
         read: list[str] = []
         real = ingest.pd.read_parquet

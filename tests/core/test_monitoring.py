@@ -6,9 +6,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from modelkeeper.history import History, Measurement
-from modelkeeper.monitoring import alarm_reasons, join_labels, quality
-from modelkeeper.spec import get_spec
+from modelkeeper.contracts.spec import get_spec
+from modelkeeper.monitoring.alarms import alarm_reasons, join_labels, quality
+from modelkeeper.monitoring.history import History, Measurement
 
 MODEL = "flight_delay"
 KEY = ["carrier", "flight", "origin", "time_hour"]
@@ -175,8 +175,8 @@ class TestAlarmReasons:
 
 class TestDemoFeed:
     def test_features_first_then_labels_a_week_later(self, tmp_path):
+        from modelkeeper.data.storage import Storage
         from modelkeeper.demo import land_next_features_and_labels, land_next_weeks
-        from modelkeeper.storage import Storage
 
         storage = Storage(tmp_path)
         land_next_weeks(storage, n=2)  # weeks 0-1 labelled, as make run starts

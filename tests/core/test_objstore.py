@@ -20,11 +20,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from modelkeeper import demo, objstore, scoring
-from modelkeeper.ingest import Manifest, accept, collect, load_pool
-from modelkeeper.spec import ModelSpec, load_spec
-from modelkeeper.storage import Storage
-from modelkeeper.training import load_accepted
+from modelkeeper import demo
+from modelkeeper.contracts.spec import ModelSpec, load_spec
+from modelkeeper.data import objstore
+from modelkeeper.data.ingest import Manifest, accept, collect, load_pool
+from modelkeeper.data.storage import Storage
+from modelkeeper.modeling.training import load_accepted
+from modelkeeper.serving import scoring
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC_PATH = ROOT / "include" / "models" / "flight_delay.yaml"
@@ -166,9 +168,9 @@ class TestIngestOnS3:
 
 KILLED_BEFORE_COMMIT = """
 import os, signal, sys
-from modelkeeper import ingest
-from modelkeeper.spec import load_spec
-from modelkeeper.storage import Storage
+from modelkeeper.data import ingest
+from modelkeeper.contracts.spec import load_spec
+from modelkeeper.data.storage import Storage
 
 spec, storage = load_spec(sys.argv[1]), Storage(sys.argv[2])
 ingest.Manifest.commit = lambda self, record: os.kill(os.getpid(), signal.SIGKILL)
@@ -178,7 +180,7 @@ ingest.accept(ingest.collect(spec, storage, "run-1"), spec, storage, "run-1")
 
 class TestReportsAndPredictionLog:
     def test_drift_reports_land_on_s3(self, spec, s3_storage, flights):
-        from modelkeeper.drift import compute_drift
+        from modelkeeper.monitoring.drift import compute_drift
 
         ref = demo.week_frame(flights, 0).head(2000)
         cur = demo.drifted_frame(demo.week_frame(flights, 1).head(2000))
@@ -209,7 +211,7 @@ class TestReportsAndPredictionLog:
 
 KILLED_WRITER = """
 import os, signal, sys
-from modelkeeper.objstore import atomic_write
+from modelkeeper.data.objstore import atomic_write
 
 def write(tmp):
     with open(tmp, "wb") as fh:
@@ -277,7 +279,7 @@ class TestMlflowArtifactsOnS3:
     def test_runs_and_models_keep_their_artifacts_on_s3(self, s3_storage, tmp_path):
         from sklearn.linear_model import LogisticRegression
 
-        from modelkeeper.registry import Registry
+        from modelkeeper.records.registry import Registry
 
         artifacts = f"{s3_storage.root}/mlflow"
         registry = Registry(f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_location=artifacts)

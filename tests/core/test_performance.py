@@ -18,9 +18,9 @@ import pytest
 from sklearn import metrics as skm
 from sklearn.isotonic import IsotonicRegression
 
-from modelkeeper.errors import DataError
-from modelkeeper.metric_names import CLASSIFICATION
-from modelkeeper.performance import (
+from modelkeeper.contracts.errors import DataError
+from modelkeeper.contracts.metric_names import CLASSIFICATION
+from modelkeeper.monitoring.performance import (
     ESTIMATED,
     METRICS,
     REALIZED,

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from modelkeeper.evaluation import ModelScore
-from modelkeeper.promotion import Candidate, Champion, Decision, decide
+from modelkeeper.decisions.promotion import Candidate, Champion, Decision, decide
+from modelkeeper.modeling.evaluation import ModelScore
 
 COLS = [
     "hour",

@@ -15,10 +15,10 @@ import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.models import get_model_info
 
+from modelkeeper.contracts.lineage import CHAMPION
+from modelkeeper.contracts.spec import ModelSpec
 from modelkeeper.demo import land_next_weeks, load_flights, week_frame
-from modelkeeper.lineage import CHAMPION
-from modelkeeper.spec import ModelSpec
-from modelkeeper.training import features_frame, fit
+from modelkeeper.modeling.training import features_frame, fit
 
 #: The MLflow column type each spec dtype is declared as (int: see `declared`).
 MLFLOW_TYPES = {"float": "double", "bool": "boolean", "category": "string", "datetime": "datetime"}

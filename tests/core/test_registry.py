@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 from modelkeeper.demo import load_flights, week_frame
-from modelkeeper.registry import CHAMPION, PREVIOUS, RUN_TAG, Registry, VersionInfo
-from modelkeeper.training import features_frame, fit
+from modelkeeper.modeling.training import features_frame, fit
+from modelkeeper.records.registry import CHAMPION, PREVIOUS, RUN_TAG, Registry, VersionInfo
 
 MODEL = "flight_delay"
 EXPERIMENT = "modelkeeper/flight_delay"
@@ -243,7 +243,7 @@ class TestErrors:
     """MLflow's errors become the core's: not found only when MLflow says so."""
 
     def test_missing_version_is_not_found(self, mlflow_store):
-        from modelkeeper.errors import NotFoundError
+        from modelkeeper.contracts.errors import NotFoundError
 
         registered(mlflow_store, MODEL, 1)
         with pytest.raises(NotFoundError, match="get_model_version"):
@@ -252,7 +252,7 @@ class TestErrors:
     def test_unreachable_server_is_unavailable_not_missing(self, monkeypatch):
         import socket
 
-        from modelkeeper.errors import NotFoundError, UnavailableError
+        from modelkeeper.contracts.errors import NotFoundError, UnavailableError
 
         monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         with socket.socket() as s:  # a port nobody listens on
@@ -268,7 +268,7 @@ class TestErrors:
             down.ping()
 
     def test_long_tags_are_cut_once_here(self, mlflow_store):
-        from modelkeeper.registry import MAX_TAG_CHARS
+        from modelkeeper.records.registry import MAX_TAG_CHARS
 
         run = mlflow_store.ensure_run(EXPERIMENT, "manual__long", {})
         mlflow_store.set_run_tags(run, {"decision_reason": "x" * 20_000})

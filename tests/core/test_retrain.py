@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from modelkeeper.retrain import Monitoring, age_days, should_retrain
+from modelkeeper.decisions.retrain import Monitoring, age_days, should_retrain
 
 
 @pytest.fixture

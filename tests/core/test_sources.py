@@ -11,7 +11,7 @@ import fsspec
 import pandas as pd
 import pytest
 
-from modelkeeper.sources import SourceError, list_files, read_file, substitute_watermark
+from modelkeeper.data.sources import SourceError, list_files, read_file, substitute_watermark
 
 SMALL = pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"]})
 

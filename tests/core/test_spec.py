@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from modelkeeper.spec import (
+from modelkeeper.contracts.spec import (
     SPEC_DIR,
     Estimator,
     ModelSpec,

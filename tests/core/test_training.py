@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from modelkeeper.contracts.errors import SpecError
+from modelkeeper.contracts.spec import ModelSpec
 from modelkeeper.demo import load_flights, week_frame
-from modelkeeper.errors import SpecError
-from modelkeeper.spec import ModelSpec
-from modelkeeper.training import (
+from modelkeeper.modeling.training import (
     SEED,
     Split,
     TrainingDataError,
@@ -56,7 +56,7 @@ def model(split, spec):
 
 def land(storage, spec, run_id: str, frame: pd.DataFrame):
     """Rows accepted by a run, committed to the pool the way validate commits them."""
-    from modelkeeper.ingest import commit_accepted
+    from modelkeeper.data.ingest import commit_accepted
 
     commit_accepted(spec, storage, run_id, frame)
 

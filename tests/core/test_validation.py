@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelkeeper.datadocs import OfflineDocsError, inline_assets, remote_loads
-from modelkeeper.spec import ModelSpec, get_spec
-from modelkeeper.validation import ValidationOutcome, validate_frame
+from modelkeeper.contracts.spec import ModelSpec, get_spec
+from modelkeeper.quality.datadocs import OfflineDocsError, inline_assets, remote_loads
+from modelkeeper.quality.validation import ValidationOutcome, validate_frame
 
 CARRIERS = get_spec("flight_delay").data_schema.column("carrier").allowed
 N_ROWS = 1000

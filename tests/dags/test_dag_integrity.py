@@ -24,7 +24,7 @@ class TestDagBag:
         assert dagbag.import_errors == {}
 
     def test_one_retrain_dag_per_spec(self, dagbag):
-        from modelkeeper.spec import load_all
+        from modelkeeper.contracts.spec import load_all
 
         for spec in load_all():
             assert spec.dag_id in dagbag.dags
@@ -265,7 +265,7 @@ class TestSpecIsolation:
         import yaml
         from airflow.dag_processing.dagbag import DagBag
 
-        from modelkeeper.spec import SPEC_DIR
+        from modelkeeper.contracts.spec import SPEC_DIR
 
         specs = tmp_path / "specs"
         specs.mkdir()
@@ -301,7 +301,7 @@ def test_a_task_process_builds_only_its_own_dag(tmp_path, monkeypatch):
 
     import yaml
 
-    from modelkeeper.spec import SPEC_DIR
+    from modelkeeper.contracts.spec import SPEC_DIR
 
     raw = yaml.safe_load((SPEC_DIR / "flight_delay.yaml").read_text())
     for i in range(5):

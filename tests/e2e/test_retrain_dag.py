@@ -20,9 +20,9 @@ MODEL = "flight_delay"
 
 @pytest.fixture(scope="module")
 def env(mlflow_server, airflow_db, tmp_path_factory):
+    from modelkeeper.data.storage import Storage
     from modelkeeper.demo import land_next_weeks
-    from modelkeeper.registry import Registry
-    from modelkeeper.storage import Storage
+    from modelkeeper.records.registry import Registry
 
     saved = dict(os.environ)
     root = tmp_path_factory.mktemp("e2e-storage")

@@ -56,7 +56,7 @@ mlflow_outage = probe("mk_mlflow_outage", lambda: RollbackOperator(
 def dags(airflow_db, tmp_path_factory):
     from airflow.dag_processing.dagbag import DagBag
 
-    from modelkeeper.spec import SPEC_DIR
+    from modelkeeper.contracts.spec import SPEC_DIR
 
     base = tmp_path_factory.mktemp("retry-policy")
     specs = base / "specs"

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from modelkeeper import lineage as L
+from modelkeeper.contracts import lineage as L
 from modelkeeper_airflow.operators import CollectOperator
 from tests.helpers import accepted_rows, retrain_tasks, run_operator
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from modelkeeper import lineage as L
+from modelkeeper.contracts import lineage as L
 from modelkeeper_airflow.operators import ReconcileOperator, RollbackOperator
 from tests.helpers import (
     DEFAULT_PARAMS,
@@ -134,7 +134,7 @@ class TestPromote:
     def test_two_promotions_from_the_same_evaluation_one_wins(
         self, versions, evaluated, mlflow_store, audit_db
     ):
-        from modelkeeper.audit import reconcile
+        from modelkeeper.records.audit import reconcile
 
         first = _promote(
             {("evaluate", "return_value"): evaluated(versions[1], versions[0])}, "manual__e1"
@@ -239,7 +239,7 @@ class TestRollbackAndReconcile:
     def test_rollback_restores_previous_and_is_idempotent(
         self, versions, evaluated, mlflow_store, audit_db
     ):
-        from modelkeeper.audit import reconcile
+        from modelkeeper.records.audit import reconcile
 
         _promote({("evaluate", "return_value"): evaluated(versions[1], versions[0])}, "manual__l")
         op = RollbackOperator(

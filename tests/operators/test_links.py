@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from modelkeeper import lineage as L
+from modelkeeper.contracts import lineage as L
 from tests.helpers import DEFAULT_PARAMS, retrain_tasks, run_operator, run_to_state
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,7 +32,7 @@ def served(mlflow_server, audit_db, storage, tmp_path, monkeypatch):
     candidate with passed validation."""
     from sklearn.linear_model import LogisticRegression
 
-    from modelkeeper.registry import Registry
+    from modelkeeper.records.registry import Registry
 
     raw = yaml.safe_load((ROOT / "include/models/flight_delay.yaml").read_text())
     raw["name"] = MODEL

@@ -20,7 +20,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from modelkeeper.spec import Notify, get_spec
+from modelkeeper.contracts.spec import Notify, get_spec
 from modelkeeper_airflow.notify import notify, on_failure
 from tests.helpers import FakeTI, make_context
 
@@ -341,7 +341,7 @@ class _RunTI(FakeTI):
 @pytest.fixture
 def spec_dir(tmp_path, monkeypatch):
     """flight_delay's spec with a notify section, as the callback loads it by name."""
-    from modelkeeper.settings import DEFAULT_SPEC_DIR
+    from modelkeeper.contracts.settings import DEFAULT_SPEC_DIR
 
     shutil.copy(DEFAULT_SPEC_DIR / "flight_delay.yaml", tmp_path / "flight_delay.yaml")
     raw = yaml.safe_load((tmp_path / "flight_delay.yaml").read_text())

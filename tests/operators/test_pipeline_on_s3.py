@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from modelkeeper import lineage as L
+from modelkeeper.contracts import lineage as L
 from tests.helpers import dag_tasks, run_dag_tasks, run_pipeline
 
 MODEL = "flight_delay"
@@ -23,10 +23,10 @@ MODEL = "flight_delay"
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, s3_env):
-    from modelkeeper.audit import AuditLog
+    from modelkeeper.data.storage import Storage
     from modelkeeper.demo import land_next_weeks
-    from modelkeeper.registry import Registry
-    from modelkeeper.storage import Storage
+    from modelkeeper.records.audit import AuditLog
+    from modelkeeper.records.registry import Registry
 
     base = tmp_path_factory.mktemp("s3world")
     saved = dict(os.environ)
@@ -128,9 +128,9 @@ class TestPipelineOnS3:
         assert any(k.endswith(L.REFERENCE_ARTIFACT) for k in keys), keys[:20]
 
     def test_the_champion_scores_a_batch_into_the_s3_prediction_log(self, world, first_run):
-        from modelkeeper import scoring
+        from modelkeeper.contracts.spec import get_spec
         from modelkeeper.demo import load_flights, week_frame
-        from modelkeeper.spec import get_spec
+        from modelkeeper.serving import scoring
 
         storage = world["storage"]
         features = week_frame(load_flights(), 9).drop(columns=["delayed"])

@@ -13,7 +13,7 @@ import re
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from modelkeeper import lineage as L
+from modelkeeper.contracts import lineage as L
 from tests.helpers import (
     DEFAULT_PARAMS,
     accepted_rows,
@@ -29,10 +29,10 @@ MODEL = "flight_delay"
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """Storage with 9 landed weeks, a local MLflow store as `mlflow_default`."""
-    from modelkeeper.audit import AuditLog
+    from modelkeeper.data.storage import Storage
     from modelkeeper.demo import land_next_weeks
-    from modelkeeper.registry import Registry
-    from modelkeeper.storage import Storage
+    from modelkeeper.records.audit import AuditLog
+    from modelkeeper.records.registry import Registry
 
     base = tmp_path_factory.mktemp("world")
     saved = dict(os.environ)
@@ -136,7 +136,7 @@ class TestFirstRun:
         assert "<table>" in (folder / "model_card.html").read_text()
 
     def test_promotion_audited_and_reconciled(self, world, first_run):
-        from modelkeeper.audit import reconcile
+        from modelkeeper.records.audit import reconcile
 
         events = world["audit"].events(MODEL)
         promotion = [e for e in events if e["run_id"] == "manual__first"]
@@ -149,7 +149,7 @@ class TestFirstRun:
 
     def test_evaluation_metrics_go_to_the_history(self, world, first_run):
         """What the health page draws as "at evaluation": the candidate on its holdout."""
-        from modelkeeper.history import History
+        from modelkeeper.monitoring.history import History
 
         rows = History(world["audit"].engine).series(MODEL, kind="evaluation")
         by_metric = {r["metric"]: r for r in rows if r["run_id"] == "manual__first"}
@@ -262,7 +262,7 @@ class TestNoNewData:
 
         from airflow.sdk import Asset
 
-        from modelkeeper.lineage import alarm_asset
+        from modelkeeper.contracts.lineage import alarm_asset
         from tests.helpers import make_context
 
         xcoms = empty_batch("asset_triggered__alarm")

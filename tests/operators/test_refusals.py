@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modelkeeper import lineage as L
+from modelkeeper.contracts import lineage as L
 from tests.helpers import DEFAULT_PARAMS, answer_approval, retrain_tasks, run_operator, run_to_state
 
 MODEL = "flight_delay"
@@ -34,14 +34,14 @@ def data():
 
 @pytest.fixture(scope="module")
 def fitted(data, spec):
-    from modelkeeper.training import fit
+    from modelkeeper.modeling.training import fit
 
     train, _ = data
     return fit(spec, train)
 
 
 def _register(registry, spec, model, run_name: str, tags: dict, features=None):
-    from modelkeeper.training import features_frame
+    from modelkeeper.modeling.training import features_frame
 
     run = registry.ensure_run(MODEL, run_name, {})
     example = features_frame(_data_head(spec), spec)
@@ -182,14 +182,14 @@ class TestRefusals:
     ):
         from sklearn.ensemble import HistGradientBoostingClassifier
 
-        from modelkeeper.training import features_frame
+        from modelkeeper.modeling.training import features_frame
 
         train = data[0]
         few = ["hour", "distance", "temp"]
         old = HistGradientBoostingClassifier(max_iter=20).fit(
             features_frame(train, spec)[few], train["delayed"]
         )
-        from modelkeeper.training import fit
+        from modelkeeper.modeling.training import fit
 
         world = _make_world(
             mlflow_store,
@@ -257,7 +257,7 @@ class TestRefusals:
     def test_guardrail_breached(self, mlflow_store, audit_db, storage, data, spec, tmp_path):
         from sklearn.ensemble import HistGradientBoostingClassifier
 
-        from modelkeeper.training import build_pipeline, features_frame, fit
+        from modelkeeper.modeling.training import build_pipeline, features_frame, fit
         from tests.helpers import OverconfidentClassifier
 
         train = data[0]

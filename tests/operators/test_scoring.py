@@ -44,10 +44,10 @@ def smtp():
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, smtp):
+    from modelkeeper.data.storage import Storage
     from modelkeeper.demo import land_next_weeks
-    from modelkeeper.history import History
-    from modelkeeper.registry import Registry
-    from modelkeeper.storage import Storage
+    from modelkeeper.monitoring.history import History
+    from modelkeeper.records.registry import Registry
 
     base = tmp_path_factory.mktemp("scoring-world")
     saved = dict(os.environ)
@@ -122,8 +122,8 @@ def monitor(run_id: str) -> tuple[dict, dict]:
 
 class TestScoring:
     def test_scores_new_rows_with_the_champion(self, world):
-        from modelkeeper import scoring
-        from modelkeeper.spec import get_spec
+        from modelkeeper.contracts.spec import get_spec
+        from modelkeeper.serving import scoring
 
         land_features(world["storage"], 8)
         states, xcoms = score("manual__score8")
@@ -143,8 +143,8 @@ class TestScoring:
         assert rows[-1]["value"] == scored["rows"]
 
     def test_a_prediction_is_written_once_per_key_on_a_rerun(self, world):
-        from modelkeeper import scoring
-        from modelkeeper.spec import get_spec
+        from modelkeeper.contracts.spec import get_spec
+        from modelkeeper.serving import scoring
 
         before = scoring.read_log(get_spec(MODEL), world["storage"])
         states, xcoms = score("manual__score8")  # the same run again
@@ -162,9 +162,9 @@ class TestScoring:
         assert len(scoring.read_log(get_spec(MODEL), world["storage"])) == len(before)
 
     def test_a_batch_with_a_bad_column_is_quarantined_and_nothing_predicted(self, world):
-        from modelkeeper import scoring
+        from modelkeeper.contracts.spec import get_spec
         from modelkeeper.demo import load_flights, week_frame
-        from modelkeeper.spec import get_spec
+        from modelkeeper.serving import scoring
 
         before = len(scoring.read_log(get_spec(MODEL), world["storage"]))
         bad = week_frame(load_flights(), 20).assign(hour=99)
@@ -220,8 +220,8 @@ class TestAlarms:
     def test_a_shifted_feed_raises_a_drift_alarm_once_inside_the_cooldown(
         self, world, smtp, monkeypatch
     ):
+        from modelkeeper.contracts.lineage import alarm_asset
         from modelkeeper.demo import drifted_frame, load_flights, week_frame
-        from modelkeeper.lineage import alarm_asset
 
         _ignore_earlier_alarms(monkeypatch)  # a decay alarm of the label tests may have fired
         _, received = smtp
@@ -248,8 +248,8 @@ class TestAlarms:
 
         from airflow.sdk import Asset
 
-        from modelkeeper.lineage import alarm_asset
-        from modelkeeper.retrain import Monitoring
+        from modelkeeper.contracts.lineage import alarm_asset
+        from modelkeeper.decisions.retrain import Monitoring
         from tests.helpers import DEFAULT_PARAMS, make_context, retrain_tasks
 
         decide = retrain_tasks(MODEL)["decide"]
@@ -285,7 +285,7 @@ def _ignore_earlier_alarms(monkeypatch) -> None:
     """The cooldown as if no alarm had fired before this test."""
     from datetime import UTC, datetime
 
-    from modelkeeper.history import History
+    from modelkeeper.monitoring.history import History
 
     start, real = datetime.now(UTC).isoformat(), History.last_alarm
 

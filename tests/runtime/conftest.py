@@ -284,8 +284,8 @@ class Runtime:
         assert boot.returncode == 0, f"bootstrap failed:\n{(boot.stdout + boot.stderr)[-4000:]}"
         self.timings["migrate+bootstrap"] = time.monotonic() - t0
 
+        from modelkeeper.data.storage import Storage
         from modelkeeper.demo import land_next_weeks
-        from modelkeeper.storage import Storage
 
         land_next_weeks(Storage(self.storage_root), 4)  # 3 weeks train, 1 holdout
         self.mlflow.wait_up()
@@ -547,12 +547,12 @@ class Runtime:
 
     # -- stores --------------------------------------------------------------------------
     def audit(self):
-        from modelkeeper.audit import AuditLog
+        from modelkeeper.records.audit import AuditLog
 
         return AuditLog.from_url(self.db_url)
 
     def storage(self):
-        from modelkeeper.storage import Storage
+        from modelkeeper.data.storage import Storage
 
         return Storage(self.storage_root)
 
@@ -570,7 +570,7 @@ def runtime(tmp_path_factory):
 @pytest.fixture(scope="session")
 def registry(runtime):
     """The runtime's MLflow registry, as the tests read it."""
-    from modelkeeper.registry import Registry
+    from modelkeeper.records.registry import Registry
 
     return Registry(runtime.mlflow_url)
 

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from modelkeeper.audit import reconcile
+from modelkeeper.records.audit import reconcile
 from tests.helpers import accepted_rows
 from tests.runtime.conftest import RETRY_DELAY, mlflow_runs, ts
 
@@ -175,7 +175,7 @@ def test_mlflow_down_during_logging_retries_then_fails_cleanly(
     """MLflow crashes while `train` logs (params written, model not yet); the retries back
     off, then the run fails with the connection error; once MLflow is back it holds no
     version without its artifacts, and nothing else moved."""
-    from modelkeeper.registry import Registry
+    from modelkeeper.records.registry import Registry
 
     rt, server = runtime, outage_mlflow
     champion_before = registry.alias(MODEL).version

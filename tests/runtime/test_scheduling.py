@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from modelkeeper.audit import reconcile
+from modelkeeper.records.audit import reconcile
 from tests.helpers import accepted_rows
 from tests.runtime.conftest import mlflow_runs, ts
 

@@ -378,8 +378,8 @@ class Topology(AirflowUI):
         sampled from the demo year with the model's own seed."""
         import numpy as np
 
+        from modelkeeper.data.storage import Storage
         from modelkeeper.demo import load_flights, week_frame
-        from modelkeeper.storage import Storage
 
         flights = load_flights()
         weeks = [week_frame(flights, w) for w in range(WEEKS)]
@@ -460,12 +460,12 @@ class Topology(AirflowUI):
         return wait_for(f"{len(runs)} runs to finish", done, timeout, interval=3)
 
     def registry(self):
-        from modelkeeper.registry import Registry
+        from modelkeeper.records.registry import Registry
 
         return Registry(self.mlflow_url)
 
     def audit(self):
-        from modelkeeper.audit import AuditLog
+        from modelkeeper.records.audit import AuditLog
 
         return AuditLog.from_url(pg_url(self.db["audit"]))
 

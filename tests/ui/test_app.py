@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from modelkeeper.audit import AuditEvent
-from modelkeeper.history import History, Measurement
+from modelkeeper.monitoring.history import History, Measurement
+from modelkeeper.records.audit import AuditEvent
 
 MODEL = "flight_delay"
 DAGS = (f"retrain_{MODEL}", f"score_{MODEL}", f"monitor_{MODEL}")
@@ -321,7 +321,7 @@ class TestReportsOnObjectStorage:
     def s3_reports(self, s3_env, monkeypatch):
         import uuid
 
-        from modelkeeper.storage import Storage
+        from modelkeeper.data.storage import Storage
 
         for k, v in s3_env["env"].items():
             monkeypatch.setenv(k, v)
@@ -367,7 +367,7 @@ class TestPlugin:
         """Every component imports the plugin; only a request builds the app."""
         code = (
             "import sys, modelkeeper_plugin; "
-            "heavy = [m for m in ('modelkeeper_airflow.ui.app', 'modelkeeper.spec', "
+            "heavy = [m for m in ('modelkeeper_airflow.ui.app', 'modelkeeper.contracts.spec', "
             "'airflow.api_fastapi.core_api.security', 'mlflow') if m in sys.modules]; "
             "print(heavy)"
         )

@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseHook
 
 if TYPE_CHECKING:
-    from modelkeeper.registry import Registry
+    from modelkeeper.records.registry import Registry
 
 
 class MlflowHook(BaseHook):
-    """Connection -> `modelkeeper.registry.Registry`.
+    """Connection -> `modelkeeper.records.registry.Registry`.
 
     The connection's host is the tracking URI (``http://127.0.0.1:5000`` for a server,
     ``sqlite:///...`` for a local store); a port, when set, is appended to an http host.
@@ -33,7 +33,7 @@ class MlflowHook(BaseHook):
         conn = self.get_connection(self.mlflow_conn_id)
         host = (conn.host or "").rstrip("/")
         if not host:
-            from modelkeeper.errors import ConfigError
+            from modelkeeper.contracts.errors import ConfigError
 
             raise ConfigError(
                 f"connection {self.mlflow_conn_id!r} has no host (the MLflow tracking URI)"
@@ -45,7 +45,7 @@ class MlflowHook(BaseHook):
         return host, (conn.extra_dejson or {}).get("artifact_location")
 
     def get_conn(self) -> Registry:
-        from modelkeeper.registry import Registry
+        from modelkeeper.records.registry import Registry
 
         uri, artifact_location = self.tracking_uri()
         return Registry(uri, artifact_location=artifact_location)

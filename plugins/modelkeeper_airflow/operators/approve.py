@@ -10,7 +10,7 @@ from modelkeeper_airflow.errors import fail_or_retry
 from modelkeeper_airflow.operators.base import ModelkeeperOperator
 
 if TYPE_CHECKING:
-    from modelkeeper.stages import Approval, Evaluated
+    from modelkeeper.contracts.results import Approval, Evaluated
 
 
 class PromotionApprovalOperator(ModelkeeperOperator, ApprovalOperator):
@@ -39,7 +39,7 @@ class PromotionApprovalOperator(ModelkeeperOperator, ApprovalOperator):
     def execute(self, context: Any) -> Any:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from modelkeeper.stages import Approval, Evaluated
+        from modelkeeper.contracts.results import Approval, Evaluated
 
         with fail_or_retry():
             spec = self.spec
@@ -72,7 +72,7 @@ class PromotionApprovalOperator(ModelkeeperOperator, ApprovalOperator):
         # reach XCom: hand the answer on first.
         self.publish(context, approval)
         if approval.rejected:
-            from modelkeeper import lineage as L
+            from modelkeeper.contracts import lineage as L
 
             context["ti"].xcom_push(key=L.OUTCOME_XCOM, value=self._outcome(approval))
         super().execute_complete(context, event)
@@ -80,9 +80,9 @@ class PromotionApprovalOperator(ModelkeeperOperator, ApprovalOperator):
 
     def _outcome(self, approval: Approval) -> str:
         """The run's one-line outcome when the person rejected the candidate."""
-        from modelkeeper.governance import ChampionChange
-        from modelkeeper.outcome import of_change
-        from modelkeeper.stages import Evaluated
+        from modelkeeper.contracts.results import Evaluated
+        from modelkeeper.records.governance import ChampionChange
+        from modelkeeper.records.outcome import of_change
 
         evaluated, primary = Evaluated.from_dict(self.evaluation), self.spec.metrics.primary
         change = ChampionChange(
@@ -98,8 +98,8 @@ class PromotionApprovalOperator(ModelkeeperOperator, ApprovalOperator):
         return of_change(change, primary, evaluated.candidate.metrics.get(primary), champion)
 
     def _answered(self, context: Any, event: dict[str, Any]) -> Approval:
-        from modelkeeper.governance import ChangeRequest, act
-        from modelkeeper.stages import Approval, Evaluated
+        from modelkeeper.contracts.results import Approval, Evaluated
+        from modelkeeper.records.governance import ChangeRequest, act
 
         who = (event.get("responded_by_user") or {}).get("name") or "unknown"
         approved = list(event["chosen_options"]) == [self.APPROVE]  # the parent's options

@@ -2,7 +2,7 @@
 
 Operators stay thin: their inputs are constructor arguments (the upstream stage's
 `.output`, wired by the factory), they call the core, log the numbers behind what they
-decided and return one typed result (modelkeeper.stages) that becomes their XCom. Clients
+decided and return one typed result (modelkeeper.contracts.results) that becomes their XCom. Clients
 are built once per task. Retry or fail is decided in one place (errors.fail_or_retry).
 """
 
@@ -19,12 +19,12 @@ from modelkeeper_airflow.errors import fail_or_retry
 from modelkeeper_airflow.links import MlflowRunLink
 
 if TYPE_CHECKING:
-    from modelkeeper.audit import AuditLog
-    from modelkeeper.handoff import Handoff
-    from modelkeeper.history import History
-    from modelkeeper.registry import Registry
-    from modelkeeper.spec import ModelSpec
-    from modelkeeper.storage import Storage
+    from modelkeeper.contracts.handoff import Handoff
+    from modelkeeper.contracts.spec import ModelSpec
+    from modelkeeper.data.storage import Storage
+    from modelkeeper.monitoring.history import History
+    from modelkeeper.records.audit import AuditLog
+    from modelkeeper.records.registry import Registry
 
 
 class ModelkeeperOperator(BaseOperator):
@@ -65,20 +65,20 @@ class ModelkeeperOperator(BaseOperator):
     # Built lazily inside execute(), once per task: nothing heavy at parse time.
     @cached_property
     def spec(self) -> ModelSpec:
-        from modelkeeper.spec import get_spec
+        from modelkeeper.contracts.spec import get_spec
 
         return get_spec(self.model)
 
     @cached_property
     def ingest_spec(self) -> ModelSpec:
-        """The spec as ingestion sees this task's stream (modelkeeper.ingest.stream_spec)."""
-        from modelkeeper.ingest import stream_spec
+        """The spec as ingestion sees this task's stream (modelkeeper.data.ingest.stream_spec)."""
+        from modelkeeper.data.ingest import stream_spec
 
         return self.spec if self.stream is None else stream_spec(self.spec, self.stream)
 
     @cached_property
     def storage(self) -> Storage:
-        from modelkeeper.storage import Storage
+        from modelkeeper.data.storage import Storage
 
         return Storage()
 
@@ -97,14 +97,14 @@ class ModelkeeperOperator(BaseOperator):
 
     @cached_property
     def audit(self) -> AuditLog:
-        from modelkeeper.audit import AuditLog
+        from modelkeeper.records.audit import AuditLog
 
         return AuditLog(self._engine)
 
     @cached_property
     def history(self) -> History:
         """The monitoring series, in the same database as the audit trail."""
-        from modelkeeper.history import History
+        from modelkeeper.monitoring.history import History
 
         return History(self._engine)
 
@@ -116,7 +116,7 @@ class ModelkeeperOperator(BaseOperator):
 
     def alarm_reason(self, context: Any) -> str | None:
         """The reason of the alarm whose Asset event started this run, if one did."""
-        from modelkeeper.lineage import alarm_asset
+        from modelkeeper.contracts.lineage import alarm_asset
 
         events = context.get("triggering_asset_events") or {}
         wanted = alarm_asset(self.spec.name)
@@ -137,7 +137,7 @@ class ModelkeeperOperator(BaseOperator):
 
     def mlflow_run(self, context: Any) -> str:
         """This DAG run's MLflow run: created by the first stage that needs it, then resumed."""
-        from modelkeeper import lineage as L
+        from modelkeeper.contracts import lineage as L
         from modelkeeper_airflow.notify import run_url
 
         spec, dag_id, run_id = self.spec, context["dag"].dag_id, context["run_id"]
@@ -171,7 +171,7 @@ class ModelkeeperOperator(BaseOperator):
 
     def link_mlflow_run(self, context: Any, mlflow_run: str | None) -> None:
         """The "MLflow run" extra link of this task (links.MlflowRunLink)."""
-        from modelkeeper import lineage as L
+        from modelkeeper.contracts import lineage as L
 
         self.push_link(
             context, L.LINK_MLFLOW_RUN, lambda: self.registry.run_url(self.spec.name, mlflow_run)

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Any
 from modelkeeper_airflow.operators.base import ModelkeeperOperator
 
 if TYPE_CHECKING:
-    from modelkeeper.ingest import Batch
+    from modelkeeper.data.ingest import Batch
 
 
 class CollectOperator(ModelkeeperOperator):
@@ -17,7 +17,7 @@ class CollectOperator(ModelkeeperOperator):
     """
 
     def stage(self, context: Any) -> Batch:
-        from modelkeeper.ingest import collect
+        from modelkeeper.data.ingest import collect
 
         self._reject_unknown_conf(context)
         if (
@@ -50,7 +50,7 @@ class CollectOperator(ModelkeeperOperator):
         from airflow.providers.common.sql.hooks.sql import DbApiHook
         from airflow.sdk import BaseHook
 
-        from modelkeeper.errors import ConfigError
+        from modelkeeper.contracts.errors import ConfigError
 
         try:
             hook = BaseHook.get_connection(conn_id).get_hook()
@@ -69,7 +69,7 @@ class CollectOperator(ModelkeeperOperator):
         An unknown key is a typo or an attempt to steer the run (``skip_validation``...):
         stop before anything is read.
         """
-        from modelkeeper.errors import ConfigError
+        from modelkeeper.contracts.errors import ConfigError
 
         conf = getattr(context["dag_run"], "conf", None) or {}
         allowed = set(context.get("params") or {})

@@ -48,7 +48,7 @@ class DecideOperator(ModelkeeperOperator, BaseBranchOperator):
         # Skipping the branch not taken ends the task by raising: hand the result on first.
         self.publish(context, self.decision)
         if not self.decision.retrain:  # the run's outcome is known now ("no retrain: ...")
-            from modelkeeper import lineage as L
+            from modelkeeper.contracts import lineage as L
 
             context["ti"].xcom_push(key=L.OUTCOME_XCOM, value=self.decision.reason)
         # finish always runs (after promote when retraining): keep it off the skip list.
@@ -57,7 +57,7 @@ class DecideOperator(ModelkeeperOperator, BaseBranchOperator):
         return [self.finish_task_id]
 
     def stage(self, context: Any):  # noqa: ANN201
-        from modelkeeper.retrain import Monitoring, should_retrain
+        from modelkeeper.decisions.retrain import Monitoring, should_retrain
 
         monitoring = Monitoring.from_dict(self.monitoring)
         force = self.force if isinstance(self.force, bool) else str(self.force).lower() == "true"

@@ -7,7 +7,7 @@ from modelkeeper_airflow.links import MlflowRunLink, ModelCardLink
 from modelkeeper_airflow.operators.base import ModelkeeperOperator
 
 if TYPE_CHECKING:
-    from modelkeeper.stages import Evaluated
+    from modelkeeper.contracts.results import Evaluated
 
 
 class EvaluateOperator(ModelkeeperOperator):
@@ -30,10 +30,10 @@ class EvaluateOperator(ModelkeeperOperator):
 
     def stage(self, context: Any) -> Evaluated:
 
-        from modelkeeper import lineage as L
-        from modelkeeper.evaluation import score_model
-        from modelkeeper.promotion import Candidate, decide
-        from modelkeeper.stages import Evaluated, Trained
+        from modelkeeper.contracts import lineage as L
+        from modelkeeper.contracts.results import Evaluated, Trained
+        from modelkeeper.decisions.promotion import Candidate, decide
+        from modelkeeper.modeling.evaluation import score_model
 
         spec, registry = self.spec, self.registry
         trained = Trained.from_dict(self.trained)
@@ -104,7 +104,7 @@ class EvaluateOperator(ModelkeeperOperator):
     def _record_evaluation(self, context, version, score, holdout) -> None:  # noqa: ANN001
         """The candidate's metrics on its holdout go to the history (kind "evaluation"),
         so the health page draws them beside what the version later measures in service."""
-        from modelkeeper.history import Measurement
+        from modelkeeper.monitoring.history import Measurement
 
         spec = self.spec
         ts = holdout[spec.data_schema.timestamp_column]
@@ -124,11 +124,11 @@ class EvaluateOperator(ModelkeeperOperator):
         """What scoring measures the model against once it serves: its holdout with its own
         out-of-sample probabilities (drift of features and predictions), and the
         calibration of those probabilities on the holdout's labels (CBPE estimates)."""
-        from modelkeeper import lineage as L
-        from modelkeeper.errors import DataError
-        from modelkeeper.evaluation import predict
-        from modelkeeper.performance import fit_calibrator
-        from modelkeeper.training import features_frame
+        from modelkeeper.contracts import lineage as L
+        from modelkeeper.contracts.errors import DataError
+        from modelkeeper.modeling.evaluation import predict
+        from modelkeeper.modeling.training import features_frame
+        from modelkeeper.monitoring.performance import fit_calibrator
 
         spec, storage, registry = self.spec, self.storage, self.registry
         folder = storage.snapshot_dir(spec.name, run_id) / L.REFERENCE_DIR
@@ -147,9 +147,9 @@ class EvaluateOperator(ModelkeeperOperator):
 
     def _champion(self, current, candidate, holdout):  # noqa: ANN001, ANN202
         """Load and score the champion; a failure becomes a refusal reason, not a crash."""
-        from modelkeeper import lineage as L
-        from modelkeeper.evaluation import score_model
-        from modelkeeper.promotion import Champion
+        from modelkeeper.contracts import lineage as L
+        from modelkeeper.decisions.promotion import Champion
+        from modelkeeper.modeling.evaluation import score_model
 
         registry, spec = self.registry, self.spec
         try:
@@ -181,10 +181,10 @@ class EvaluateOperator(ModelkeeperOperator):
     def _model_card(  # noqa: ANN001
         self, context, version, trained, candidate, model, holdout, decision, against
     ) -> None:
-        from modelkeeper import lineage as L
-        from modelkeeper.evaluation import feature_importance
-        from modelkeeper.modelcard import render_html, render_markdown
-        from modelkeeper.retrain import Monitoring
+        from modelkeeper.contracts import lineage as L
+        from modelkeeper.decisions.retrain import Monitoring
+        from modelkeeper.modeling.evaluation import feature_importance
+        from modelkeeper.modeling.modelcard import render_html, render_markdown
 
         spec, storage = self.spec, self.storage
         monitoring = Monitoring.from_dict(self.monitoring) if self.monitoring else None

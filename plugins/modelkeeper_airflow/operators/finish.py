@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 from modelkeeper_airflow.operators.base import ModelkeeperOperator
 
 if TYPE_CHECKING:
-    from modelkeeper.stages import Finished
+    from modelkeeper.contracts.results import Finished
 
 
 class FinishOperator(ModelkeeperOperator):
@@ -38,10 +38,10 @@ class FinishOperator(ModelkeeperOperator):
         self.approval_task_id = approval_task_id
 
     def stage(self, context: Any) -> Finished:
-        from modelkeeper import lineage as L
-        from modelkeeper.governance import ChampionChange
-        from modelkeeper.retrain import RetrainDecision
-        from modelkeeper.stages import Approval, Finished, Trained
+        from modelkeeper.contracts import lineage as L
+        from modelkeeper.contracts.results import Approval, Finished, Trained
+        from modelkeeper.decisions.retrain import RetrainDecision
+        from modelkeeper.records.governance import ChampionChange
 
         registry = self.registry
         answer = context["ti"].xcom_pull(task_ids=self.approval_task_id)

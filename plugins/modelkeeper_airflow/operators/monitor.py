@@ -7,7 +7,7 @@ from modelkeeper_airflow.links import DriftReportLink, MlflowRunLink
 from modelkeeper_airflow.operators.base import ModelkeeperOperator
 
 if TYPE_CHECKING:
-    from modelkeeper.retrain import Monitoring
+    from modelkeeper.decisions.retrain import Monitoring
 
 
 class MonitorOperator(ModelkeeperOperator):
@@ -30,12 +30,12 @@ class MonitorOperator(ModelkeeperOperator):
     def stage(self, context: Any) -> Monitoring:
         import pandas as pd
 
-        from modelkeeper import lineage as L
-        from modelkeeper.drift import DriftError, compute_drift
-        from modelkeeper.evaluation import predict, score_model
-        from modelkeeper.ingest import Accepted
-        from modelkeeper.retrain import Monitoring, age_days
-        from modelkeeper.training import features_frame
+        from modelkeeper.contracts import lineage as L
+        from modelkeeper.data.ingest import Accepted
+        from modelkeeper.decisions.retrain import Monitoring, age_days
+        from modelkeeper.modeling.evaluation import predict, score_model
+        from modelkeeper.modeling.training import features_frame
+        from modelkeeper.monitoring.drift import DriftError, compute_drift
 
         spec, storage, registry = self.spec, self.storage, self.registry
         accepted = Accepted.from_dict(self.accepted)
@@ -130,8 +130,8 @@ class MonitorOperator(ModelkeeperOperator):
 
         import pandas as pd
 
-        from modelkeeper import lineage as L
-        from modelkeeper.errors import TransientError
+        from modelkeeper.contracts import lineage as L
+        from modelkeeper.contracts.errors import TransientError
 
         registry, spec = self.registry, self.spec
         try:

@@ -7,7 +7,7 @@ from modelkeeper_airflow.links import MlflowRunLink, ModelVersionLink
 from modelkeeper_airflow.operators.base import ModelkeeperOperator
 
 if TYPE_CHECKING:
-    from modelkeeper.governance import ChampionChange
+    from modelkeeper.records.governance import ChampionChange
 
 MODES = ("auto", "dry_run", "approval")
 
@@ -19,7 +19,7 @@ class PromoteOperator(ModelkeeperOperator):
     lacks the passed-validation lineage tag, or when the champion moved since evaluation:
     the reason is recorded and the task ends SKIPPED (finish still runs, the DAG run stays
     green), so a grid shows at a glance which runs promoted. The move, the tags and the
-    audit row are modelkeeper.governance.act's. Either way the run's one-line outcome goes
+    audit row are modelkeeper.records.governance.act's. Either way the run's one-line outcome goes
     to XCom (lineage.OUTCOME_XCOM), for the DAG run's note.
 
     :param evaluation: evaluate's Evaluated; :param approval: approve's Approval (both
@@ -37,11 +37,11 @@ class PromoteOperator(ModelkeeperOperator):
         self.mode = mode
 
     def stage(self, context: Any) -> ChampionChange:
-        from modelkeeper import lineage as L
-        from modelkeeper.errors import ConfigError
-        from modelkeeper.governance import ChangeRequest, act
-        from modelkeeper.outcome import of_change
-        from modelkeeper.stages import Approval, Evaluated
+        from modelkeeper.contracts import lineage as L
+        from modelkeeper.contracts.errors import ConfigError
+        from modelkeeper.contracts.results import Approval, Evaluated
+        from modelkeeper.records.governance import ChangeRequest, act
+        from modelkeeper.records.outcome import of_change
 
         spec = self.spec
         evaluated = Evaluated.from_dict(self.evaluation)
@@ -113,7 +113,7 @@ class PromoteOperator(ModelkeeperOperator):
     def _notify(self, context: Any, change: ChampionChange) -> None:
         spec = self.spec
         if change.action in ("promoted", "refused", "kept"):
-            from modelkeeper import lineage as L
+            from modelkeeper.contracts import lineage as L
             from modelkeeper_airflow.notify import notify
 
             promoted = change.action == "promoted"

@@ -3,11 +3,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from modelkeeper.lineage import PREVIOUS
+from modelkeeper.contracts.lineage import PREVIOUS
 from modelkeeper_airflow.operators.base import ModelkeeperOperator
 
 if TYPE_CHECKING:
-    from modelkeeper.governance import ChampionChange
+    from modelkeeper.records.governance import ChampionChange
 
 
 class RollbackOperator(ModelkeeperOperator):
@@ -26,9 +26,9 @@ class RollbackOperator(ModelkeeperOperator):
         self.reason = reason
 
     def stage(self, context: Any) -> ChampionChange:
-        from modelkeeper import lineage as L
-        from modelkeeper.errors import NotFoundError
-        from modelkeeper.governance import ChangeRequest, act
+        from modelkeeper.contracts import lineage as L
+        from modelkeeper.contracts.errors import NotFoundError
+        from modelkeeper.records.governance import ChangeRequest, act
 
         registry = self.registry
         name = self.spec.registered_model_name

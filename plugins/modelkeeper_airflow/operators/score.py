@@ -6,13 +6,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from modelkeeper.handoff import Handoff
+from modelkeeper.contracts.handoff import Handoff
 from modelkeeper_airflow.links import DriftReportLink, MlflowRunLink
 from modelkeeper_airflow.operators.base import ModelkeeperOperator
 
 if TYPE_CHECKING:
-    from modelkeeper.monitoring import Alarm
-    from modelkeeper.scoring import Scored
+    from modelkeeper.monitoring.alarms import Alarm
+    from modelkeeper.serving.scoring import Scored
 
 
 @dataclass(frozen=True)
@@ -52,9 +52,9 @@ class ScoreOperator(ModelkeeperOperator):
     def stage(self, context: Any) -> Scored:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from modelkeeper import scoring
-        from modelkeeper.history import Measurement
-        from modelkeeper.ingest import Accepted
+        from modelkeeper.data.ingest import Accepted
+        from modelkeeper.monitoring.history import Measurement
+        from modelkeeper.serving import scoring
 
         spec, registry, storage, run_id = self.spec, self.registry, self.storage, context["run_id"]
         accepted = Accepted.from_dict(self.accepted)
@@ -126,7 +126,7 @@ class ScoreOperator(ModelkeeperOperator):
         )
 
     def _write_destination(self, predictions: Any, run_id: str) -> str:
-        from modelkeeper import scoring
+        from modelkeeper.serving import scoring
 
         spec = self.spec
         dest = spec.scoring.destination
@@ -168,11 +168,12 @@ class WatchOperator(ModelkeeperOperator):
 
         import pandas as pd
 
-        from modelkeeper import lineage as L
-        from modelkeeper import monitoring, scoring
-        from modelkeeper.drift import DriftError, compute_drift
-        from modelkeeper.history import Measurement
-        from modelkeeper.ingest import Accepted
+        from modelkeeper.contracts import lineage as L
+        from modelkeeper.data.ingest import Accepted
+        from modelkeeper.monitoring import alarms as monitoring
+        from modelkeeper.monitoring.drift import DriftError, compute_drift
+        from modelkeeper.monitoring.history import Measurement
+        from modelkeeper.serving import scoring
         from modelkeeper_airflow import links
 
         spec, registry, run_id = self.spec, self.registry, context["run_id"]
@@ -281,9 +282,11 @@ class MeasureOperator(ModelkeeperOperator):
     def stage(self, context: Any) -> Measured:
         import pandas as pd
 
-        from modelkeeper import monitoring, performance, scoring
-        from modelkeeper.history import Measurement
-        from modelkeeper.ingest import load_pool, stream_spec
+        from modelkeeper.data.ingest import load_pool, stream_spec
+        from modelkeeper.monitoring import alarms as monitoring
+        from modelkeeper.monitoring import performance
+        from modelkeeper.monitoring.history import Measurement
+        from modelkeeper.serving import scoring
 
         spec, storage, run_id = self.spec, self.storage, context["run_id"]
         policy, ts = spec.monitoring, spec.data_schema.timestamp_column
@@ -363,8 +366,8 @@ class MeasureOperator(ModelkeeperOperator):
         import json
         import tempfile
 
-        from modelkeeper import lineage as L
-        from modelkeeper.performance import Calibrator
+        from modelkeeper.contracts import lineage as L
+        from modelkeeper.monitoring.performance import Calibrator
 
         info = self.registry.get_version(self.spec.registered_model_name, version)
         with tempfile.TemporaryDirectory() as tmp:
@@ -402,9 +405,9 @@ class AlarmOperator(ModelkeeperOperator):
 
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from modelkeeper import lineage as L
-        from modelkeeper.history import Measurement
-        from modelkeeper.monitoring import Alarm, alarm_reasons
+        from modelkeeper.contracts import lineage as L
+        from modelkeeper.monitoring.alarms import Alarm, alarm_reasons
+        from modelkeeper.monitoring.history import Measurement
         from modelkeeper_airflow.notify import notify
 
         spec, run_id = self.spec, context["run_id"]

@@ -7,7 +7,7 @@ from modelkeeper_airflow.links import DataDocsLink, MlflowRunLink, ModelVersionL
 from modelkeeper_airflow.operators.base import ModelkeeperOperator
 
 if TYPE_CHECKING:
-    from modelkeeper.stages import Trained
+    from modelkeeper.contracts.results import Trained
 
 
 class TrainOperator(ModelkeeperOperator):
@@ -32,11 +32,11 @@ class TrainOperator(ModelkeeperOperator):
     def stage(self, context: Any) -> Trained:
         import hashlib
 
-        from modelkeeper import lineage as L
-        from modelkeeper.ingest import Accepted
-        from modelkeeper.retrain import RetrainDecision
-        from modelkeeper.stages import Trained
-        from modelkeeper.training import features_frame, fit, load_accepted, time_split
+        from modelkeeper.contracts import lineage as L
+        from modelkeeper.contracts.results import Trained
+        from modelkeeper.data.ingest import Accepted
+        from modelkeeper.decisions.retrain import RetrainDecision
+        from modelkeeper.modeling.training import features_frame, fit, load_accepted, time_split
 
         spec, storage, registry = self.spec, self.storage, self.registry
         run_id = context["run_id"]
@@ -89,7 +89,7 @@ class TrainOperator(ModelkeeperOperator):
                 f"(snapshot {data_hash}); no second version registered"
                 + (f" (its gate said: {verdict})" if verdict and not who else "")
             )
-            from modelkeeper.outcome import nothing_new
+            from modelkeeper.records.outcome import nothing_new
 
             self.log.info("%s", note)
             self.push_link(
@@ -175,7 +175,7 @@ class TrainOperator(ModelkeeperOperator):
         """Model version and Data Docs links (the Data Docs as logged in the MLflow run,
         opened in the MLflow UI's artifact view; validate links the report folder's copy,
         served by the UI plugin). No Data Docs link when the run logged none (a run with no new rows)."""
-        from modelkeeper import lineage as L
+        from modelkeeper.contracts import lineage as L
 
         registry, name = self.registry, self.spec.registered_model_name
         self.push_link(context, L.LINK_MODEL_VERSION, lambda: registry.version_url(name, version))

@@ -7,7 +7,7 @@ from modelkeeper_airflow.links import DataDocsLink, MlflowRunLink
 from modelkeeper_airflow.operators.base import ModelkeeperOperator
 
 if TYPE_CHECKING:
-    from modelkeeper.ingest import Accepted, Batch
+    from modelkeeper.data.ingest import Accepted, Batch
 
 
 class ValidateOperator(ModelkeeperOperator):
@@ -31,9 +31,9 @@ class ValidateOperator(ModelkeeperOperator):
         self.batch = batch
 
     def stage(self, context: Any) -> Accepted:
-        from modelkeeper import lineage as L
-        from modelkeeper.errors import DataError
-        from modelkeeper.ingest import Batch, accept
+        from modelkeeper.contracts import lineage as L
+        from modelkeeper.contracts.errors import DataError
+        from modelkeeper.data.ingest import Batch, accept
         from modelkeeper_airflow import links
 
         spec, run_id = self.ingest_spec, context["run_id"]
@@ -69,8 +69,8 @@ class ValidateOperator(ModelkeeperOperator):
 
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from modelkeeper.errors import DataError
-        from modelkeeper.ingest import Manifest, previous_tick
+        from modelkeeper.contracts.errors import DataError
+        from modelkeeper.data.ingest import Manifest, previous_tick
 
         run_type = getattr(context["dag_run"].run_type, "value", context["dag_run"].run_type)
         since = batch.since or "the start"

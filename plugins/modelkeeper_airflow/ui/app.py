@@ -22,14 +22,14 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from modelkeeper_airflow.ui import REPORTS_ROUTE, health, render, reports
 
 if TYPE_CHECKING:
-    from modelkeeper.spec import ModelSpec
+    from modelkeeper.contracts.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
 
 def readable_specs(user: Any) -> list[ModelSpec]:
     """The valid specs of which `user` may read at least one DAG."""
-    from modelkeeper.spec import valid_specs
+    from modelkeeper.contracts.spec import valid_specs
 
     dag_ids = get_auth_manager().get_authorized_dag_ids(user=user, method="GET")
     return [s for s in valid_specs() if health.model_dag_ids(s) & dag_ids]
@@ -37,8 +37,8 @@ def readable_specs(user: Any) -> list[ModelSpec]:
 
 def report_links(spec: ModelSpec, base: str) -> Any:
     """run_id -> {label: URL} of the report pages that run's folder holds (this app's)."""
-    from modelkeeper import lineage as L
-    from modelkeeper.storage import Storage, run_key
+    from modelkeeper.contracts import lineage as L
+    from modelkeeper.data.storage import Storage, run_key
 
     storage = Storage()
     pages = {
@@ -61,9 +61,9 @@ def read_health(
     specs: list[ModelSpec], *, scoring_runs: bool, base: str = ""
 ) -> list[health.ModelHealth]:
     """The models' health from the registry, audit trail and history (503 if unreachable)."""
-    from modelkeeper.audit import AuditLog
-    from modelkeeper.errors import UnavailableError
-    from modelkeeper.history import History
+    from modelkeeper.contracts.errors import UnavailableError
+    from modelkeeper.monitoring.history import History
+    from modelkeeper.records.audit import AuditLog
     from modelkeeper_airflow import clients
 
     registry, registry_error = None, None
@@ -129,7 +129,7 @@ def create_app() -> FastAPI:
     def report(model: str, run: str, page: str, user: GetUserDep) -> Response:
         """A file of a run's report folder (Data Docs, drift report, model card), for a
         user who may read the model; sandboxed (see reports.SANDBOX_CSP)."""
-        from modelkeeper.storage import Storage
+        from modelkeeper.data.storage import Storage
 
         if not [s for s in readable_specs(user) if s.name == model]:
             raise HTTPException(status_code=404, detail=f"no model {model!r} you may read")
@@ -141,7 +141,7 @@ def create_app() -> FastAPI:
         kind = reports.media_type(path)
         if isinstance(path, Path):
             return FileResponse(path, media_type=kind, headers=headers)
-        from modelkeeper.objstore import read_bytes
+        from modelkeeper.data.objstore import read_bytes
 
         return Response(read_bytes(path), media_type=kind, headers=headers)
 

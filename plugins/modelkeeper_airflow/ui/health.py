@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelkeeper.lineage import ALIAS_MOVES
+from modelkeeper.contracts.lineage import ALIAS_MOVES
 
 REALIZED, ESTIMATED, EVALUATION = "realized", "estimated", "evaluation"
 DRIFT, SCORING = "drift", "scoring"
@@ -261,7 +261,7 @@ def collect(
     each version's links: `report_links(run_id) -> {label: url}` (the app's, which knows
     the report folders) plus the version's page in the MLflow UI.
     """
-    from modelkeeper.errors import UnavailableError
+    from modelkeeper.contracts.errors import UnavailableError
 
     champion = None
     if registry is not None:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import mimetypes
 from pathlib import Path, PurePosixPath
 
-from modelkeeper.objstore import Location
-from modelkeeper.storage import Storage, run_key
+from modelkeeper.data.objstore import Location
+from modelkeeper.data.storage import Storage, run_key
 
 SERVED_SUFFIXES = frozenset({".html", ".json", ".md", ".css", ".js", ".png", ".svg"})
 

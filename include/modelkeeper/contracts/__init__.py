@@ -1,0 +1,1 @@
+"""The contracts between stages: spec, typed results, vocabulary, errors, settings."""

@@ -1,0 +1,1 @@
+"""Data in and out: sources, exactly-once ingestion, partitioned storage, object stores."""

@@ -1,0 +1,168 @@
+"""Reading what producers land: file listings with identities, file contents, SQL queries.
+
+This module only reads; deciding what is new, and remembering what was taken, is
+modelkeeper.data.ingest's job. A file's identity is what fsspec (or the local file system)
+reports for it: path, size and modification time, plus the ETag on object stores. A file
+re-landed with other content has another identity, so it counts as new.
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import os
+import warnings
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+import pyarrow as pa
+
+from modelkeeper.contracts.errors import DataError
+
+WATERMARK_PLACEHOLDER = "{watermark}"
+EPOCH_LITERAL = "'1970-01-01 00:00:00'"
+
+
+class SourceError(DataError):
+    """An input cannot be read (corrupt, truncated, wrong encoding).
+
+    A data error: retrying reads the same bytes. `path` names the offending file so it
+    can be quarantined.
+    """
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+@dataclass(frozen=True)
+class FileId:
+    """A landed file as the storage reports it; `key` is what the manifest remembers."""
+
+    path: str  # absolute local path or full URI
+    size: int
+    mtime: str | None  # ISO timestamp, or None where the store has none
+    etag: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.path}|{self.size}|{self.mtime}|{self.etag or ''}"
+
+
+# -- files ---------------------------------------------------------------------------------
+
+
+def _is_uri(pattern: str | os.PathLike[str]) -> bool:
+    return "://" in str(pattern)
+
+
+def _iso(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(float(value)).isoformat()
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def list_files(pattern: str, *, base: str | os.PathLike[str]) -> list[FileId]:
+    """The files matching `pattern`, in name order, with their identities.
+
+    `pattern` is a glob: relative (to `base`, a folder or an object-store URI), absolute,
+    or a URI (s3://, gs://, file://, memory://, ...) listed through fsspec
+    (modelkeeper.data.objstore). Listing reads metadata only, never contents.
+    """
+    if not _is_uri(pattern) and _is_uri(base):  # relative to an object-store root
+        pattern = f"{str(base).rstrip('/')}/{pattern}"
+    if not _is_uri(pattern):
+        full = pattern if os.path.isabs(pattern) else str(Path(base) / pattern)
+        out = []
+        for p in sorted(glob.glob(full, recursive=True)):
+            if os.path.isfile(p):
+                st = os.stat(p)
+                out.append(FileId(os.path.abspath(p), st.st_size, _iso(st.st_mtime_ns / 1e9)))
+        return out
+    from modelkeeper.data.objstore import glob_info  # only URIs need fsspec
+
+    out = []
+    for uri, info in glob_info(pattern):
+        mtime = info.get("mtime") or info.get("LastModified") or info.get("created")
+        etag = info.get("ETag") or info.get("etag") or info.get("md5Hash")
+        out.append(FileId(uri, int(info.get("size") or 0), _iso(mtime), etag and str(etag)))
+    return out
+
+
+def read_file(file: FileId | str, fmt: Literal["parquet", "csv"]) -> pd.DataFrame:
+    """One landed file's rows. A file that cannot be parsed raises SourceError naming it;
+    I/O errors (possibly transient) propagate unchanged."""
+    if fmt not in ("parquet", "csv"):
+        raise ValueError(f"unsupported file format {fmt!r} (parquet or csv)")
+    path = file.path if isinstance(file, FileId) else file
+    if _is_uri(path):
+        from modelkeeper.data.objstore import read_bytes
+
+        data = read_bytes(path)
+    else:
+        data = Path(path).read_bytes()
+    # The bytes are in memory now, so every failure below is about the content.
+    try:
+        if fmt == "csv":
+            return pd.read_csv(io.BytesIO(data), encoding="utf-8", encoding_errors="strict")
+        return pd.read_parquet(io.BytesIO(data))
+    except (ValueError, OSError, pa.ArrowException) as exc:
+        # UnicodeDecodeError, pandas ParserError/EmptyDataError and ArrowInvalid are
+        # ValueErrors; pyarrow reports corrupt pages and footers as OSError.
+        raise SourceError(
+            f"cannot read {fmt} file {path}: {type(exc).__name__}: {exc}", path=path
+        ) from exc
+
+
+# -- SQL ----------------------------------------------------------------------------------
+
+
+def substitute_watermark(
+    query: str, watermark: str | None, lookback: timedelta = timedelta(0)
+) -> str:
+    """Replace "{watermark}" in `query` by a quoted SQL timestamp literal, `lookback` earlier.
+
+    The literal is rebuilt from the parsed timestamp, never copied from the input, and a
+    watermark that is not an ISO timestamp raises ValueError: nothing can be injected.
+    No watermark (first run) gives the epoch, '1970-01-01 00:00:00'.
+    """
+    if watermark is None:
+        literal = EPOCH_LITERAL
+    else:
+        if not isinstance(watermark, str):
+            raise ValueError(f"watermark must be an ISO timestamp string, got {watermark!r}")
+        try:
+            parsed = datetime.fromisoformat(watermark.strip())
+        except ValueError as exc:
+            raise ValueError(f"watermark {watermark!r} is not an ISO timestamp") from exc
+        literal = f"'{(parsed - lookback).isoformat(sep=' ')}'"
+    return query.replace(WATERMARK_PLACEHOLDER, literal)
+
+
+# -- timestamps ------------------------------------------------------------------------------
+
+
+def parse_timestamps(values: pd.Series) -> pd.Series:
+    """Event times as datetimes (unparseable ones NaT, mixed offsets put on UTC)."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return values
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", (FutureWarning, UserWarning))
+        parsed = pd.to_datetime(values, errors="coerce", format="ISO8601")
+        if not pd.api.types.is_datetime64_any_dtype(parsed):
+            parsed = pd.to_datetime(values, errors="coerce", format="ISO8601", utc=True)
+    return parsed
+
+
+def naive_utc(ts: pd.Series) -> pd.Series:
+    """Event times on one naive clock, so files with and without offsets compare."""
+    if getattr(ts.dt, "tz", None) is not None:
+        return ts.dt.tz_convert("UTC").dt.tz_localize(None)
+    return ts

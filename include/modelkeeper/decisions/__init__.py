@@ -1,0 +1,1 @@
+"""Pure decisions: whether to retrain, whether to promote."""

@@ -1,0 +1,1 @@
+"""Training, evaluation, explanation and the model card."""

@@ -1,0 +1,1 @@
+"""Watching models: drift, performance (realized and estimated), history, alarms."""

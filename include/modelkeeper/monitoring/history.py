@@ -1,0 +1,142 @@
+"""The monitoring history: every measurement of every model, as one series table.
+
+A row is one number about one model version over one window: a realized or estimated
+metric once labels (or only probabilities) are in, the drift share and data quality of a
+scored batch, the scoring volume and latency, the champion's metric at evaluation, an
+alarm raised or suppressed. It lives beside the audit trail, in the database of the
+`modelkeeper_audit` Airflow Connection (SQLite under `make run`, Postgres scaled out),
+indexed for "this model's series". A retried task writes nothing twice: a row is keyed by
+(run, kind, metric, window, slice).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+import sqlalchemy as sa
+
+from modelkeeper.records.audit import _reachable
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+Kind = Literal["realized", "estimated", "evaluation", "drift", "quality", "scoring", "alarm"]
+
+_meta = sa.MetaData()
+history_table = sa.Table(
+    "modelkeeper_history",
+    _meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("row_key", sa.String(700), nullable=False, unique=True),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("version", sa.String(20)),
+    sa.Column("window_start", sa.String(40)),
+    sa.Column("window_end", sa.String(40)),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("metric", sa.String(120), nullable=False),
+    sa.Column("value", sa.Float),
+    sa.Column("rows", sa.Integer),
+    sa.Column("slice_column", sa.String(120)),
+    sa.Column("slice_value", sa.String(200)),
+    sa.Column("run_id", sa.String(250)),
+    sa.Column("dag_id", sa.String(250)),
+    sa.Column("recorded_at", sa.String(40), nullable=False),
+    sa.Column("detail", sa.Text),
+    sa.Index("ix_modelkeeper_history_series", "model", "kind", "metric", "window_start"),
+)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    model: str
+    kind: Kind
+    metric: str
+    value: float | None
+    version: str | None = None
+    window_start: str | None = None
+    window_end: str | None = None
+    rows: int | None = None
+    slice_column: str | None = None
+    slice_value: str | None = None
+    run_id: str | None = None
+    dag_id: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    recorded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+
+    def key(self) -> str:
+        parts = (self.model, self.dag_id, self.run_id, self.kind, self.metric, self.version)
+        where = (self.window_start, self.slice_column, self.slice_value)
+        return "|".join(str(p) for p in (*parts, *where))
+
+
+class History:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        with _reachable(engine):
+            _meta.create_all(engine, checkfirst=True)
+
+    @classmethod
+    def from_url(cls, url: str) -> History:
+        return cls(sa.create_engine(url))
+
+    def record(self, measurements: list[Measurement]) -> int:
+        """Insert what is not there yet; returns how many rows were new."""
+        rows = []
+        for m in measurements:
+            row = asdict(m)
+            row["detail"] = json.dumps(row["detail"], sort_keys=True, default=str)
+            row["row_key"] = m.key()
+            value = row["value"]
+            row["value"] = None if value is None or value != value else float(value)  # NaN: none
+            rows.append(row)
+        if not rows:
+            return 0
+        with _reachable(self.engine), self.engine.begin() as conn:
+            keys = [r["row_key"] for r in rows]
+            known = set()
+            for i in range(0, len(keys), 500):  # bound the IN list
+                found = conn.execute(
+                    sa.select(history_table.c.row_key).where(
+                        history_table.c.row_key.in_(keys[i : i + 500])
+                    )
+                )
+                known |= {r[0] for r in found}
+            new = [r for r in rows if r["row_key"] not in known]
+            if new:
+                conn.execute(history_table.insert(), new)
+        return len(new)
+
+    def series(
+        self,
+        model: str,
+        *,
+        kind: str | None = None,
+        metric: str | None = None,
+        since: str | None = None,
+    ) -> list[dict]:
+        """This model's measurements, oldest window first (then the order recorded)."""
+        t = history_table
+        query = sa.select(t).where(t.c.model == model)
+        if kind is not None:
+            query = query.where(t.c.kind == kind)
+        if metric is not None:
+            query = query.where(t.c.metric == metric)
+        if since is not None:
+            query = query.where(t.c.recorded_at >= since)
+        query = query.order_by(t.c.window_start, t.c.id)
+        with _reachable(self.engine), self.engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(query)]
+        for row in rows:
+            row["detail"] = json.loads(row["detail"] or "{}")
+        return rows
+
+    def last_alarm(self, model: str, *, fired_only: bool = True) -> dict | None:
+        alarms = [
+            a
+            for a in self.series(model, kind="alarm")
+            if not fired_only or a["detail"].get("status") == "fired"
+        ]
+        return max(alarms, key=lambda a: a["recorded_at"]) if alarms else None

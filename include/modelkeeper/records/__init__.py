@@ -1,0 +1,1 @@
+"""What is kept: the MLflow registry adapter, the audit trail, governance."""

@@ -1,0 +1,1 @@
+"""The champion at work: batch predictions and the prediction log."""
