@@ -19,7 +19,8 @@ from pathlib import Path
 import pandas as pd
 
 from modelkeeper.backtest.cli import load_data
-from modelkeeper.backtest.engine import ALL_HISTORY_DAYS, run_backtest, summarise
+from modelkeeper.backtest.engine import ALL_HISTORY_DAYS, run_backtest
+from modelkeeper.backtest.summary import summarise
 from modelkeeper.contracts.spec import get_spec
 
 FLOORS = (None, 0.64, 0.66)

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelkeeper.backtest.engine import ALARM_GAIN, report, run_backtest, write_reports
+from modelkeeper.backtest.engine import ALARM_GAIN, run_backtest
+from modelkeeper.backtest.summary import report, write_reports
 from modelkeeper.contracts.spec import ModelSpec
 
 SHIFT_STEP = 7  # 0-based: the concept flips at the start of this step

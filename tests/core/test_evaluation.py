@@ -7,16 +7,11 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from modelkeeper.contracts.metric_names import CLASSIFICATION
+from modelkeeper.contracts.metric_names import CLASSIFICATION, higher_is_better
+from modelkeeper.contracts.results import ModelScore
 from modelkeeper.contracts.spec import ModelSpec
 from modelkeeper.demo import load_flights, week_frame
-from modelkeeper.modeling.evaluation import (
-    ModelScore,
-    feature_importance,
-    higher_is_better,
-    score_model,
-    slice_gap,
-)
+from modelkeeper.modeling.evaluation import feature_importance, score_model, slice_gap
 from modelkeeper.modeling.training import features_frame, fit, time_split
 
 METRICS = {"roc_auc", "log_loss", "average_precision", "brier", "accuracy", "f1"}

@@ -8,12 +8,18 @@ import math
 import pytest
 
 from modelkeeper.contracts.errors import HandoffError
-from modelkeeper.contracts.results import Approval, Evaluated, Finished, Trained
+from modelkeeper.contracts.results import (
+    Approval,
+    ChampionChange,
+    Decision,
+    Evaluated,
+    Finished,
+    ModelScore,
+    Monitoring,
+    RetrainDecision,
+    Trained,
+)
 from modelkeeper.data.ingest import Accepted, Batch, BatchFile, FileOutcome
-from modelkeeper.decisions.promotion import Decision
-from modelkeeper.decisions.retrain import Monitoring, RetrainDecision
-from modelkeeper.modeling.evaluation import ModelScore
-from modelkeeper.records.governance import ChampionChange
 
 SCORE = ModelScore(
     metrics={"roc_auc": 0.7, "r2": math.nan},

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from modelkeeper.decisions.promotion import Candidate, Champion, Decision, decide
-from modelkeeper.modeling.evaluation import ModelScore
+from modelkeeper.contracts.results import Decision, ModelScore
+from modelkeeper.decisions.promotion import Candidate, Champion, decide
 
 COLS = [
     "hour",

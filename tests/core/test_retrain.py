@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from modelkeeper.decisions.retrain import Monitoring, age_days, should_retrain
+from modelkeeper.contracts.results import Monitoring
+from modelkeeper.decisions.retrain import age_days, should_retrain
 
 
 @pytest.fixture

@@ -249,7 +249,7 @@ class TestAlarms:
         from airflow.sdk import Asset
 
         from modelkeeper.contracts.lineage import alarm_asset
-        from modelkeeper.decisions.retrain import Monitoring
+        from modelkeeper.contracts.results import Monitoring
         from tests.helpers import DEFAULT_PARAMS, make_context, retrain_tasks
 
         decide = retrain_tasks(MODEL)["decide"]

@@ -63,6 +63,7 @@ MODEL_CARD_HTML = f"{MODEL_CARD}/model_card.html"
 # -- pages inside a run's report folder (Storage.report_dir), served by the UI plugin ---------
 REPORT_DATA_DOCS = "data_docs/index.html"  # validate's GX Data Docs
 REPORT_DRIFT = "drift.html"  # monitor's (retrain) or watch's (score) Evidently report
+DRIFT_JSON = "drift.json"  # the same drift report as plain JSON
 REPORT_MODEL_CARD = f"{MODEL_CARD}/model_card.html"  # evaluate's model card
 
 # -- Airflow XCom keys (besides each task's return value) ------------------------------------

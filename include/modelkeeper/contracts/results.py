@@ -14,11 +14,12 @@ Each is a frozen dataclass; `to_dict()` is the JSON that crosses the task bounda
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
+from modelkeeper.contracts import lineage as L
 from modelkeeper.contracts.handoff import Handoff
-from modelkeeper.decisions.promotion import Decision
-from modelkeeper.modeling.evaluation import ModelScore
+from modelkeeper.contracts.jsonio import as_float
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,9 @@ class Trained(Handoff):
     holdout_start: str
     holdout_end: str
     note: str = ""  # why no version was registered, when none was
+    twin_version: str | None = None  # the version already trained on this data and spec
+    outcome: str = ""  # the run's one-line outcome when no version was registered
+    fit_seconds: float = 0.0  # fitting alone (0: the fit of the same data was reused)
 
 
 @dataclass(frozen=True)
@@ -80,3 +84,128 @@ class Reconciled(Handoff):
 
     ok: bool
     message: str
+
+
+@dataclass(frozen=True)
+class Alarm(Handoff):
+    """Why the champion needs retraining, or why not; `status` fired/suppressed/none."""
+
+    status: str  # "fired", "suppressed" (cooldown) or "none"
+    reason: str
+    kinds: list[str]
+    version: str | None = None  # the version the measurements are of
+    last_fired: str | None = None  # when the last alarm that fired was recorded
+
+
+@dataclass(frozen=True)
+class Scored(Handoff):
+    """score's result: what was predicted, by which version, how fast, written where."""
+
+    version: str | None
+    rows: int  # predictions written
+    skipped_known: int = 0  # keys this version had predicted already
+    failed: int = 0  # rows the model could not score
+    p50_ms_per_1k: float | None = None
+    p95_ms_per_1k: float | None = None
+    log_files: list[str] | None = None
+    destination: str | None = None
+    path: str | None = None  # this run's predictions, one Parquet file (monitoring reads it)
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ChampionChange(Handoff):
+    """What happened to the alias, in the words the audit trail and the UI show."""
+
+    action: L.Action
+    reason: str
+    champion_before: str | None
+    champion_after: str | None
+    candidate_version: str | None
+    mode: str
+    who: str
+
+    @property
+    def summary(self) -> str:
+        lead = f"{self.action}:"
+        return self.reason if self.reason.startswith(lead) else f"{lead} {self.reason}"
+
+
+@dataclass(frozen=True)
+class Monitoring(Handoff):
+    champion_version: str | None
+    batch_rows: int
+    drift_share: float | None = None
+    drift_summary: str | None = None
+    champion_metric: float | None = None  # primary metric of the champion on the new batch
+    champion_metrics: dict[str, float] = field(default_factory=dict)  # all of its metrics there
+    trained_version: str | None = None  # a version this DAG run registered already (a rerun)
+    champion_problem: str | None = None  # why the champion could not be measured at all
+    # Days from the newest row the champion learned from (or was held out on) to the newest
+    # row of the new batch: how stale it is (spec retrain.max_age_days).
+    champion_age_days: float | None = None
+
+
+@dataclass(frozen=True)
+class RetrainDecision(Handoff):
+    retrain: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class Decision(Handoff):
+    promote: bool
+    reason: str
+    checks: list[str] = field(default_factory=list)
+    candidate_version: str | None = None
+    champion_version: str | None = None
+    # Blessed, but only a person may promote it (no usable champion to compare with).
+    needs_approval: bool = False
+
+    @property
+    def verdict(self) -> str:
+        return "BLESSED" if self.promote else "NOT_BLESSED"
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "verdict": self.verdict}  # for a person reading XCom
+
+
+@dataclass(frozen=True)
+class ModelScore(Handoff):
+    metrics: dict[str, float]
+    rows: int
+    classes: list[Any] = field(default_factory=list)
+    slices: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    latency_ms_per_1k: float | None = None
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ModelScore:
+        score = super().from_dict(data)
+        # JSON carried undefined metrics (r2 on one row) as "NaN": numbers again.
+        metrics = {k: as_float(v) for k, v in score.metrics.items()}
+        slices = {
+            col: {val: {k: as_float(v) for k, v in m.items()} for val, m in per.items()}
+            for col, per in score.slices.items()
+        }
+        return cls(metrics, score.rows, score.classes, slices, score.latency_ms_per_1k)
+
+
+@dataclass(frozen=True)
+class Watched(Handoff):
+    """watch's result: drift and quality of one scored batch."""
+
+    version: str | None
+    rows: int
+    drift_share: float | None = None
+    drift_summary: str | None = None
+    prediction_drift: dict | None = None
+    worst_quality: dict | None = None
+
+
+@dataclass(frozen=True)
+class Measured(Handoff):
+    """measure's result: realized and estimated metrics of the windows it looked at."""
+
+    joined: int  # predictions that have their label now
+    pending: int  # predictions still waiting for one
+    measurements: list[dict]  # the primary metric's, for the alarm

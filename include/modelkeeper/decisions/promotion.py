@@ -6,11 +6,12 @@ acts on its Decision. A refusal is a normal outcome, not an error.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from modelkeeper.contracts.handoff import Handoff
-from modelkeeper.modeling.evaluation import ModelScore, higher_is_better, slice_gap
+from modelkeeper.contracts.metric_names import higher_is_better
+from modelkeeper.contracts.results import Decision, ModelScore
+from modelkeeper.modeling.evaluation import slice_gap
 
 if TYPE_CHECKING:
     from modelkeeper.contracts.spec import ModelSpec
@@ -32,24 +33,6 @@ class Champion:
     input_columns: list[str] | None = None
     load_error: str | None = None
     data_end: str | None = None
-
-
-@dataclass(frozen=True)
-class Decision(Handoff):
-    promote: bool
-    reason: str
-    checks: list[str] = field(default_factory=list)
-    candidate_version: str | None = None
-    champion_version: str | None = None
-    # Blessed, but only a person may promote it (no usable champion to compare with).
-    needs_approval: bool = False
-
-    @property
-    def verdict(self) -> str:
-        return "BLESSED" if self.promote else "NOT_BLESSED"
-
-    def to_dict(self) -> dict:
-        return {**super().to_dict(), "verdict": self.verdict}  # for a person reading XCom
 
 
 def _f(x: float) -> str:

@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from modelkeeper.contracts.handoff import Handoff
-from modelkeeper.modeling.evaluation import higher_is_better
+from modelkeeper.contracts.metric_names import higher_is_better
+from modelkeeper.contracts.results import Monitoring, RetrainDecision
 
 if TYPE_CHECKING:
     from modelkeeper.contracts.spec import ModelSpec
-
-
-@dataclass(frozen=True)
-class Monitoring(Handoff):
-    champion_version: str | None
-    batch_rows: int
-    drift_share: float | None = None
-    drift_summary: str | None = None
-    champion_metric: float | None = None  # primary metric of the champion on the new batch
-    trained_version: str | None = None  # a version this DAG run registered already (a rerun)
-    champion_problem: str | None = None  # why the champion could not be measured at all
-    # Days from the newest row the champion learned from (or was held out on) to the newest
-    # row of the new batch: how stale it is (spec retrain.max_age_days).
-    champion_age_days: float | None = None
 
 
 def age_days(data_end: str | None, batch_end: str | None) -> float | None:
@@ -39,12 +24,6 @@ def age_days(data_end: str | None, batch_end: str | None) -> float | None:
         return t if t.tzinfo else t.replace(tzinfo=UTC)
 
     return (parse(batch_end) - parse(data_end)).total_seconds() / 86400
-
-
-@dataclass(frozen=True)
-class RetrainDecision(Handoff):
-    retrain: bool
-    reason: str
 
 
 def should_retrain(

@@ -7,49 +7,16 @@ their numbers are comparable (TFX Evaluator's rule).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from modelkeeper.contracts.handoff import Handoff
-from modelkeeper.contracts.jsonio import as_float
-from modelkeeper.contracts.metric_names import HIGHER_IS_BETTER, LOWER_IS_BETTER
+from modelkeeper.contracts.results import ModelScore
 from modelkeeper.modeling.training import features_frame
 
 if TYPE_CHECKING:
     from modelkeeper.contracts.spec import ModelSpec
-
-
-def higher_is_better(metric: str) -> bool:
-    if metric in HIGHER_IS_BETTER:
-        return True
-    if metric in LOWER_IS_BETTER:
-        return False
-    raise ValueError(
-        f"unknown metric {metric!r}; known: {sorted(HIGHER_IS_BETTER | LOWER_IS_BETTER)}"
-    )
-
-
-@dataclass(frozen=True)
-class ModelScore(Handoff):
-    metrics: dict[str, float]
-    rows: int
-    classes: list[Any] = field(default_factory=list)
-    slices: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
-    latency_ms_per_1k: float | None = None
-
-    @classmethod
-    def from_dict(cls, data: Any) -> ModelScore:
-        score = super().from_dict(data)
-        # JSON carried undefined metrics (r2 on one row) as "NaN": numbers again.
-        metrics = {k: as_float(v) for k, v in score.metrics.items()}
-        slices = {
-            col: {val: {k: as_float(v) for k, v in m.items()} for val, m in per.items()}
-            for col, per in score.slices.items()
-        }
-        return cls(metrics, score.rows, score.classes, slices, score.latency_ms_per_1k)
 
 
 def _metrics(

@@ -5,10 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from modelkeeper.contracts.results import Trained
+    from modelkeeper.contracts.results import Decision, ModelScore, Trained
     from modelkeeper.contracts.spec import ModelSpec
-    from modelkeeper.decisions.promotion import Decision
-    from modelkeeper.modeling.evaluation import ModelScore
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:

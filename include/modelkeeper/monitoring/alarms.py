@@ -7,14 +7,12 @@ Drift is modelkeeper.monitoring.drift's, realized and estimated metrics are mode
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from modelkeeper.contracts.handoff import Handoff
-from modelkeeper.modeling.evaluation import higher_is_better
+from modelkeeper.contracts.metric_names import higher_is_better
 
 if TYPE_CHECKING:
     from modelkeeper.contracts.spec import ModelSpec
@@ -96,15 +94,6 @@ def _key_text(col: pd.Series, spec: ModelSpec, name: str) -> pd.Series:
 
 
 # -- alarms --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Alarm(Handoff):
-    """Why the champion needs retraining, or why not; `status` fired/suppressed/none."""
-
-    status: str  # "fired", "suppressed" (cooldown) or "none"
-    reason: str
-    kinds: list[str]
 
 
 def alarm_reasons(

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from modelkeeper.contracts import lineage as L
 from modelkeeper.contracts.errors import ContentionError
-from modelkeeper.contracts.handoff import Handoff
+from modelkeeper.contracts.results import ChampionChange
 from modelkeeper.records.audit import AuditEvent
 
 if TYPE_CHECKING:
@@ -39,24 +39,6 @@ class ChangeRequest:
     run_id: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     mlflow_run_id: str | None = None  # the MLflow run that records the outcome
-
-
-@dataclass(frozen=True)
-class ChampionChange(Handoff):
-    """What happened to the alias, in the words the audit trail and the UI show."""
-
-    action: L.Action
-    reason: str
-    champion_before: str | None
-    champion_after: str | None
-    candidate_version: str | None
-    mode: str
-    who: str
-
-    @property
-    def summary(self) -> str:
-        lead = f"{self.action}:"
-        return self.reason if self.reason.startswith(lead) else f"{lead} {self.reason}"
 
 
 def act(registry: Registry, audit: AuditLog, req: ChangeRequest) -> ChampionChange:

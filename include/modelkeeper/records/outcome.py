@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from modelkeeper.records.governance import ChampionChange
+    from modelkeeper.contracts.results import ChampionChange
 
 #: Airflow caps a DAG run note at 1000 characters; a glance line needs far fewer.
 MAX_CHARS = 300

@@ -12,14 +12,12 @@ log already holds for that version are dropped, and a rerun rewrites its own fil
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from modelkeeper.contracts.handoff import Handoff
 from modelkeeper.data.storage import run_key
 
 if TYPE_CHECKING:
@@ -35,22 +33,6 @@ VERSION, SCORED_AT, PREDICTION, PROBABILITY = (
 )
 RUN = "run_id"
 CHUNK = 1000  # latency is measured per 1k rows
-
-
-@dataclass(frozen=True)
-class Scored(Handoff):
-    """score's result: what was predicted, by which version, how fast, written where."""
-
-    version: str | None
-    rows: int  # predictions written
-    skipped_known: int = 0  # keys this version had predicted already
-    failed: int = 0  # rows the model could not score
-    p50_ms_per_1k: float | None = None
-    p95_ms_per_1k: float | None = None
-    log_files: list[str] | None = None
-    destination: str | None = None
-    path: str | None = None  # this run's predictions, one Parquet file (monitoring reads it)
-    note: str = ""
 
 
 def predict_timed(model: Any, X: pd.DataFrame, task: str) -> tuple[pd.DataFrame, list[float], int]:
@@ -183,6 +165,22 @@ def write_files_destination(
     folder = spec.scoring.destination.path
     name = f"{run_key(run_id)}.parquet"
     return str(storage.write_parquet(predictions, storage.at(folder.rstrip("/")) / name))
+
+
+def write_sql_destination(
+    spec: ModelSpec, engine: Any, run_id: str, predictions: pd.DataFrame
+) -> str:
+    """Predictions to a SQL destination's table (the engine of its Airflow Connection);
+    a rerun replaces its own rows."""
+    import sqlalchemy as sa
+
+    assert spec.scoring is not None
+    dest = spec.scoring.destination
+    with engine.begin() as conn:
+        if sa.inspect(conn).has_table(dest.table):
+            conn.execute(sa.text(f'DELETE FROM "{dest.table}" WHERE {RUN} = :run'), {"run": run_id})
+        predictions.to_sql(dest.table, conn, index=False, if_exists="append")
+    return f"{dest.conn_id}:{dest.table}"
 
 
 def latency(timings: list[float]) -> tuple[float | None, float | None]:

@@ -80,8 +80,7 @@ class PromotionApprovalOperator(ModelkeeperOperator, ApprovalOperator):
 
     def _outcome(self, approval: Approval) -> str:
         """The run's one-line outcome when the person rejected the candidate."""
-        from modelkeeper.contracts.results import Evaluated
-        from modelkeeper.records.governance import ChampionChange
+        from modelkeeper.contracts.results import ChampionChange, Evaluated
         from modelkeeper.records.outcome import of_change
 
         evaluated, primary = Evaluated.from_dict(self.evaluation), self.spec.metrics.primary

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from modelkeeper.monitoring.history import History
     from modelkeeper.records.audit import AuditLog
     from modelkeeper.records.registry import Registry
+    from modelkeeper.stages.workspace import Run, Workspace
 
 
 class ModelkeeperOperator(BaseOperator):
@@ -108,6 +109,30 @@ class ModelkeeperOperator(BaseOperator):
 
         return History(self._engine)
 
+    def workspace(self, *, history: bool = False, audit: bool = False) -> Workspace:
+        """What the core's stage functions work with (modelkeeper.stages); the history and
+        the audit trail only for the stages that write them (they open the database)."""
+        from modelkeeper.stages.workspace import Workspace
+
+        return Workspace(
+            spec=self.spec,
+            storage=self.storage,
+            registry=self.registry,
+            history=self.history if history else None,
+            audit=self.audit if audit else None,
+        )
+
+    def run(self, context: Any, mlflow_run_id: str | None = None) -> Run:
+        """Which run the stage serves: this DAG run, its MLflow run, who started it."""
+        from modelkeeper.stages.workspace import Run
+
+        return Run(
+            run_id=context["run_id"],
+            dag_id=context["dag"].dag_id,
+            mlflow_run_id=mlflow_run_id,
+            who=self.who(context),
+        )
+
     @staticmethod
     def publish(context: Any, result: Handoff) -> None:
         """Hand `result` on now, for stages that end by raising (a skip, a failed gate):
@@ -138,23 +163,14 @@ class ModelkeeperOperator(BaseOperator):
     def mlflow_run(self, context: Any) -> str:
         """This DAG run's MLflow run: created by the first stage that needs it, then resumed."""
         from modelkeeper.contracts import lineage as L
+        from modelkeeper.stages.workspace import open_run
         from modelkeeper_airflow.notify import run_url
 
-        spec, dag_id, run_id = self.spec, context["dag"].dag_id, context["run_id"]
-        mlflow_run = self.registry.ensure_run(
-            spec.name,
-            run_id,
-            tags={
-                L.DAG_TAG: dag_id,
-                L.RUN_TAG: run_id,
-                L.RUN_URL: run_url(dag_id, run_id),
-                L.SPEC_HASH: spec.fingerprint(),
-                L.OWNER: spec.owner,
-            },
-            run_name=self.mlflow_run_name(context),
-        )
-        self.link_mlflow_run(context, mlflow_run)
-        return mlflow_run
+        dag_id, run_id = context["dag"].dag_id, context["run_id"]
+        tags = {L.DAG_TAG: dag_id, L.RUN_URL: run_url(dag_id, run_id)}
+        run = open_run(self.workspace(), self.run(context), tags, self.mlflow_run_name(context))
+        self.link_mlflow_run(context, run.mlflow_run_id)
+        return run.mlflow_run_id
 
     def mlflow_run_name(self, context: Any) -> str:
         """`<model> <run type> <UTC wall time the DAG run started>`: readable, and distinct

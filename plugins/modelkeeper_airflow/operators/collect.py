@@ -17,7 +17,7 @@ class CollectOperator(ModelkeeperOperator):
     """
 
     def stage(self, context: Any) -> Batch:
-        from modelkeeper.data.ingest import collect
+        from modelkeeper.stages.ingest import collect, stream_spec
 
         self._reject_unknown_conf(context)
         if (
@@ -27,23 +27,10 @@ class CollectOperator(ModelkeeperOperator):
             from airflow.sdk.exceptions import AirflowSkipException
 
             raise AirflowSkipException("no champion yet: new rows wait for one, untaken")
-        spec, storage, run_id = self.ingest_spec, self.storage, context["run_id"]
-        read_sql = self._sql_reader(spec.source.conn_id) if spec.source.kind == "sql" else None
-        batch = collect(spec, storage, run_id, read_sql=read_sql)
-        for skipped in batch.skipped:
-            self.log.warning("skipping %s", skipped)
-        for f in batch.files:
-            if f.error:
-                self.log.warning("%s (copied to %s)", f.error, f.quarantine)
-        self.log.info(
-            "collected %s new file(s), %s rows (%s .. %s); last take before: %s",
-            len(batch.files),
-            batch.rows,
-            batch.start,
-            batch.end,
-            batch.since,
-        )
-        return batch
+        ws = self.workspace()
+        source = stream_spec(ws, self.stream).source
+        read_sql = self._sql_reader(source.conn_id) if source.kind == "sql" else None
+        return collect(ws, self.run(context), stream=self.stream, read_sql=read_sql)
 
     @staticmethod
     def _sql_reader(conn_id: str):  # noqa: ANN205

@@ -57,16 +57,14 @@ class DecideOperator(ModelkeeperOperator, BaseBranchOperator):
         return [self.finish_task_id]
 
     def stage(self, context: Any):  # noqa: ANN201
-        from modelkeeper.decisions.retrain import Monitoring, should_retrain
+        from modelkeeper.contracts.results import Monitoring
+        from modelkeeper.stages.decide import decide
 
-        monitoring = Monitoring.from_dict(self.monitoring)
         force = self.force if isinstance(self.force, bool) else str(self.force).lower() == "true"
-        decision = should_retrain(
-            monitoring,
-            self.spec,
+        return decide(
+            self.workspace(),
+            Monitoring.from_dict(self.monitoring),
             force=force,
             force_reason=self.force_reason or "",
             alarm=self.alarm_reason(context),
         )
-        self.log.info("%s", decision.reason)
-        return decision

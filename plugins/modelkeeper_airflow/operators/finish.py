@@ -39,9 +39,13 @@ class FinishOperator(ModelkeeperOperator):
 
     def stage(self, context: Any) -> Finished:
         from modelkeeper.contracts import lineage as L
-        from modelkeeper.contracts.results import Approval, Finished, Trained
-        from modelkeeper.decisions.retrain import RetrainDecision
-        from modelkeeper.records.governance import ChampionChange
+        from modelkeeper.contracts.results import (
+            Approval,
+            ChampionChange,
+            Finished,
+            RetrainDecision,
+            Trained,
+        )
 
         registry = self.registry
         answer = context["ti"].xcom_pull(task_ids=self.approval_task_id)

@@ -7,9 +7,7 @@ from modelkeeper_airflow.links import MlflowRunLink, ModelVersionLink
 from modelkeeper_airflow.operators.base import ModelkeeperOperator
 
 if TYPE_CHECKING:
-    from modelkeeper.records.governance import ChampionChange
-
-MODES = ("auto", "dry_run", "approval")
+    from modelkeeper.contracts.results import ChampionChange
 
 
 class PromoteOperator(ModelkeeperOperator):
@@ -38,69 +36,28 @@ class PromoteOperator(ModelkeeperOperator):
 
     def stage(self, context: Any) -> ChampionChange:
         from modelkeeper.contracts import lineage as L
-        from modelkeeper.contracts.errors import ConfigError
         from modelkeeper.contracts.results import Approval, Evaluated
-        from modelkeeper.records.governance import ChangeRequest, act
-        from modelkeeper.records.outcome import of_change
+        from modelkeeper.stages.promote import outcome_line, promote
 
-        spec = self.spec
         evaluated = Evaluated.from_dict(self.evaluation)
-        decision = evaluated.decision
-        mode = self.mode or spec.promotion.mode
-        if mode not in MODES:
-            raise ConfigError(f"promotion mode {mode!r} is not one of {MODES}")
-
-        who, reason = self.who(context), decision.reason
-        asked = mode == "approval" or (decision.needs_approval and mode != "dry_run")
-        if asked and decision.promote:
-            approval = Approval.from_dict(self.approval) if self.approval else None
-            if approval is None or not approval.approved:
-                raise ConfigError("approval needed, but the approve task recorded no approval")
-            who = approval.by or who
-            reason = f"approved by {who}; {reason}"
-
-        request = (
-            "keep" if not decision.promote else ("dry_run" if mode == "dry_run" else "promote")
+        ws = self.workspace(audit=True)
+        change = promote(
+            ws,
+            self.run(context),
+            evaluated,
+            mode=self.mode,
+            approval=Approval.from_dict(self.approval) if self.approval else None,
         )
-        primary = spec.metrics.primary
-        metrics = {"candidate_" + primary: evaluated.candidate.metrics.get(primary)}
-        if evaluated.champion:
-            metrics["champion_" + primary] = evaluated.champion.metrics.get(primary)
-        change = act(
-            self.registry,
-            self.audit,
-            ChangeRequest(
-                model=spec.registered_model_name,
-                request=request,
-                version=evaluated.candidate_version,
-                expected=evaluated.champion_version,
-                reason=reason,
-                who=who,
-                mode=mode,
-                dag_id=context["dag"].dag_id,
-                run_id=context["run_id"],
-                metrics=metrics,
-                mlflow_run_id=evaluated.mlflow_run_id,
-            ),
-        )
-        self.log.info("%s", change.reason)
         # Links after the checks: a bad mode or a missing approval fails at once, untouched
         # by anything MLflow could say while building a URL.
         self.link_mlflow_run(context, evaluated.mlflow_run_id)
         self.push_link(
             context,
             L.LINK_MODEL_VERSION,
-            lambda: self.registry.version_url(
-                spec.registered_model_name, evaluated.candidate_version
-            ),
+            lambda: self.registry.version_url(ws.name, evaluated.candidate_version),
         )
         self._notify(context, change)
-        line = of_change(
-            change,
-            primary,
-            metrics["candidate_" + primary],
-            metrics.get("champion_" + primary),
-        )
+        line = outcome_line(ws, evaluated, change)
         context["ti"].xcom_push(key=L.OUTCOME_XCOM, value=line)
         if change.action != "promoted":
             from airflow.sdk.exceptions import AirflowSkipException

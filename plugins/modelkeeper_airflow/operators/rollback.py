@@ -7,7 +7,7 @@ from modelkeeper.contracts.lineage import PREVIOUS
 from modelkeeper_airflow.operators.base import ModelkeeperOperator
 
 if TYPE_CHECKING:
-    from modelkeeper.records.governance import ChampionChange
+    from modelkeeper.contracts.results import ChampionChange
 
 
 class RollbackOperator(ModelkeeperOperator):

@@ -33,20 +33,19 @@ class ValidateOperator(ModelkeeperOperator):
     def stage(self, context: Any) -> Accepted:
         from modelkeeper.contracts import lineage as L
         from modelkeeper.contracts.errors import DataError
-        from modelkeeper.data.ingest import Batch, accept
+        from modelkeeper.data.ingest import Batch
+        from modelkeeper.stages.ingest import validate
         from modelkeeper_airflow import links
 
-        spec, run_id = self.ingest_spec, context["run_id"]
         batch = Batch.from_dict(self.batch)
-        result = accept(batch, spec, self.storage, run_id, row_checks_only=self.stream is not None)
+        result = validate(self.workspace(), self.run(context), batch, stream=self.stream)
         if result.data_docs:
+            name, run_id = self.ingest_spec.name, context["run_id"]
             self.push_link(
                 context,
                 L.LINK_DATA_DOCS,
-                lambda: links.report_url(spec.name, run_id, L.REPORT_DATA_DOCS),
+                lambda: links.report_url(name, run_id, L.REPORT_DATA_DOCS),
             )
-        for warning in result.warnings:
-            self.log.warning("validation warning: %s", warning)
         if not result.success:
             self.publish(context, result)
             raise DataError(f"{result.summary} (quarantined in {result.quarantine})")
