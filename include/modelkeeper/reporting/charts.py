@@ -143,9 +143,13 @@ def line_chart(
     y_ticks = x_ticks = ()
     if not small:
         y_ticks = tuple(Tick(2, y_of(v), axis_label(v)) for v in (hi, (lo + hi) / 2, lo))
-        x_ticks = (Tick(left, height - 8, labels[0][:10]),)
-        if len(labels) > 1:
-            x_ticks += (Tick(width - right, height - 8, labels[-1][:10], "end"),)
+        if len(labels) == 1:
+            x_ticks = (Tick(x_of(0), height - 8, labels[0][:10], "middle"),)
+        else:
+            x_ticks = (
+                Tick(left, height - 8, labels[0][:10]),
+                Tick(width - right, height - 8, labels[-1][:10], "end"),
+            )
     return Chart(
         width, height, small, tuple(lines), y_ticks, x_ticks, legend, title, left, width - right
     )

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from modelkeeper.reporting.charts import Chart, Series, line_chart
-
 from modelkeeper_airflow.templates import render
 from modelkeeper_airflow.ui.health import ModelHealth
 
