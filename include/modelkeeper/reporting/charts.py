@@ -117,7 +117,7 @@ def line_chart(
     series names `marked` positions. A single position sits in the middle.
     """
     labels = [str(label) for label in labels]
-    values = [v for s in series for v in s.values if _finite(v)]
+    values = [v for s in series for v in s.values[: len(labels)] if _finite(v)]
     legend = tuple((s.name, s.color) for s in series)
     if not labels or not values:
         return Chart(width, height, small, legend=legend, title=title)

@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from modelkeeper.reporting.render import environment
+
 FOLDER = Path(__file__).parent
 
 
 def render(template: str, /, **context: Any) -> str:
     """This folder's `template` filled in with `context`, every value escaped."""
-    from modelkeeper.reporting.render import environment
-
     return environment(FOLDER).get_template(template).render(**context)
