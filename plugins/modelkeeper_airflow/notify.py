@@ -25,7 +25,6 @@ by DAG files at parse time.
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
@@ -93,16 +92,9 @@ class Message:
         return "\n".join([self.title, "", *(f"{k}: {v}" for k, v in self.lines())])
 
     def html(self) -> str:
-        links = {"Run", f"Task {self.task_id}"}
+        from modelkeeper_airflow.templates import render
 
-        def cell(key: str, value: str) -> str:
-            shown = html.escape(value)
-            if key in links:
-                shown = f'<a href="{html.escape(value, quote=True)}">{shown}</a>'
-            return f"<tr><th align='left'>{html.escape(key)}</th><td>{shown}</td></tr>"
-
-        rows = "".join(cell(k, v) for k, v in self.lines())
-        return f"<h3>{html.escape(self.title)}</h3><table>{rows}</table>"
+        return render("notification.html.j2", message=self, links={"Run", f"Task {self.task_id}"})
 
     def payload(self) -> dict[str, Any]:
         return {

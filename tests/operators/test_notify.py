@@ -182,6 +182,20 @@ class TestEmail:
         )
         assert "guardrail {{ log_loss }} breached {% raw %}" in _html(smtp_server.messages[0])
 
+    def test_every_text_is_escaped(self, smtp_server):
+        xss = "<script>alert('x')</script>"
+        notify(
+            _spec(email=["ops@example.org"]),
+            "refusal",
+            subject=xss,
+            text=xss,
+            context=_context("evaluate"),
+            details={"note": xss},
+        )
+        body = _html(smtp_server.messages[0])
+        assert "<script" not in body
+        assert body.count("&lt;script&gt;") == 4  # the title, what happened, why, the note
+
     def test_without_a_base_url_the_run_link_is_relative(self, smtp_server, monkeypatch):
         monkeypatch.delenv("AIRFLOW__API__BASE_URL")
         _promotion(_spec(email=["ops@example.org"]))

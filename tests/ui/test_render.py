@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import re
 
 import pytest
@@ -46,6 +48,10 @@ SERIES = [
     _row("scoring", "failed_rows", 0, "2026-03-01"),
     _row("scoring", "rows", 900, "2026-03-08", run="r2"),
 ]
+
+
+XSS = "<script>alert('x')</script>"
+ESCAPED = "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"
 
 
 @pytest.fixture
@@ -128,6 +134,17 @@ class TestModelPage:
         html = render.model_page(h, base="/modelkeeper")
         assert text not in html
 
+    def test_the_models_own_texts_are_escaped(self, health):
+        h = dataclasses.replace(health, name=XSS, description=XSS, owner=XSS, primary=XSS)
+        html = render.model_page(h, base="/modelkeeper")
+        assert "<script" not in html.split("</head>")[1]  # only the page's own script
+        assert f"<h1>{ESCAPED}</h1>" in html and f"<title>{ESCAPED}: model health" in html
+
+    def test_a_nan_measurement_is_a_gap_not_a_crash(self, spec):
+        series = [*SERIES, _row("realized", "roc_auc", math.nan, "2026-03-15", run="r3")]
+        html = render.model_page(H.model_health(spec, "2", EVENTS, series), base="/modelkeeper")
+        assert len(_points(html, "realized")) == 2 and "nan" not in html.lower()
+
 
 class TestModelsPage:
     def test_lists_models_with_a_link_trend_and_latest_numbers(self, health):
@@ -138,5 +155,21 @@ class TestModelsPage:
         assert "0.720" in html and "0.680" in html and "0.40" in html
         assert "class='spark'" in html
 
+    def test_every_text_is_escaped(self, health):
+        h = dataclasses.replace(
+            health, name=XSS, description=XSS, notice=XSS, primary=XSS, owner=XSS
+        )
+        html = render.models_page([h], base="/modelkeeper")
+        assert "<script" not in html.split("</head>")[1]
+        assert "href='/modelkeeper/models/%3Cscript%3E" in html  # the link's path is quoted
+        assert html.count(ESCAPED) == 6  # row, link, description, owner, champion, primary
+
     def test_nothing_readable(self):
         assert "No models you may read." in render.models_page([], base="/modelkeeper")
+
+
+class TestNotAModelPage:
+    def test_the_dag_id_is_escaped(self):
+        html = render.not_a_model_page(XSS, base="/modelkeeper")
+        assert "<script" not in html.split("</head>")[1]
+        assert f"DAG {ESCAPED} belongs to no model you may read." in html

@@ -82,8 +82,11 @@ Judged against: {judged_against}.
 
 
 def render_html(markdown_text: str, title: str) -> str:
+    """The card as a page. Raw HTML in the Markdown (a spec's free text) is shown as text."""
     from markdown_it import MarkdownIt
+    from markupsafe import Markup
 
-    body = MarkdownIt("commonmark").enable("table").render(markdown_text)
-    style = "body{font-family:sans-serif;max-width:60rem;margin:2rem auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2rem .5rem}"
-    return f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title><style>{style}</style></head><body>{body}</body></html>"
+    from modelkeeper.reporting.render import render
+
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown_text)
+    return render("model_card.html.j2", title=title, body=Markup(body))
