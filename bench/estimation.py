@@ -3,7 +3,7 @@
 The champion is trained as the DAG trains it: `modelkeeper.modeling.training.fit` on 2013 weeks
 0-7 after `time_split`, which holds out the last 7 days (week 7) and trains on the rest.
 Its predicted probabilities on that holdout, with their labels, fit the calibrator
-(isotonic, `modelkeeper.monitoring.performance.fit_calibrator`). Every later week 8..52 is then
+(isotonic, `modelkeeper.monitoring.cbpe.fit_calibrator`). Every later week 8..52 is then
 scored twice: **realized** (`performance.realized`, the labels at hand) and **estimated**
 (`performance.estimated`, CBPE from the probabilities alone, as if the labels had not
 arrived yet). The gap is estimated - realized, per week (7-day windows from Jan 1, the
@@ -45,7 +45,7 @@ def _score(model, frame: pd.DataFrame, spec) -> pd.DataFrame:
 def _champion(flights: pd.DataFrame, spec, weeks: range):
     from modelkeeper.demo import week_frame
     from modelkeeper.modeling.training import fit, time_split
-    from modelkeeper.monitoring.performance import fit_calibrator
+    from modelkeeper.monitoring.cbpe import fit_calibrator
 
     window = pd.concat([week_frame(flights, w) for w in weeks], ignore_index=True)
     split = time_split(window, spec)
@@ -148,7 +148,7 @@ def _controls(scored: pd.DataFrame, calibrator, min_rows: int) -> dict[str, floa
 def run() -> str:
     from modelkeeper.contracts.spec import get_spec
     from modelkeeper.demo import N_WEEKS, load_flights, week_frame
-    from modelkeeper.monitoring.performance import METRICS
+    from modelkeeper.monitoring.cbpe import METRICS
 
     started = time.perf_counter()
     spec = get_spec("flight_delay")

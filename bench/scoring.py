@@ -34,7 +34,7 @@ import pandas as pd
 from modelkeeper.contracts import lineage as L
 from modelkeeper.demo import load_flights, week_frame
 from modelkeeper.modeling.evaluation import predict
-from modelkeeper.monitoring.performance import fit_calibrator
+from modelkeeper.monitoring.cbpe import fit_calibrator
 from modelkeeper.records.registry import Registry
 from modelkeeper.contracts.spec import get_spec
 from modelkeeper.modeling.training import features_frame, fit
@@ -111,7 +111,7 @@ import numpy as np
 from modelkeeper.monitoring import alarms as monitoring
 from modelkeeper.monitoring import performance
 from modelkeeper.monitoring.drift import compute_drift
-from modelkeeper.monitoring.performance import Calibrator
+from modelkeeper.monitoring.cbpe import Calibrator
 from modelkeeper.contracts.spec import get_spec
 
 folder, n = {folder!r}, {rows}

@@ -172,7 +172,7 @@ def bare_child(work: str, champion_model: str | None = None) -> None:
     import evidently.presets  # noqa: F401
 
     try:  # evaluate's scoring reference (newer operators only)
-        from modelkeeper.monitoring.performance import fit_calibrator
+        from modelkeeper.monitoring.cbpe import fit_calibrator
     except ImportError:
         fit_calibrator = None
     import_s = time.perf_counter() - started

@@ -20,16 +20,13 @@ from sklearn.isotonic import IsotonicRegression
 
 from modelkeeper.contracts.errors import DataError
 from modelkeeper.contracts.metric_names import CLASSIFICATION
+from modelkeeper.monitoring.cbpe import METRICS, Calibrator, estimate, fit_calibrator
 from modelkeeper.monitoring.performance import (
     ESTIMATED,
-    METRICS,
     REALIZED,
-    Calibrator,
     Measurement,
     as_frame,
-    estimate,
     estimated,
-    fit_calibrator,
     realized,
     window_codes,
 )

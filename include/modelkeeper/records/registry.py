@@ -470,4 +470,9 @@ def _without_int_hint() -> Iterator[None]:
         warnings.filterwarnings(
             "ignore", message="Hint: Inferred schema contains integer column", category=UserWarning
         )
+        # MLflow registers its local-file dataset source twice and says so on every logged
+        # dataset; it picks the right one either way.
+        warnings.filterwarnings(
+            "ignore", message="The specified dataset source can be interpreted in multiple ways"
+        )
         yield

@@ -138,7 +138,7 @@ def _scoring_reference(ws: Workspace, run: Run, trained: Trained, model: Any, ho
     from modelkeeper.contracts.errors import DataError
     from modelkeeper.modeling.evaluation import predict
     from modelkeeper.modeling.training import features_frame
-    from modelkeeper.monitoring.performance import fit_calibrator
+    from modelkeeper.monitoring.cbpe import fit_calibrator
 
     spec, storage = ws.spec, ws.storage
     folder = storage.snapshot_dir(spec.name, run.run_id) / L.REFERENCE_DIR

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from modelkeeper.contracts.results import Watched
-    from modelkeeper.monitoring.performance import Calibrator
+    from modelkeeper.monitoring.cbpe import Calibrator
     from modelkeeper.stages.workspace import Run, Workspace
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ def _calibrator(ws: Workspace, version: str) -> Calibrator | None:
     import json
     import tempfile
 
-    from modelkeeper.monitoring.performance import Calibrator
+    from modelkeeper.monitoring.cbpe import Calibrator
 
     info = ws.registry.get_version(ws.name, version)
     with tempfile.TemporaryDirectory() as tmp:
