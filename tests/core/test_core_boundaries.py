@@ -39,3 +39,52 @@ class TestCoreImports:
             [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
         )
         assert "AIRFLOW=\n" in out.stdout + "\n", out.stdout[-800:]
+
+
+class TestBacktestUsesTheStages:
+    """The backtest replays through modelkeeper.stages, the functions the operators call:
+    it never predicts, computes drift, fits, logs or registers a model itself."""
+
+    LOW_LEVEL_MODULES = (
+        "modelkeeper.modeling",
+        "modelkeeper.monitoring.drift",
+        "modelkeeper.quality",
+        "modelkeeper.serving",
+        "modelkeeper.data.ingest",
+    )
+    LOW_LEVEL_CALLS = {"predict", "score_model", "compute_drift", "fit", "log_model", "register"}
+
+    def _modules(self):
+        import ast
+
+        folder = ROOT / "include" / "modelkeeper" / "backtest"
+        found = {p.name: ast.parse(p.read_text()) for p in sorted(folder.glob("*.py"))}
+        assert {"engine.py", "replay.py", "policies.py"} <= set(found)  # the check sees them
+        return found
+
+    def test_imports_no_low_level_module(self):
+        import ast
+
+        bad = []
+        for name, tree in self._modules().items():
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom) and node.module:
+                    mods = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+                elif isinstance(node, ast.Import):
+                    mods = [a.name for a in node.names]
+                else:
+                    continue
+                bad += [f"{name}: {m}" for m in mods if m.startswith(self.LOW_LEVEL_MODULES)]
+        assert not bad, bad
+
+    def test_calls_no_low_level_step(self):
+        import ast
+
+        bad = []
+        for name, tree in self._modules().items():
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Call):
+                    called = getattr(node.func, "attr", getattr(node.func, "id", ""))
+                    if called in self.LOW_LEVEL_CALLS:
+                        bad.append(f"{name}:{node.lineno} {called}()")
+        assert not bad, bad

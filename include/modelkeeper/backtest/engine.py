@@ -251,7 +251,7 @@ def _retrain(
 ) -> _Retrained:
     """train -> evaluate -> promote."""
     from modelkeeper.contracts.results import RetrainDecision
-    from modelkeeper.modeling.training import TrainingDataError
+    from modelkeeper.contracts.errors import TrainingDataError
     from modelkeeper.stages.evaluate import evaluate
     from modelkeeper.stages.promote import promote
     from modelkeeper.stages.train import train

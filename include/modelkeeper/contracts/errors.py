@@ -27,6 +27,10 @@ class DataError(PermanentError, ValueError):
     """The data itself is unusable: unreadable files, a rejected batch, too little to train."""
 
 
+class TrainingDataError(DataError):
+    """The accepted data cannot make a training set (too little, one class, ...)."""
+
+
 class ConfigError(PermanentError, ValueError):
     """Settings, connections or run parameters that cannot work (a bad mode, a missing answer)."""
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from modelkeeper.contracts.errors import DataError
+from modelkeeper.contracts.errors import TrainingDataError
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -17,10 +17,6 @@ if TYPE_CHECKING:
     from modelkeeper.data.storage import Storage
 
 SEED = 13
-
-
-class TrainingDataError(DataError):
-    """The accepted data cannot make a training set (too little, one class, ...)."""
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from modelkeeper.contracts.results import Evaluated
 if TYPE_CHECKING:
     import pandas as pd
 
-    from modelkeeper.contracts.results import Decision, ModelScore, Monitoring, Trained
+    from modelkeeper.contracts.results import Decision, Monitoring, Trained
     from modelkeeper.contracts.spec import ModelSpec
     from modelkeeper.decisions.promotion import Candidate, Champion
     from modelkeeper.records.registry import VersionInfo
@@ -47,11 +47,12 @@ def evaluate(
     holdout = ws.storage.read_parquet(trained.holdout_path)
     version = registry.get_version(ws.name, trained.version)
     model = ws.load_model(version.source)
-    candidate = _candidate(ws, version, model, holdout)
+    holdout_key = f"holdout:{trained.data_snapshot_hash}"
+    candidate = _candidate(ws, version, holdout_key, holdout)
     current = _compared_with(ws, run, version)
     champion = None
     if current is not None and current.version != version.version:
-        champion = _champion(ws, current, candidate, holdout)
+        champion = _champion(ws, current, candidate, holdout_key, holdout)
     decision = (gate or decide)(candidate, champion, spec)
     if ws.reports:
         card = (candidate.score, model, holdout, decision, champion, current, monitoring)
@@ -74,13 +75,12 @@ def evaluate(
     )
 
 
-def _candidate(ws: Workspace, version: VersionInfo, model: Any, holdout: pd.DataFrame):  # noqa: ANN202
+def _candidate(ws: Workspace, version: VersionInfo, holdout_key: str, holdout: pd.DataFrame):  # noqa: ANN202
     from modelkeeper.decisions.promotion import Candidate
-    from modelkeeper.modeling.evaluation import score_model
 
     return Candidate(
         version=version.version,
-        score=score_model(model, holdout, ws.spec),
+        score=ws.score(version.source, holdout_key, holdout),
         input_columns=ws.registry.input_columns(version.uri) or [],
         validated=version.tags.get(L.VALIDATION) == L.VALIDATION_PASSED,
         data_end=version.tags.get(L.DATA_END),
@@ -101,14 +101,13 @@ def _compared_with(ws: Workspace, run: Run, version: VersionInfo) -> VersionInfo
     return current
 
 
-def _champion(ws: Workspace, current: VersionInfo, candidate: Candidate, holdout):  # noqa: ANN001, ANN202
+def _champion(ws: Workspace, current: VersionInfo, candidate: Candidate, holdout_key, holdout):  # noqa: ANN001, ANN202
     """Load and score the champion: a model that does not load or score is a reason for
     the gate; a service that does not answer is retried (TransientError propagates)."""
     from modelkeeper.decisions.promotion import Champion
-    from modelkeeper.modeling.evaluation import score_model
 
     try:
-        model = ws.load_model(current.source)
+        ws.load_model(current.source)
         columns = ws.registry.input_columns(current.uri)
     except TransientError:
         raise
@@ -119,7 +118,7 @@ def _champion(ws: Workspace, current: VersionInfo, candidate: Candidate, holdout
     if columns is not None and sorted(columns) != sorted(candidate.input_columns):
         return Champion(current.version, None, input_columns=columns, data_end=data_end)
     try:
-        score = score_model(model, holdout, ws.spec)
+        score = ws.score(current.source, holdout_key, holdout)
     except Exception as exc:
         log.warning("champion v%s could not be scored: %r", current.version, exc)
         return Champion(
@@ -214,10 +213,3 @@ def _model_card(ws, run, trained, score, model, holdout, decision, champion, cur
         render_html(markdown, f"{spec.name} v{trained.version}"), folder / "model_card.html"
     )
     ws.registry.log_artifacts(trained.mlflow_run_id, folder, L.MODEL_CARD)
-
-
-def scored(ws: Workspace, version: VersionInfo, frame: pd.DataFrame) -> ModelScore:
-    """A registered version's metrics on `frame` (overall only)."""
-    from modelkeeper.modeling.evaluation import score_model
-
-    return score_model(ws.load_model(version.source), frame, ws.spec, slices=False)

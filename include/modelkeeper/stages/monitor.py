@@ -53,7 +53,7 @@ def monitor(ws: Workspace, run: Run, accepted: Accepted, *, drift: bool = True) 
             champion_problem=problem,
         )
     drifted = _drift(ws, run, champion, model, batch) if drift else None
-    metrics = _batch_metrics(ws, model, batch)
+    metrics = _batch_metrics(ws, champion.source, accepted, batch)
     result = Monitoring(
         champion_version=champion.version,
         batch_rows=len(batch),
@@ -126,7 +126,10 @@ def _batch(ws: Workspace, accepted: Accepted) -> pd.DataFrame:
 def _drift(ws: Workspace, run: Run, champion: VersionInfo, model: Any, batch: pd.DataFrame):  # noqa: ANN202
     from modelkeeper.monitoring.drift import DriftError, compute_drift
 
-    reference = with_prediction(ws, model, reference_frame(ws, champion))
+    key = f"{champion.run_id}/{L.REFERENCE_ARTIFACT}#{champion.source}"
+    if key not in ws.memo.frames:  # the champion's own prediction of its reference, once
+        ws.memo.frames[key] = with_prediction(ws, model, reference_frame(ws, champion))
+    reference = ws.memo.frames[key]
     reports = ws.storage.report_dir(ws.spec.name, run.run_id) if ws.reports else None
     try:
         return compute_drift(
@@ -142,13 +145,13 @@ def _drift(ws: Workspace, run: Run, champion: VersionInfo, model: Any, batch: pd
         return None
 
 
-def _batch_metrics(ws: Workspace, model: Any, batch: pd.DataFrame) -> dict[str, float]:
-    """The champion's metrics on the batch, when it is large enough to mean something."""
-    from modelkeeper.modeling.evaluation import score_model
-
+def _batch_metrics(
+    ws: Workspace, source: str, accepted: Accepted, batch: pd.DataFrame
+) -> dict[str, float]:
+    """A model's metrics on the batch, when it is large enough to mean something."""
     if not len(batch) or len(batch) < max(1, ws.spec.retrain.min_new_rows):
         return {}
-    return dict(score_model(model, batch, ws.spec, slices=False).metrics)
+    return dict(ws.score(source, str(accepted.path), batch, slices=False).metrics)
 
 
 def _log(ws: Workspace, run: Run, result: Monitoring) -> None:
@@ -171,6 +174,6 @@ def versions_on_batch(
     batch = _batch(ws, accepted)
     out: dict[str, float | None] = {}
     for version in filter(None, versions):
-        model = ws.load_model(ws.registry.get_version(ws.name, version).source)
-        out[version] = _batch_metrics(ws, model, batch).get(ws.spec.metrics.primary)
+        source = ws.registry.get_version(ws.name, version).source
+        out[version] = _batch_metrics(ws, source, accepted, batch).get(ws.spec.metrics.primary)
     return out

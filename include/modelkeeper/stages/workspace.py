@@ -34,13 +34,15 @@ class Memo:
 
     `models`: loaded models by their logged-model source (a version's `models:/m-…`
     source never changes). `fits`: fitted pipelines by (data snapshot hash, spec's
-    training fingerprint). A DAG task has a fresh Memo; the backtest shares one between
+    training fingerprint). `scores`: a model's metrics on a frame, by (model source,
+    frame key, with slices): the same model scored on the same rows scores the same. A DAG task has a fresh Memo; the backtest shares one between
     policies, which is why comparing four policies costs little more than one.
     """
 
     models: dict[str, Any] = field(default_factory=dict)
     fits: dict[tuple[str, str], Fitted] = field(default_factory=dict)
     frames: dict[str, Any] = field(default_factory=dict)  # artifacts read by run and path
+    scores: dict[tuple[str, str, bool], Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -75,6 +77,18 @@ class Workspace:
         if source not in self.memo.models:
             self.memo.models[source] = self.registry.load_model(source)
         return self.memo.models[source]
+
+    def score(self, source: str, frame_key: str, frame: Any, *, slices: bool = True) -> Any:
+        """The model at `source` scored on `frame` (modeling.evaluation.score_model), once
+        per process for the frame known as `frame_key` (a file path or a content hash)."""
+        from modelkeeper.modeling.evaluation import score_model
+
+        key = (source, frame_key, slices)
+        if key not in self.memo.scores:
+            self.memo.scores[key] = score_model(
+                self.load_model(source), frame, self.spec, slices=slices
+            )
+        return self.memo.scores[key]
 
     def run_frame(self, mlflow_run_id: str, artifact: str) -> Any:
         """A Parquet artifact of an MLflow run (a reference sample), read once."""
