@@ -1,0 +1,1 @@
+"""Replaying a model's data through the stages to compare retraining policies."""
