@@ -123,4 +123,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  [{'x' if t['met'] else ' '}] {t['target']}: {t['value']}")
     print(f"{result.seconds:.0f}s; wrote {json_path} and {html_path}")
     return 0
-

@@ -242,7 +242,9 @@ def _decide(run: PolicyRun, step: int, m: Monitoring) -> tuple[bool, str, str | 
             retrain, reason = True, "no champion yet"
         return retrain, reason, None
     decision: RetrainDecision = decide(run.ws, m)
-    kinds = [k for k, word in (("drift", "data drift"), ("decay", "decay")) if word in decision.reason]
+    kinds = [
+        k for k, word in (("drift", "data drift"), ("decay", "decay")) if word in decision.reason
+    ]
     return decision.retrain, decision.reason, "+".join(kinds) or None
 
 
@@ -250,8 +252,8 @@ def _retrain(
     run: PolicyRun, stage_run: Run, step: int, accepted: Accepted, m: Monitoring, reason: str
 ) -> _Retrained:
     """train -> evaluate -> promote."""
-    from modelkeeper.contracts.results import RetrainDecision
     from modelkeeper.contracts.errors import TrainingDataError
+    from modelkeeper.contracts.results import RetrainDecision
     from modelkeeper.stages.evaluate import evaluate
     from modelkeeper.stages.promote import promote
     from modelkeeper.stages.train import train

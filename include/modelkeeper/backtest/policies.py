@@ -112,7 +112,7 @@ def scheduled(policy: str, step: int, last_train: int | None) -> tuple[bool, str
 
 
 def promote_every_candidate(
-    candidate: Candidate, champion: Champion | None, spec: ModelSpec
+    candidate: Candidate, champion: Champion | None, spec: ModelSpec, comparison: object = None
 ) -> Decision:
     """The schedules' gate: whatever was trained goes live."""
     return Decision(

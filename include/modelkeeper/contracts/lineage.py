@@ -40,6 +40,14 @@ REJECTED_BY = "rejected_by"
 ROLLED_BACK_BY = "rolled_back_by"
 ROLLED_BACK_IN = "rolled_back_in"
 ROLLED_BACK_FROM = "rolled_back_from"
+# What the decisions measure a champion against (evaluate writes them on the version).
+BASELINE_METRIC = "baseline_metric"  # its primary metric on its holdout
+BASELINE_SD = "baseline_sd"  # that metric's sd on a batch of its holdout's size (bootstrap)
+BASELINE_ROWS = "baseline_rows"
+SHADOW_HANDICAP = "shadow_handicap"  # what a shadow's smaller sample costs on its holdout
+DRIFT_THRESHOLD = "drift_threshold"  # the drift share its own reference shows by chance
+# Newest row of a holdout on which it beat a refused challenger: it is as fresh as that.
+HELD_UNTIL = "held_until"
 
 # -- artifact paths inside an MLflow run -----------------------------------------------------------
 REFERENCE_DIR = "reference"

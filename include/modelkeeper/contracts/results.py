@@ -41,6 +41,7 @@ class Trained(Handoff):
     twin_version: str | None = None  # the version already trained on this data and spec
     outcome: str = ""  # the run's one-line outcome when no version was registered
     fit_seconds: float = 0.0  # fitting alone (0: the fit of the same data was reused)
+    train_path: str = ""  # the rows it was trained on (beside holdout_path)
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,9 @@ class Evaluated(Handoff):
     champion: ModelScore | None = None
     # What the alias pointed at when the gate decided: promote's compare-and-set.
     champion_version: str | None = None
+    comparison: Comparison | None = None  # candidate against champion, paired on the holdout
+    holdout_end: str | None = None  # newest row of that holdout
+    shadow_seconds: float = 0.0  # the shadow recipe's fit on its training rows (handicap)
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,67 @@ class ChampionChange(Handoff):
 
 
 @dataclass(frozen=True)
+class Comparison(Handoff):
+    """Model `b` against model `a` on the same rows (decisions.stats.compare): `advantage`
+    > 0 means b is better, whatever the metric's direction, with a `level` two-sided
+    interval [lo, hi] of the advantage."""
+
+    metric: str
+    a: float
+    b: float
+    advantage: float
+    lo: float
+    hi: float
+    rows: int
+    level: float
+    method: str
+
+    def significant(self, min_gain: float = 0.0) -> bool:
+        """b is better beyond noise (the interval is above 0) and by at least `min_gain`."""
+        return self.lo > 0 and self.advantage >= min_gain
+
+    def describe(self) -> str:
+        return (
+            f"{self.metric} {self.a:.3f} → {self.b:.3f} ({self.advantage:+.4f}, "
+            f"{self.level:.0%} CI [{self.lo:+.4f}, {self.hi:+.4f}], {self.rows} rows)"
+        )
+
+
+@dataclass(frozen=True)
+class Detector(Handoff):
+    """The champion's change detector after this batch (decisions.stats: CUSUM on its
+    per-batch metric, standardised by its baseline; alarm when statistic > threshold)."""
+
+    statistic: float
+    threshold: float
+    z: float | None = None  # this batch's standardised shortfall (None while warming up)
+    baseline: float | None = None
+    sd: float | None = None
+    batches: int = 0  # labelled batches this champion has been measured on
+    alarm: bool = False
+    note: str = ""
+
+    def describe(self) -> str:
+        state = "ALARM" if self.alarm else "ok"
+        base = "" if self.baseline is None else f", baseline {self.baseline:.3f} ± {self.sd:.3f}"
+        return f"detector {self.statistic:.2f} / {self.threshold:.2f} {state}{base}" + (
+            f" ({self.note})" if self.note else ""
+        )
+
+
+@dataclass(frozen=True)
+class Shadow(Handoff):
+    """A challenger fitted cheaply on the data before this batch, never registered, scored
+    beside the champion on the batch: does retraining pay off? (`comparison.b` includes
+    the handicap of its smaller training sample, measured when the champion was trained.)"""
+
+    comparison: Comparison
+    train_rows: int
+    fit_seconds: float
+    handicap: float = 0.0
+
+
+@dataclass(frozen=True)
 class Monitoring(Handoff):
     champion_version: str | None
     batch_rows: int
@@ -144,12 +209,19 @@ class Monitoring(Handoff):
     # Days from the newest row the champion learned from (or was held out on) to the newest
     # row of the new batch: how stale it is (spec retrain.max_age_days).
     champion_age_days: float | None = None
+    drift_threshold: float | None = None  # calibrated on the champion's reference
+    detector: Detector | None = None
+    shadow: Shadow | None = None
+    held_back: str | None = None  # a refused candidate holds age/floor/detector triggers
 
 
 @dataclass(frozen=True)
 class RetrainDecision(Handoff):
     retrain: bool
     reason: str
+    # What triggered a retrain: "shadow", "detector", "drift", "floor" (alarms), "age",
+    # "alarm" (the monitor DAG's); empty for a person, a first model or a rerun.
+    triggers: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,46 @@ def should_retrain(
     force_reason: str = "",
     alarm: str | None = None,
 ) -> RetrainDecision:
-    primary = spec.metrics.primary
+    """Retrain when it pays off: the shadow challenger beats the champion beyond noise on
+    the new batch. Alarms (the champion's detector, drift or a floor where the spec makes
+    them triggers) retrain only when the shadow does not say retraining would not help;
+    age is a schedule. Right after a refused candidate, the floor and the detector wait a
+    batch (the champion's age restarts from the data it won on)."""
+    early = _preconditions(m, force=force, force_reason=force_reason, alarm=alarm)
+    if early is not None:
+        return early
+    pays = _shadow_says(m, spec)
+    evidence = _evidence(m, spec)
+    triggers, reasons = [], []
+    if pays is True:
+        triggers.append("shadow")
+        reasons.append(f"retraining pays off: shadow {m.shadow.comparison.describe()}")
+    slow = _alarms(m, spec) + _schedule(m, spec)
+    held = []
+    for kind, reason in slow:
+        if pays is True:
+            triggers.append(kind)
+        elif m.held_back and kind in ("detector", "floor"):
+            held.append(f"{reason} (held back: {m.held_back})")
+        elif pays is False and kind != "age":
+            held.append(f"{reason} (not retraining: the shadow shows no gain)")
+        else:
+            triggers.append(kind)
+            reasons.append(reason)
+    if pays is True:
+        reasons += [r for k, r in slow if k in triggers]
+    if triggers:
+        return RetrainDecision(True, "; ".join([*reasons, *evidence]), triggers=triggers)
+    parts = [f"champion v{m.champion_version} holds", *held, *evidence]
+    if m.champion_metric is not None:
+        parts.append(f"{spec.metrics.primary} {m.champion_metric:.3f} on {m.batch_rows} new rows")
+    return RetrainDecision(False, "no retrain: " + "; ".join(parts))
+
+
+def _preconditions(
+    m: Monitoring, *, force: bool, force_reason: str, alarm: str | None
+) -> RetrainDecision | None:
+    """What decides before any evidence is weighed."""
     if force:
         return RetrainDecision(True, f"forced by a person: {force_reason or 'no reason given'}")
     if m.trained_version is not None:
@@ -49,35 +88,99 @@ def should_retrain(
             True, f"champion v{m.champion_version} unusable: {m.champion_problem}"
         )
     if alarm:  # monitoring saw drift or decay in production: retrain on what is accepted
-        return RetrainDecision(True, f"alarm: {alarm}")
+        return RetrainDecision(True, f"alarm: {alarm}", triggers=["alarm"])
     if m.batch_rows == 0:
         return RetrainDecision(
             False, f"no retrain: no new data; champion v{m.champion_version} holds"
         )
-    reasons = []
-    threshold = spec.drift.share_threshold
-    if m.drift_share is not None and m.drift_share >= threshold:
-        reasons.append(f"data drift: {m.drift_share:.0%} of columns drifted ≥ {threshold:.0%}")
-    floor = spec.retrain.performance_floor
-    if floor is not None and m.champion_metric is not None:
-        decayed = (
-            m.champion_metric < floor if higher_is_better(primary) else m.champion_metric > floor
+    return None
+
+
+def min_gain(spec: ModelSpec, champion_value: float | None) -> float:
+    """The gain that makes a retrain worth it: the spec's shadow.min_gain, else the gate's
+    own bar (promotion.min_improvement, min_relative_improvement), else 0.5% of the
+    champion's metric (the metric's own scale: rmse in its unit, AUC in AUC)."""
+    if spec.retrain.shadow.min_gain is not None:
+        return spec.retrain.shadow.min_gain
+    scale = abs(champion_value or 0.0)
+    gate = max(spec.promotion.min_improvement, spec.promotion.min_relative_improvement * scale)
+    return gate if gate > 0 else 0.005 * scale
+
+
+def _shadow_says(m: Monitoring, spec: ModelSpec) -> bool | None:
+    """True: retraining pays off; False: the shadow shows no gain at all; None: no shadow
+    or nothing decisive (a gain too small or too uncertain to act on yet)."""
+    if m.shadow is None:
+        return None
+    c = m.shadow.comparison
+    if c.significant(min_gain(spec, c.a)):
+        return True
+    return False if c.advantage <= 0 else None
+
+
+def _alarms(m: Monitoring, spec: ModelSpec) -> list[tuple[str, str]]:
+    """(kind, reason) of the alarms this batch raises."""
+    out = []
+    if m.detector is not None and m.detector.alarm:
+        out.append(("detector", f"performance decay detected: {m.detector.describe()}"))
+    threshold = drift_trigger(spec, m.drift_threshold)
+    if threshold is not None and m.drift_share is not None and m.drift_share >= threshold:
+        out.append(
+            ("drift", f"data drift: {m.drift_share:.0%} of columns drifted ≥ {threshold:.0%}")
         )
-        if decayed:
-            reasons.append(
-                f"performance decay: champion {primary} {m.champion_metric:.3f} on the new batch, floor {floor:.3f}"
+    floor, primary = spec.retrain.performance_floor, spec.metrics.primary
+    if floor is not None and m.champion_metric is not None:
+        up = higher_is_better(primary)
+        if m.champion_metric < floor if up else m.champion_metric > floor:
+            out.append(
+                (
+                    "floor",
+                    f"performance decay: champion {primary} {m.champion_metric:.3f} on the new "
+                    f"batch, floor {floor:.3f}",
+                )
             )
+    return out
+
+
+def _schedule(m: Monitoring, spec: ModelSpec) -> list[tuple[str, str]]:
     max_age = spec.retrain.max_age_days
     if max_age is not None and m.champion_age_days is not None and m.champion_age_days >= max_age:
-        reasons.append(
-            f"stale champion: its data ends {m.champion_age_days:.0f} days before the new "
-            f"batch's ≥ {max_age}"
+        return [
+            (
+                "age",
+                f"stale champion: its data ends {m.champion_age_days:.0f} days before the new "
+                f"batch's ≥ {max_age}",
+            )
+        ]
+    return []
+
+
+def drift_trigger(spec: ModelSpec, calibrated: float | None) -> float | None:
+    """The drift share that retrains by itself, or None where drift is evidence only:
+    `drift.trigger` "fixed" (or a share_threshold the spec sets) or "calibrated"."""
+    mode = spec.drift.trigger
+    if mode is None:
+        mode = "fixed" if "share_threshold" in spec.drift.model_fields_set else "never"
+    if mode == "fixed":
+        return spec.drift.share_threshold
+    if mode == "calibrated":
+        return calibrated
+    return None
+
+
+def _evidence(m: Monitoring, spec: ModelSpec) -> list[str]:
+    """The numbers behind the decision, whether they triggered it or not."""
+    out = []
+    if m.shadow is not None and m.shadow.comparison:
+        c = m.shadow.comparison
+        out.append(
+            f"shadow {c.advantage:+.4f} [{c.lo:+.4f}, {c.hi:+.4f}] (needs {min_gain(spec, c.a):+.4f})"
         )
-    if reasons:
-        return RetrainDecision(True, "; ".join(reasons))
-    parts = [f"champion v{m.champion_version} holds"]
+    if m.detector is not None:
+        out.append(m.detector.describe())
     if m.drift_share is not None:
-        parts.append(f"drift {m.drift_share:.0%} < {threshold:.0%}")
-    if m.champion_metric is not None:
-        parts.append(f"{primary} {m.champion_metric:.3f} on {m.batch_rows} new rows")
-    return RetrainDecision(False, "no retrain: " + ", ".join(parts))
+        calibrated = "" if m.drift_threshold is None else f", {m.drift_threshold:.0%} by chance"
+        trigger = drift_trigger(spec, m.drift_threshold)
+        role = "evidence only" if trigger is None else f"retrains at {trigger:.0%}"
+        out.append(f"drift {m.drift_share:.0%} ({role}{calibrated})")
+    return out

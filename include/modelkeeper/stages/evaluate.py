@@ -21,13 +21,13 @@ from modelkeeper.contracts.results import Evaluated
 if TYPE_CHECKING:
     import pandas as pd
 
-    from modelkeeper.contracts.results import Decision, Monitoring, Trained
+    from modelkeeper.contracts.results import Comparison, Decision, Monitoring, Trained
     from modelkeeper.contracts.spec import ModelSpec
     from modelkeeper.decisions.promotion import Candidate, Champion
     from modelkeeper.records.registry import VersionInfo
     from modelkeeper.stages.workspace import Run, Workspace
 
-    Gate = Callable[[Candidate, Champion | None, ModelSpec], Decision]
+    Gate = Callable[[Candidate, Champion | None, ModelSpec, Comparison | None], Decision]
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,9 @@ def evaluate(
     champion = None
     if current is not None and current.version != version.version:
         champion = _champion(ws, current, candidate, holdout_key, holdout)
-    decision = (gate or decide)(candidate, champion, spec)
+    comparison = _paired(ws, version, current, champion, holdout_key, holdout)
+    decision = (gate or decide)(candidate, champion, spec, comparison)
+    shadow_seconds = _baseline(ws, trained, version, holdout_key, holdout)
     if ws.reports:
         card = (candidate.score, model, holdout, decision, champion, current, monitoring)
         _model_card(ws, run, trained, *card)
@@ -72,6 +74,9 @@ def evaluate(
         candidate_version=version.version,
         champion_version=current.version if current else None,
         mlflow_run_id=trained.mlflow_run_id,
+        comparison=comparison,
+        holdout_end=trained.holdout_end,
+        shadow_seconds=round(shadow_seconds, 3),
     )
 
 
@@ -85,6 +90,60 @@ def _candidate(ws: Workspace, version: VersionInfo, holdout_key: str, holdout: p
         validated=version.tags.get(L.VALIDATION) == L.VALIDATION_PASSED,
         data_end=version.tags.get(L.DATA_END),
     )
+
+
+def _paired(ws, version, current, champion, holdout_key, holdout) -> Comparison | None:  # noqa: ANN001
+    """The candidate against the champion on the same holdout rows, when both scored."""
+    from modelkeeper.decisions.stats import compare
+    from modelkeeper.stages.shadow import metric_input
+
+    if champion is None or champion.score is None:
+        return None
+    metric, spec = ws.spec.metrics.primary, ws.spec
+    y = holdout[spec.target.column].to_numpy()
+    champ, cand = (ws.predict(v.source, holdout_key, holdout) for v in (current, version))
+    return compare(
+        metric,
+        y,
+        metric_input(metric, *champ),
+        metric_input(metric, *cand),
+        level=spec.promotion.level,
+    )
+
+
+def _baseline(ws, trained, version, holdout_key, holdout) -> float:  # noqa: ANN001
+    """What the decisions will measure this version against, as version tags: its holdout
+    metric and that metric's sd at the holdout's size (the detector's baseline), and the
+    shadow recipe's handicap on the same holdout. Returns the seconds the shadow recipe's
+    fit took (training compute)."""
+    from modelkeeper.decisions.stats import metric_sd
+    from modelkeeper.stages.shadow import metric_input, sample_fit
+
+    spec, metric = ws.spec, ws.spec.metrics.primary
+    y = holdout[spec.target.column].to_numpy()
+    mine = metric_input(metric, *ws.predict(version.source, holdout_key, holdout))
+    value = ws.score(version.source, holdout_key, holdout).metrics.get(metric)
+    tags = {L.BASELINE_ROWS: len(holdout)}
+    if value is not None:
+        tags[L.BASELINE_METRIC] = value
+        tags[L.BASELINE_SD] = metric_sd(metric, y, mine, len(holdout))
+    seconds = 0.0
+    if spec.retrain.shadow.enabled and value is not None:
+        key = ("twin", trained.data_snapshot_hash, spec.retrain.shadow.sample_rows)
+        if key not in ws.memo.shadows:
+            train = ws.storage.read_parquet(trained.train_path)
+            ws.memo.shadows[key] = sample_fit(ws, train)
+        twin, _, seconds = ws.memo.shadows[key]
+        from modelkeeper.decisions.stats import compare
+        from modelkeeper.modeling.evaluation import predict
+        from modelkeeper.modeling.training import features_frame
+
+        theirs = metric_input(
+            metric, *predict(twin, features_frame(holdout, spec), spec.target.task)
+        )
+        tags[L.SHADOW_HANDICAP] = compare(metric, y, theirs, mine).advantage
+    ws.registry.set_version_tags(ws.name, version.version, tags)
+    return seconds
 
 
 def _compared_with(ws: Workspace, run: Run, version: VersionInfo) -> VersionInfo | None:

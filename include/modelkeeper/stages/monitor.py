@@ -27,10 +27,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def monitor(ws: Workspace, run: Run, accepted: Accepted, *, drift: bool = True) -> Monitoring:
-    """The champion on the accepted batch; `drift=False` skips Evidently (a caller that
-    does not decide on drift)."""
+def monitor(ws: Workspace, run: Run, accepted: Accepted, *, evidence: bool = True) -> Monitoring:
+    """The champion on the accepted batch; `evidence=False` measures only its metrics (no
+    drift, detector or shadow: for a caller that does not decide on them)."""
     from modelkeeper.decisions.retrain import age_days
+    from modelkeeper.stages.evidence import gather
 
     batch = _batch(ws, accepted)
     champion = ws.registry.alias(ws.name)
@@ -52,17 +53,19 @@ def monitor(ws: Workspace, run: Run, accepted: Accepted, *, drift: bool = True) 
             trained_version=trained,
             champion_problem=problem,
         )
-    drifted = _drift(ws, run, champion, model, batch) if drift else None
     metrics = _batch_metrics(ws, champion.source, accepted, batch)
+    found = gather(ws, run, champion, model, accepted, batch, metrics) if evidence else {}
+    fresh_until = max(
+        filter(None, [champion.tags.get(L.DATA_END), champion.tags.get(L.HELD_UNTIL)]), default=None
+    )
     result = Monitoring(
         champion_version=champion.version,
         batch_rows=len(batch),
-        drift_share=None if drifted is None else drifted.drifted_share,
-        drift_summary=None if drifted is None else drifted.summary,
         champion_metric=metrics.get(ws.spec.metrics.primary),
         champion_metrics=metrics,
         trained_version=trained,
-        champion_age_days=age_days(champion.tags.get(L.DATA_END), accepted.end),
+        champion_age_days=age_days(fresh_until, accepted.end),
+        **found,
     )
     if run.mlflow_run_id:
         _log(ws, run, result)
@@ -123,13 +126,19 @@ def _batch(ws: Workspace, accepted: Accepted) -> pd.DataFrame:
     return ws.storage.read_parquet(accepted.path) if accepted.path else pd.DataFrame()
 
 
-def _drift(ws: Workspace, run: Run, champion: VersionInfo, model: Any, batch: pd.DataFrame):  # noqa: ANN202
+def reference_with_prediction(ws: Workspace, champion: VersionInfo, model: Any) -> pd.DataFrame:
+    """The champion's reference with its own prediction as a column, once per process."""
+    key = f"{champion.run_id}/{L.REFERENCE_ARTIFACT}#{champion.source}"
+    if key not in ws.memo.frames:
+        ws.memo.frames[key] = with_prediction(ws, model, reference_frame(ws, champion))
+    return ws.memo.frames[key]
+
+
+def drift_of(ws: Workspace, run: Run, champion: VersionInfo, model: Any, batch: pd.DataFrame):  # noqa: ANN201
+    """Drift of the batch (and the champion's prediction of it) against its reference."""
     from modelkeeper.monitoring.drift import DriftError, compute_drift
 
-    key = f"{champion.run_id}/{L.REFERENCE_ARTIFACT}#{champion.source}"
-    if key not in ws.memo.frames:  # the champion's own prediction of its reference, once
-        ws.memo.frames[key] = with_prediction(ws, model, reference_frame(ws, champion))
-    reference = ws.memo.frames[key]
+    reference = reference_with_prediction(ws, champion, model)
     reports = ws.storage.report_dir(ws.spec.name, run.run_id) if ws.reports else None
     try:
         return compute_drift(

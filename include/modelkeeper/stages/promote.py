@@ -66,7 +66,19 @@ def promote(
         ),
     )
     log.info("%s", change.reason)
+    if change.action in ("refused", "kept") and evaluated.champion is not None:
+        _held(ws, evaluated)
     return change
+
+
+def _held(ws: Workspace, evaluated: Evaluated) -> None:
+    """The champion beat the challenger on its holdout: it is as fresh as that data."""
+    from modelkeeper.contracts import lineage as L
+
+    end = evaluated.holdout_end
+    version = ws.registry.get_version(ws.name, evaluated.champion_version)
+    if end and end > (version.tags.get(L.HELD_UNTIL) or ""):
+        ws.registry.set_version_tags(ws.name, version.version, {L.HELD_UNTIL: end})
 
 
 def primary_metrics(ws: Workspace, evaluated: Evaluated) -> dict[str, float | None]:

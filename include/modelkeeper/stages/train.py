@@ -49,6 +49,7 @@ def train(ws: Workspace, run: Run, accepted: Accepted, decision: RetrainDecision
             version=version,
             model_uri=model_uri,
             holdout_path=str(snap.holdout_path),
+            train_path=str(snap.train_path),
             data_snapshot_hash=snap.data_hash,
             **snap.split.describe(),
             **extra,

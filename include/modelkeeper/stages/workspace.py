@@ -43,6 +43,8 @@ class Memo:
     fits: dict[tuple[str, str], Fitted] = field(default_factory=dict)
     frames: dict[str, Any] = field(default_factory=dict)  # artifacts read by run and path
     scores: dict[tuple[str, str, bool], Any] = field(default_factory=dict)
+    predictions: dict[tuple[str, str], Any] = field(default_factory=dict)
+    shadows: dict[tuple, Any] = field(default_factory=dict)  # shadow-recipe fits
 
 
 @dataclass
@@ -89,6 +91,20 @@ class Workspace:
                 self.load_model(source), frame, self.spec, slices=slices
             )
         return self.memo.scores[key]
+
+    def predict(self, source: str, frame_key: str, frame: Any) -> tuple[Any, Any]:
+        """(predicted values or classes, positive-class probability or None) of the model
+        at `source` on `frame`, once per process for the frame known as `frame_key`."""
+        from modelkeeper.modeling.evaluation import predict
+        from modelkeeper.modeling.training import features_frame
+
+        key = (source, frame_key)
+        if key not in self.memo.predictions:
+            model = self.load_model(source)
+            self.memo.predictions[key] = predict(
+                model, features_frame(frame, self.spec), self.spec.target.task
+            )
+        return self.memo.predictions[key]
 
     def run_frame(self, mlflow_run_id: str, artifact: str) -> Any:
         """A Parquet artifact of an MLflow run (a reference sample), read once."""
