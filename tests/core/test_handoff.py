@@ -8,8 +8,16 @@ import math
 import pytest
 
 from modelkeeper.contracts.errors import HandoffError
-from modelkeeper.contracts.results import Approval, Evaluated, Finished, Trained
-from modelkeeper.data.ingest import Accepted, Batch, BatchFile, FileOutcome
+from modelkeeper.contracts.results import (
+    Accepted,
+    Approval,
+    Batch,
+    BatchFile,
+    Evaluated,
+    FileOutcome,
+    Finished,
+    Trained,
+)
 from modelkeeper.decisions.promotion import Decision
 from modelkeeper.decisions.retrain import Monitoring, RetrainDecision
 from modelkeeper.modeling.evaluation import ModelScore

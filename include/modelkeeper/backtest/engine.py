@@ -210,7 +210,8 @@ class Replay:
 
     def ingest(self, step: int) -> pd.DataFrame:
         """Land the step's rows as a file and take it through collect and accept."""
-        from modelkeeper.data.ingest import accept, collect
+        from modelkeeper.data.accept import accept
+        from modelkeeper.data.collect import collect
         from modelkeeper.quality.validation import validate_frame
 
         rows = self.data[self.codes == step].reset_index(drop=True)

@@ -31,7 +31,7 @@ class MonitorOperator(ModelkeeperOperator):
         import pandas as pd
 
         from modelkeeper.contracts import lineage as L
-        from modelkeeper.data.ingest import Accepted
+        from modelkeeper.contracts.results import Accepted
         from modelkeeper.decisions.retrain import Monitoring, age_days
         from modelkeeper.modeling.evaluation import predict, score_model
         from modelkeeper.modeling.training import features_frame

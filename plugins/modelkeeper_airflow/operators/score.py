@@ -52,7 +52,7 @@ class ScoreOperator(ModelkeeperOperator):
     def stage(self, context: Any) -> Scored:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from modelkeeper.data.ingest import Accepted
+        from modelkeeper.contracts.results import Accepted
         from modelkeeper.monitoring.history import Measurement
         from modelkeeper.serving import scoring
 
@@ -169,7 +169,7 @@ class WatchOperator(ModelkeeperOperator):
         import pandas as pd
 
         from modelkeeper.contracts import lineage as L
-        from modelkeeper.data.ingest import Accepted
+        from modelkeeper.contracts.results import Accepted
         from modelkeeper.monitoring import alarms as monitoring
         from modelkeeper.monitoring.drift import DriftError, compute_drift
         from modelkeeper.monitoring.history import Measurement
@@ -282,7 +282,8 @@ class MeasureOperator(ModelkeeperOperator):
     def stage(self, context: Any) -> Measured:
         import pandas as pd
 
-        from modelkeeper.data.ingest import load_pool, stream_spec
+        from modelkeeper.data.pool import load_pool
+        from modelkeeper.data.streams import stream_spec
         from modelkeeper.monitoring import alarms as monitoring
         from modelkeeper.monitoring import performance
         from modelkeeper.monitoring.history import Measurement

@@ -33,8 +33,7 @@ class TrainOperator(ModelkeeperOperator):
         import hashlib
 
         from modelkeeper.contracts import lineage as L
-        from modelkeeper.contracts.results import Trained
-        from modelkeeper.data.ingest import Accepted
+        from modelkeeper.contracts.results import Accepted, Trained
         from modelkeeper.decisions.retrain import RetrainDecision
         from modelkeeper.modeling.training import features_frame, fit, load_accepted, time_split
 
