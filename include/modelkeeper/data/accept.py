@@ -65,14 +65,14 @@ def accept(
         row_checks_only=row_checks_only,
     )
     review.open(storage, manifest.taken(excluding=run_id))
-    accepted = review.judge()
+    combined = review.judge()
     quarantine = _quarantine(storage, spec, run_id, review)
-    result = _result(storage, spec, run_id, review, accepted, quarantine)
+    result = _result(storage, spec, run_id, review, combined, quarantine)
     commit_accepted(
         spec,
         storage,
         run_id,
-        accepted if len(review.accepted) else None,
+        combined if review.accepted else None,
         files=list(review.outcomes.values()),
         result=result,
         manifest=manifest,
@@ -106,10 +106,8 @@ class _Review:
     def file(self, key: str) -> BatchFile:
         return self.by_key[key]
 
-    def reject(self, f: BatchFile, reason: str, rows: int | None = None) -> None:
-        self.outcomes[f.key] = FileOutcome(
-            f.source, f.key, "quarantined", f.rows if rows is None else rows, reason
-        )
+    def reject(self, f: BatchFile, reason: str) -> None:
+        self.outcomes[f.key] = FileOutcome(f.source, f.key, "quarantined", f.rows, reason)
 
     def open(self, storage: Storage, taken: dict[str, dict]) -> None:
         """Read the files worth validating; settle at once the ones that are not."""
@@ -129,7 +127,7 @@ class _Review:
                     "schema.unique_key to replace the earlier rows by",
                 )
             elif f.rows == 0:
-                self.reject(f, f"{f.name} has no rows", rows=0)
+                self.reject(f, f"{f.name} has no rows")
             else:
                 self.frames[f.key] = storage.read_parquet(f.snapshot)
 
