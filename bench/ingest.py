@@ -25,7 +25,8 @@ from pathlib import Path
 import pandas as pd
 
 from modelkeeper import demo
-from modelkeeper.data.ingest import FileOutcome, commit_accepted
+from modelkeeper.contracts.results import FileOutcome
+from modelkeeper.data.pool import commit_accepted
 from modelkeeper.data.sources import list_files
 from modelkeeper.contracts.spec import get_spec
 from modelkeeper.data.storage import Storage
@@ -58,7 +59,8 @@ print("{{}}")
 _MEASURE = """
 import json, resource, time
 
-from modelkeeper.data.ingest import accept, collect
+from modelkeeper.data.accept import accept
+from modelkeeper.data.collect import collect
 from modelkeeper.contracts.spec import get_spec
 from modelkeeper.data.storage import Storage
 from modelkeeper.modeling.training import fit, load_accepted, time_split

@@ -161,7 +161,7 @@ def bare_child(work: str, champion_model: str | None = None) -> None:
     import sklearn.inspection  # noqa: F401
 
     from modelkeeper.contracts.spec import get_spec
-    from modelkeeper.data.ingest import commit_accepted
+    from modelkeeper.data.pool import commit_accepted
     from modelkeeper.data.storage import Storage
     from modelkeeper.modeling import evaluation, training
     from modelkeeper.monitoring import drift
@@ -335,7 +335,7 @@ def _instrument(state: dict, totals: dict) -> None:
 
     import pandas as pd
 
-    from modelkeeper.data import ingest
+    from modelkeeper.data import pool
     from modelkeeper.data.storage import Storage
     from modelkeeper.modeling import evaluation, training
     from modelkeeper.monitoring import drift
@@ -389,7 +389,7 @@ def _instrument(state: dict, totals: dict) -> None:
     wrap(pd, "read_parquet", "io")
     wrap(Storage, "write_parquet", "io")
     wrap(training, "load_accepted", "io")
-    wrap(ingest, "load_window", "io")
+    wrap(pool, "load_window", "io")
 
     execute = ModelkeeperOperator.execute
 
@@ -564,7 +564,7 @@ def airflow_child(work: str) -> None:
 
 #: What each stage's task imports on top of Airflow (the operators import lazily).
 STAGE_IMPORTS = {
-    "validate": "import pandas, pyarrow; import modelkeeper.data.ingest; "
+    "validate": "import pandas, pyarrow; import modelkeeper.data.accept; "
     "from modelkeeper.quality.validation import _import_gx; _import_gx()",
     "monitor": "import pandas, pyarrow; import mlflow, mlflow.sklearn, mlflow.models; "
     "import sklearn.ensemble; import modelkeeper.records.registry, modelkeeper.monitoring.drift, "

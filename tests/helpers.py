@@ -146,7 +146,7 @@ class OverconfidentClassifier(ClassifierMixin, BaseEstimator):
 
 def committed(storage: Any, model: str, run_id: str) -> dict | None:
     """The run's manifest record: what it took and what became of each file."""
-    from modelkeeper.data.ingest import Manifest
+    from modelkeeper.data.manifest import Manifest
 
     return Manifest(storage, model).record(run_id)
 

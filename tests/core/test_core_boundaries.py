@@ -50,7 +50,8 @@ class TestBacktestUsesTheStages:
         "modelkeeper.monitoring.drift",
         "modelkeeper.quality",
         "modelkeeper.serving",
-        "modelkeeper.data.ingest",
+        "modelkeeper.data.collect",
+        "modelkeeper.data.accept",
     )
     LOW_LEVEL_CALLS = {"predict", "score_model", "compute_drift", "fit", "log_model", "register"}
 

@@ -9,17 +9,20 @@ import pytest
 
 from modelkeeper.contracts.errors import HandoffError
 from modelkeeper.contracts.results import (
+    Accepted,
     Approval,
+    Batch,
+    BatchFile,
     ChampionChange,
     Decision,
     Evaluated,
+    FileOutcome,
     Finished,
     ModelScore,
     Monitoring,
     RetrainDecision,
     Trained,
 )
-from modelkeeper.data.ingest import Accepted, Batch, BatchFile, FileOutcome
 
 SCORE = ModelScore(
     metrics={"roc_auc": 0.7, "r2": math.nan},

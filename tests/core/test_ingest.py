@@ -23,7 +23,10 @@ import sqlalchemy as sa
 
 from modelkeeper import demo
 from modelkeeper.contracts.spec import ModelSpec, SqlSource, load_spec
-from modelkeeper.data.ingest import Manifest, accept, collect, load_pool, load_window, previous_tick
+from modelkeeper.data.accept import accept
+from modelkeeper.data.collect import collect
+from modelkeeper.data.manifest import Manifest, previous_tick
+from modelkeeper.data.pool import load_pool, load_window
 from modelkeeper.data.storage import Storage
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,12 +87,12 @@ class TestFiles:
         land(storage, "week_00.parquet", demo.week_frame(flights, 0))
         run(spec, storage, "run-1")
         land(storage, "week_01.parquet", demo.week_frame(flights, 1))
-        import modelkeeper.data.ingest as ingest
+        import modelkeeper.data.collect as collecting
 
         opened: list[str] = []
-        real = ingest.read_file
+        real = collecting.read_file
         monkeypatch.setattr(
-            ingest, "read_file", lambda f, fmt: opened.append(f.path) or real(f, fmt)
+            collecting, "read_file", lambda f, fmt: opened.append(f.path) or real(f, fmt)
         )
         batch, _ = run(spec, storage, "run-2")
         assert [Path(p).name for p in opened] == ["week_01.parquet"]
@@ -188,14 +191,16 @@ class TestFiles:
 
 KILLED = """
 import os, signal, sys
-from modelkeeper.data import ingest
 from modelkeeper.contracts.spec import load_spec
+from modelkeeper.data.accept import accept
+from modelkeeper.data.collect import collect
+from modelkeeper.data.manifest import Manifest
 from modelkeeper.data.storage import Storage
 
 spec, storage = load_spec(sys.argv[1]), Storage(sys.argv[2])
-ingest.Manifest.commit = lambda self, record: os.kill(os.getpid(), signal.SIGKILL)
-batch = ingest.collect(spec, storage, sys.argv[3])
-ingest.accept(batch, spec, storage, sys.argv[3])
+Manifest.commit = lambda self, record: os.kill(os.getpid(), signal.SIGKILL)
+batch = collect(spec, storage, sys.argv[3])
+accept(batch, spec, storage, sys.argv[3])
 """
 
 
@@ -362,12 +367,10 @@ class TestReadsFollowTheWork:
         for w in range(12):
             land(storage, f"week_{w:02d}.parquet", demo.week_frame(flights, w))
         run(spec, storage, "run-1")
-        import modelkeeper.data.ingest as ingest
-
         read: list[str] = []
-        real = ingest.pd.read_parquet
+        real = pd.read_parquet
         monkeypatch.setattr(
-            ingest.pd, "read_parquet", lambda p, **kw: read.append(str(p)) or real(p, **kw)
+            pd, "read_parquet", lambda p, **kw: read.append(str(p)) or real(p, **kw)
         )
         window = load_window(spec, storage, days=14)
         days = sorted({Path(p).parent.name for p in read})

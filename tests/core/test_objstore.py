@@ -23,7 +23,10 @@ import pytest
 from modelkeeper import demo
 from modelkeeper.contracts.spec import ModelSpec, load_spec
 from modelkeeper.data import objstore
-from modelkeeper.data.ingest import Manifest, accept, collect, load_pool
+from modelkeeper.data.accept import accept
+from modelkeeper.data.collect import collect
+from modelkeeper.data.manifest import Manifest
+from modelkeeper.data.pool import load_pool
 from modelkeeper.data.storage import Storage
 from modelkeeper.modeling.training import load_accepted
 from modelkeeper.serving import scoring
@@ -168,13 +171,15 @@ class TestIngestOnS3:
 
 KILLED_BEFORE_COMMIT = """
 import os, signal, sys
-from modelkeeper.data import ingest
 from modelkeeper.contracts.spec import load_spec
+from modelkeeper.data.accept import accept
+from modelkeeper.data.collect import collect
+from modelkeeper.data.manifest import Manifest
 from modelkeeper.data.storage import Storage
 
 spec, storage = load_spec(sys.argv[1]), Storage(sys.argv[2])
-ingest.Manifest.commit = lambda self, record: os.kill(os.getpid(), signal.SIGKILL)
-ingest.accept(ingest.collect(spec, storage, "run-1"), spec, storage, "run-1")
+Manifest.commit = lambda self, record: os.kill(os.getpid(), signal.SIGKILL)
+accept(collect(spec, storage, "run-1"), spec, storage, "run-1")
 """
 
 

@@ -56,7 +56,7 @@ def model(split, spec):
 
 def land(storage, spec, run_id: str, frame: pd.DataFrame):
     """Rows accepted by a run, committed to the pool the way validate commits them."""
-    from modelkeeper.data.ingest import commit_accepted
+    from modelkeeper.data.pool import commit_accepted
 
     commit_accepted(spec, storage, run_id, frame)
 

@@ -24,7 +24,7 @@ class TestOrphanedRunsAreClosed:
     def test_next_monitor_closes_runs_of_ended_dag_runs(self, mlflow_store, storage):
         import pandas as pd
 
-        from modelkeeper.data.ingest import Accepted
+        from modelkeeper.contracts.results import Accepted
         from tests.helpers import retrain_tasks, run_operator
 
         ended = mlflow_store.ensure_run("flight_delay", "manual__outage", {})

@@ -102,7 +102,7 @@ class Replay:
 
     def ingest(self, step: int) -> Accepted:
         """Land the step's rows as a file and take it through collect and validate."""
-        from modelkeeper.data.ingest import Accepted
+        from modelkeeper.contracts.results import Accepted
         from modelkeeper.stages.ingest import collect, validate
 
         rows = self.data[self.codes == step].reset_index(drop=True)

@@ -1,10 +1,8 @@
 """What each stage of `retrain_<model>` hands to the next, as typed results.
 
-The contract of the pipeline in one place (collect's Batch and validate's Accepted live
-with ingestion, monitor's Monitoring and decide's RetrainDecision with the retrain rule,
-the ChampionChange of promote / rollback / rejection with governance):
+The contract of the pipelines in one place:
 
-    collect  -> ingest.Batch         validate -> ingest.Accepted  monitor  -> Monitoring
+    collect  -> Batch                validate -> Accepted         monitor  -> Monitoring
     decide   -> RetrainDecision      train    -> Trained          evaluate -> Evaluated
     approve  -> Approval             promote  -> ChampionChange   finish   -> Finished
 
@@ -15,11 +13,80 @@ Each is a frozen dataclass; `to_dict()` is the JSON that crosses the task bounda
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from modelkeeper.contracts import lineage as L
 from modelkeeper.contracts.handoff import Handoff
 from modelkeeper.contracts.jsonio import as_float
+
+
+# -- ingestion (modelkeeper.data.collect, modelkeeper.data.accept) ---------------------------
+
+Outcome = Literal["accepted", "quarantined", "unreadable"]
+
+
+@dataclass(frozen=True)
+class BatchFile(Handoff):
+    """One new file of a batch (for SQL, the run's query result)."""
+
+    source: str  # path or URI as listed; "sql:<conn_id>" for a query
+    key: str  # its identity in the manifest
+    snapshot: str | None  # the rows as read, None when unreadable
+    rows: int = 0
+    start: str | None = None
+    end: str | None = None
+    columns: list[str] = field(default_factory=list)
+    error: str | None = None  # why it could not be read
+    quarantine: str | None = None  # where the unreadable bytes were copied
+    relanded: bool = False  # its path was taken before, with other content
+
+    @property
+    def name(self) -> str:
+        return self.source.rstrip("/").rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Batch(Handoff):
+    """collect's result: the new files of a run, as references."""
+
+    folder: str
+    files: list[BatchFile]
+    rows: int
+    start: str | None  # earliest event time among the new rows
+    end: str | None  # latest
+    since: str | None  # files: the last commit before; SQL: the watermark read from
+    skipped: list[str] = field(default_factory=list)  # known-unreadable files passed over
+
+
+@dataclass(frozen=True)
+class FileOutcome(Handoff):
+    source: str
+    key: str
+    outcome: Outcome
+    rows: int
+    reason: str = ""
+    quarantine: str | None = None
+
+
+@dataclass(frozen=True)
+class Accepted(Handoff):
+    """accept's result: what the run's files became, and where the accepted rows are."""
+
+    success: bool  # every new file accepted
+    summary: str
+    rows: int  # accepted rows (after replacing re-landed keys within the batch)
+    path: str | None  # the accepted rows of this run, one Parquet file (monitor reads it)
+    start: str | None
+    end: str | None
+    files: list[FileOutcome] = field(default_factory=list)
+    failures: list[dict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    report: str | None = None
+    data_docs: str | None = None
+    quarantine: str | None = None
+
+
+# -- retraining ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ A writer killed before the upload leaves nothing under the final key. (The file 
 into memory for the PUT: fine for the Parquet partitions and reports written here.)
 Readers rely on S3's strong read-after-write consistency for objects and listings. Multi-object
 outputs are committed by writing one object last that readers trust: an ingest run's
-manifest record (ingest.py), `batch.json` of a snapshot, `index.html` of Data Docs.
+manifest record (manifest.py), `batch.json` of a snapshot, `index.html` of Data Docs.
 """
 
 from __future__ import annotations

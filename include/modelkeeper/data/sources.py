@@ -1,9 +1,10 @@
 """Reading what producers land: file listings with identities, file contents, SQL queries.
 
-This module only reads; deciding what is new, and remembering what was taken, is
-modelkeeper.data.ingest's job. A file's identity is what fsspec (or the local file system)
-reports for it: path, size and modification time, plus the ETag on object stores. A file
-re-landed with other content has another identity, so it counts as new.
+This module only reads; deciding what is new, and remembering what was taken, is the job
+of modelkeeper.data.collect and modelkeeper.data.manifest. A file's identity is what
+fsspec (or the local file system) reports for it: path, size and modification time, plus
+the ETag on object stores. A file re-landed with other content has another identity, so
+it counts as new.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Layout under the storage root (a local folder by default, or an object-store URI
 
     landing/                          where sources drop files (the demo feed writes here)
     snapshots/<model>/<run>/          the new files one run collected, and what it accepted
-    manifest/<model>/<run>.json       what each run took and what became of it (ingest.py)
+    manifest/<model>/<run>.json       what each run took and what became of it (manifest.py)
     accepted/<model>/date=D/<run>.parquet   rows that passed validation: the training pool
     quarantine/<model>/<run>/         rejected files with their validation report
     reports/<model>/<run>/            GX result + Data Docs, Evidently HTML + JSON

@@ -40,13 +40,13 @@ class Split:
 
 
 def load_accepted(spec: ModelSpec, storage: Storage, *, until: str | None = None) -> pd.DataFrame:
-    """The spec's training window of accepted rows (modelkeeper.data.ingest's pool).
+    """The spec's training window of accepted rows (modelkeeper.data.pool).
 
     Only accepted rows are read, only from the partitions of the window's days:
     quarantined data never reaches training. `until` (an ISO timestamp, the run's batch
     end) keeps a rerun or a backfilled run from training on data that arrived after it.
     """
-    from modelkeeper.data.ingest import load_window
+    from modelkeeper.data.pool import load_window
 
     df = load_window(spec, storage, days=spec.window.training_days, until=until)
     if df.empty:

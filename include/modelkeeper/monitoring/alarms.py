@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from modelkeeper.contracts.metric_names import higher_is_better
+from modelkeeper.data.keys import left_join
 
 if TYPE_CHECKING:
     from modelkeeper.contracts.spec import ModelSpec
@@ -51,7 +52,8 @@ def join_labels(predictions: pd.DataFrame, labels: pd.DataFrame, spec: ModelSpec
     """Predictions with their label where it has arrived (left join on the labels' key).
 
     A label for a key never scored is ignored; a prediction whose label has not come yet
-    keeps a missing label; duplicated labels of one key keep the last one.
+    (or whose key has a missing part) keeps a missing label; duplicated labels of one key
+    keep the last one.
     """
     assert spec.labels is not None
     key, label = list(spec.labels.key), spec.label_column
@@ -60,37 +62,8 @@ def join_labels(predictions: pd.DataFrame, labels: pd.DataFrame, spec: ModelSpec
     if labels.empty or label not in labels.columns:
         return predictions.assign(**{label: np.nan})
     left = predictions.drop(columns=[label], errors="ignore")
-    # Keys may come back typed differently (a time as text, an int as float): each key
-    # column is brought to the spec's dtype, then matched as text, column by column (a
-    # merge factorizes them; joining each row's key into one string was most of the
-    # monitoring step at 1M rows).
-    cols = [f"_k{i}" for i in range(len(key))]
-
-    def as_text(frame: pd.DataFrame) -> pd.DataFrame:
-        return pd.DataFrame(
-            {c: _key_text(frame[k], spec, k).to_numpy() for c, k in zip(cols, key, strict=True)}
-        )
-
-    right = as_text(labels).assign(**{label: labels[label].to_numpy()})
-    right = right.drop_duplicates(subset=cols, keep="last")
-    found = as_text(left).merge(right, on=cols, how="left", validate="many_to_one")
-    return left.assign(**{label: found[label].to_numpy()})
-
-
-def _key_text(col: pd.Series, spec: ModelSpec, name: str) -> pd.Series:
-    """A key column as text, read as the spec declares it (int, datetime), else as it is."""
-    try:
-        dtype = spec.data_schema.column(name).dtype
-    except KeyError:  # a key the schema does not list: compared as it is
-        dtype = None
-    try:
-        if dtype == "int":
-            return pd.to_numeric(col).astype("Int64").astype(str)
-        if dtype == "datetime":
-            return pd.to_datetime(col).astype(str)
-    except (TypeError, ValueError):
-        pass  # not convertible: no row of it can match a typed key anyway
-    return col.astype(str)
+    # Keys may come back typed differently (a time as text, an int as float).
+    return left_join(left, labels, key, spec, [label])
 
 
 # -- alarms --------------------------------------------------------------------------------------

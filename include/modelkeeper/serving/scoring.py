@@ -4,9 +4,10 @@ The champion is loaded the way any MLflow consumer loads it (`mlflow.pyfunc` on
 `models:/<name>@champion`, through the registry adapter). Predictions carry their key,
 the model version, the score time, the prediction and (classification) the probability
 of the positive class. They are written to the spec's destination and to the prediction
-log, `prediction_log/<model>/date=YYYY-MM-DD/<run>.parquet` (by event date), which late
-labels are joined to. A prediction is written once per key per model version: keys the
-log already holds for that version are dropped, and a rerun rewrites its own files.
+log, `prediction_log/<model>/date=YYYY-MM-DD/<run>.parquet` (by event date, the layout of
+modelkeeper.data.partitions), which late labels are joined to. A prediction is written
+once per key per model version: keys the log already holds for that version are dropped
+(matched as modelkeeper.data.keys matches keys), and a rerun rewrites its own files.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from modelkeeper.data.keys import anti_join
+from modelkeeper.data.partitions import read_partitioned, write_partitions
 from modelkeeper.data.storage import run_key
 
 if TYPE_CHECKING:
@@ -97,26 +100,14 @@ def read_log(
     version: str | None = None,
 ) -> pd.DataFrame:
     """Logged predictions with event times in [since, until], reading only those days."""
-    folder = log_dir(storage, spec.name)
-    lo = None if since is None else since.strftime("%Y-%m-%d")
-    hi = None if until is None else until.strftime("%Y-%m-%d")
-    files = [
-        f
-        for part in sorted(folder.glob("date=*"))
-        if (lo is None or part.name[5:] >= lo) and (hi is None or part.name[5:] <= hi)
-        for f in sorted(part.glob("*.parquet"))
-        if not f.name.startswith(".")
-    ]
-    if not files:
-        return pd.DataFrame()
-    df = pd.concat([storage.read_parquet(f) for f in files], ignore_index=True)
-    ts = spec.data_schema.timestamp_column
-    df[ts] = pd.to_datetime(df[ts])
-    if since is not None:
-        df = df[df[ts] >= since]
-    if until is not None:
-        df = df[df[ts] <= until]
-    if version is not None:
+    df = read_partitioned(
+        storage,
+        log_dir(storage, spec.name),
+        ts_col=spec.data_schema.timestamp_column,
+        since=since,
+        until=until,
+    )
+    if version is not None and len(df):
         df = df[df[VERSION] == version]
     return df.reset_index(drop=True)
 
@@ -137,10 +128,7 @@ def drop_known(
     if logged.empty:
         return predictions, 0
     logged = logged[logged[RUN] != run_id]
-    key = list(spec.scoring.key)
-    text = lambda f: f[key].astype(str).agg("\x1f".join, axis=1)  # noqa: E731
-    known = set(text(logged)) if len(logged) else set()
-    fresh = predictions[~text(predictions).isin(known)].reset_index(drop=True)
+    fresh = anti_join(predictions, logged, list(spec.scoring.key), spec)
     return fresh, len(predictions) - len(fresh)
 
 
@@ -148,12 +136,14 @@ def write_log(
     spec: ModelSpec, storage: Storage, run_id: str, predictions: pd.DataFrame
 ) -> list[str]:
     """This run's predictions into the log, one file per event date (a rerun rewrites)."""
-    ts = spec.data_schema.timestamp_column
-    out = []
-    for day, part in predictions.groupby(predictions[ts].dt.strftime("%Y-%m-%d"), sort=True):
-        path = log_dir(storage, spec.name) / f"date={day}" / f"{run_key(run_id)}.parquet"
-        out.append(str(storage.write_parquet(part.reset_index(drop=True), path)))
-    return out
+    parts = write_partitions(
+        storage,
+        log_dir(storage, spec.name),
+        predictions,
+        ts_col=spec.data_schema.timestamp_column,
+        run_id=run_id,
+    )
+    return [str(p.path) for p in parts]
 
 
 def write_files_destination(

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 def stream_spec(ws: Workspace, stream: str | None) -> ModelSpec:
     """The spec as ingestion sees `stream` (its source, bounds and columns)."""
-    from modelkeeper.data.ingest import stream_spec as of_stream
+    from modelkeeper.data.streams import stream_spec as of_stream
 
     return ws.spec if stream is None else of_stream(ws.spec, stream)
 
@@ -36,7 +36,7 @@ def collect(
     stream: str | None = None,
     read_sql: Callable[[str], pd.DataFrame] | None = None,
 ) -> Batch:
-    from modelkeeper.data.ingest import collect as snapshot
+    from modelkeeper.data.collect import collect as snapshot
 
     batch = snapshot(stream_spec(ws, stream), ws.storage, run.run_id, read_sql=read_sql)
     for skipped in batch.skipped:
@@ -57,7 +57,7 @@ def collect(
 
 def validate(ws: Workspace, run: Run, batch: Batch, *, stream: str | None = None) -> Accepted:
     """The batch's verdict; Data Docs only when the workspace writes reports."""
-    from modelkeeper.data.ingest import accept
+    from modelkeeper.data.accept import accept
 
     result = accept(
         batch,

@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 def measure(ws: Workspace, run: Run) -> Measured:
     """Realized and estimated metrics of the windows that can still change."""
-    from modelkeeper.data.ingest import load_pool, stream_spec
+    from modelkeeper.data.pool import load_pool
+    from modelkeeper.data.streams import stream_spec
     from modelkeeper.monitoring import alarms
     from modelkeeper.serving import scoring
 

@@ -90,7 +90,7 @@ def _fit(ws: Workspace, before: pd.Timestamp) -> tuple[Any, int, float] | None:
     """The shadow fitted on the training window that ends just before `before`, once per
     process (the backtest's policies share it like any fit)."""
     from modelkeeper.contracts.errors import TrainingDataError
-    from modelkeeper.data.ingest import load_window
+    from modelkeeper.data.pool import load_window
     from modelkeeper.stages.train import fit_key
 
     spec = ws.spec

@@ -72,8 +72,8 @@ class ModelkeeperOperator(BaseOperator):
 
     @cached_property
     def ingest_spec(self) -> ModelSpec:
-        """The spec as ingestion sees this task's stream (modelkeeper.data.ingest.stream_spec)."""
-        from modelkeeper.data.ingest import stream_spec
+        """The spec as ingestion sees this task's stream (modelkeeper.data.streams.stream_spec)."""
+        from modelkeeper.data.streams import stream_spec
 
         return self.spec if self.stream is None else stream_spec(self.spec, self.stream)
 

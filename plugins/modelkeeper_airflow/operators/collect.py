@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Any
 from modelkeeper_airflow.operators.base import ModelkeeperOperator
 
 if TYPE_CHECKING:
-    from modelkeeper.data.ingest import Batch
+    from modelkeeper.contracts.results import Batch
 
 
 class CollectOperator(ModelkeeperOperator):

@@ -29,7 +29,7 @@ class MonitorOperator(ModelkeeperOperator):
 
     def stage(self, context: Any) -> Monitoring:
         from modelkeeper.contracts import lineage as L
-        from modelkeeper.data.ingest import Accepted
+        from modelkeeper.contracts.results import Accepted
         from modelkeeper.stages.monitor import monitor
 
         mlflow_run = self.mlflow_run(context)

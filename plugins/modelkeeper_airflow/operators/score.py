@@ -33,7 +33,7 @@ class ScoreOperator(ModelkeeperOperator):
     def stage(self, context: Any) -> Scored:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from modelkeeper.data.ingest import Accepted
+        from modelkeeper.contracts.results import Accepted
         from modelkeeper.stages.serve import score
 
         dest = self.spec.scoring.destination
@@ -75,7 +75,7 @@ class WatchOperator(ModelkeeperOperator):
     def stage(self, context: Any) -> Watched:
         from modelkeeper.contracts import lineage as L
         from modelkeeper.contracts.results import Scored
-        from modelkeeper.data.ingest import Accepted
+        from modelkeeper.contracts.results import Accepted
         from modelkeeper.stages.serve import watch
         from modelkeeper_airflow import links
 

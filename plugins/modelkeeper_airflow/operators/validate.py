@@ -7,7 +7,7 @@ from modelkeeper_airflow.links import DataDocsLink, MlflowRunLink
 from modelkeeper_airflow.operators.base import ModelkeeperOperator
 
 if TYPE_CHECKING:
-    from modelkeeper.data.ingest import Accepted, Batch
+    from modelkeeper.contracts.results import Accepted, Batch
 
 
 class ValidateOperator(ModelkeeperOperator):
@@ -33,7 +33,7 @@ class ValidateOperator(ModelkeeperOperator):
     def stage(self, context: Any) -> Accepted:
         from modelkeeper.contracts import lineage as L
         from modelkeeper.contracts.errors import DataError
-        from modelkeeper.data.ingest import Batch
+        from modelkeeper.contracts.results import Batch
         from modelkeeper.stages.ingest import validate
         from modelkeeper_airflow import links
 
@@ -69,7 +69,7 @@ class ValidateOperator(ModelkeeperOperator):
         from airflow.sdk.exceptions import AirflowSkipException
 
         from modelkeeper.contracts.errors import DataError
-        from modelkeeper.data.ingest import Manifest, previous_tick
+        from modelkeeper.data.manifest import Manifest, previous_tick
 
         run_type = getattr(context["dag_run"].run_type, "value", context["dag_run"].run_type)
         since = batch.since or "the start"
