@@ -11,7 +11,6 @@ decision are read back from Evidently's own snapshot, never recomputed here.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import warnings
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelkeeper.contracts.errors import DataError
-from modelkeeper.contracts.jsonio import jsonable
+from modelkeeper.contracts.jsonio import dumps, jsonable
 from modelkeeper.data.storage import atomic_write
 
 if TYPE_CHECKING:
@@ -170,7 +169,7 @@ def compute_drift(
         atomic_write(html_path, lambda tmp: snapshot.save_html(str(tmp)))
         log.info("Evidently HTML report written to %s", html_path)
     if json_path is not None:
-        text = json.dumps(outcome.to_dict(), indent=2, sort_keys=True)
+        text = dumps(outcome.to_dict(), indent=2, sort_keys=True)
         atomic_write(json_path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
         log.info("Drift JSON summary written to %s", json_path)
     return outcome

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 
+from modelkeeper.contracts.jsonio import dumps
 from modelkeeper.records.audit import _reachable
 
 if TYPE_CHECKING:
@@ -87,7 +88,7 @@ class History:
         rows = []
         for m in measurements:
             row = asdict(m)
-            row["detail"] = json.dumps(row["detail"], sort_keys=True, default=str)
+            row["detail"] = dumps(row["detail"], sort_keys=True)
             row["row_key"] = m.key()
             value = row["value"]
             row["value"] = None if value is None or value != value else float(value)  # NaN: none

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from modelkeeper.contracts.errors import PermanentError, UnavailableError
+from modelkeeper.contracts.jsonio import dumps
 from modelkeeper.contracts.lineage import ALIAS_MOVES
 from modelkeeper.contracts.lineage import AuditAction as EventKind
 
@@ -95,7 +96,7 @@ class AuditLog:
     def record(self, event: AuditEvent) -> bool:
         """Insert once; returns False when this (run, step) was already recorded."""
         row = asdict(event)
-        row["metrics"] = json.dumps(row["metrics"], sort_keys=True, default=str)
+        row["metrics"] = dumps(row["metrics"], sort_keys=True)
         row["event_key"] = event.key()
         with _reachable(self.engine), self.engine.begin() as conn:
             exists = conn.execute(
