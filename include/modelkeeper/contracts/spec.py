@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,16 +15,15 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from modelkeeper.contracts.errors import SpecError
+from modelkeeper.contracts.jsonio import dumps
 from modelkeeper.contracts.lineage import NotifyEvent
 from modelkeeper.contracts.metric_names import CLASSIFICATION, REGRESSION
-from modelkeeper.contracts.settings import DEFAULT_SPEC_DIR as SPEC_DIR  # noqa: F401  (kept for callers)
 from modelkeeper.contracts.settings import settings
 
 __all__ = [
     "ModelSpec",
     "SpecError",
     "get_spec",
-    "load_all",
     "load_spec",
     "load_specs",
     "spec_dir",
@@ -407,7 +405,7 @@ class ModelSpec(_Strict):
     def fingerprint(self) -> str:
         """Stable hash of the spec's content, tagged on every MLflow run."""
         # Sorted keys: reordering a mapping in the YAML is not a change of the spec.
-        blob = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True).encode()
+        blob = dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
@@ -438,12 +436,6 @@ def load_spec(path: str | Path) -> ModelSpec:
     if path.stem != spec.name:
         raise SpecError(f"{path}: file name must match name {spec.name!r}")
     return spec
-
-
-def load_all(directory: str | Path | None = None) -> list[ModelSpec]:
-    """Every spec; raises SpecError on the first broken one (for strict callers)."""
-    directory = Path(directory) if directory else spec_dir()
-    return [load_spec(p) for p in sorted(directory.glob("*.yaml"))]
 
 
 def load_specs(directory: str | Path | None = None) -> tuple[list[ModelSpec], list[SpecError]]:

@@ -235,9 +235,6 @@ class Registry:
         for key, value in tags.items():
             self.client.set_tag(run_id, key, str(value)[:MAX_TAG_CHARS])
 
-    def run_tags(self, run_id: str) -> dict[str, str]:
-        return dict(self.client.get_run(run_id).data.tags)
-
     def log_params(self, run_id: str, params: dict[str, Any]) -> None:
         for key, value in params.items():
             self.client.log_param(run_id, key, str(value)[:6000])
