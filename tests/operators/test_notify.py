@@ -85,8 +85,10 @@ def _smtp_conn(port: int, **fields) -> str:
 class _Receiver(BaseHTTPRequestHandler):
     def do_POST(self):  # noqa: N802 (http.server API)
         body = self.rfile.read(int(self.headers["Content-Length"]))
+        # Strict, as most JSON readers are: NaN or Infinity tokens fail the test.
+        strict = json.loads(body, parse_constant=lambda token: pytest.fail(f"JSON has {token}"))
         self.server.requests.append(
-            {"path": self.path, "headers": dict(self.headers), "body": json.loads(body)}
+            {"path": self.path, "headers": dict(self.headers), "body": strict}
         )
         self.send_response(self.server.status)
         self.end_headers()
@@ -242,18 +244,32 @@ class TestWebhook:
         assert f"http://bot:***@{host}:{port}/***" in line
         assert HOOK_PASSWORD not in line and "tok3n-abc" not in line
 
-    def test_details_that_are_not_json_are_shown_as_text(self, webhook):
+    def test_details_are_sent_as_strict_json(self, webhook):
         from datetime import datetime
 
-        notify(
+        (line,) = notify(
             _spec(webhook_conn_id="modelkeeper_hook"),
             "alarm",
             subject="drift",
             text="7 of 10 columns drifted",
             context=_context("check"),
-            details={"window_end": datetime(2026, 1, 5)},
+            details={"window_end": datetime(2026, 1, 5), "auc": float("nan")},
         )
-        assert webhook.requests[0]["body"]["details"] == {"window_end": "2026-01-05 00:00:00"}
+        assert line == "webhook modelkeeper_hook: sent"
+        details = webhook.requests[0]["body"]["details"]
+        assert details == {"window_end": "2026-01-05T00:00:00", "auc": "NaN"}
+
+    def test_details_that_are_not_json_are_not_sent_and_say_where(self, webhook):
+        (line,) = notify(
+            _spec(webhook_conn_id="modelkeeper_hook"),
+            "alarm",
+            subject="drift",
+            text="7 of 10 columns drifted",
+            context=_context("check"),
+            details={"kinds": ["drift", object()]},
+        )
+        assert line.startswith("notify alarm: FAILED: TypeError: $.kinds[1]: builtins.object")
+        assert webhook.requests == []
 
 
 class TestTargetDown:
