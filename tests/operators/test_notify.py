@@ -7,6 +7,7 @@ suite sets them; the notifiers are Airflow's own SmtpNotifier and HttpNotifier.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import email
 import email.policy
 import json
@@ -244,32 +245,34 @@ class TestWebhook:
         assert f"http://bot:***@{host}:{port}/***" in line
         assert HOOK_PASSWORD not in line and "tok3n-abc" not in line
 
-    def test_details_are_sent_as_strict_json(self, webhook):
-        from datetime import datetime
-
-        (line,) = notify(
+    @pytest.mark.parametrize(
+        ("details", "line", "sent"),
+        [
+            pytest.param(
+                {"window_end": dt.datetime(2026, 1, 5), "auc": float("nan")},
+                "webhook modelkeeper_hook: sent",
+                {"window_end": "2026-01-05T00:00:00", "auc": "NaN"},
+                id="strict-json",
+            ),
+            pytest.param(
+                {"kinds": ["drift", object()]},
+                "notify alarm: FAILED: TypeError: $.kinds[1]: builtins.object",
+                None,
+                id="not-json-is-not-sent",
+            ),
+        ],
+    )
+    def test_details_go_out_as_strict_json_or_not_at_all(self, webhook, details, line, sent):
+        (result,) = notify(
             _spec(webhook_conn_id="modelkeeper_hook"),
             "alarm",
             subject="drift",
             text="7 of 10 columns drifted",
             context=_context("check"),
-            details={"window_end": datetime(2026, 1, 5), "auc": float("nan")},
+            details=details,
         )
-        assert line == "webhook modelkeeper_hook: sent"
-        details = webhook.requests[0]["body"]["details"]
-        assert details == {"window_end": "2026-01-05T00:00:00", "auc": "NaN"}
-
-    def test_details_that_are_not_json_are_not_sent_and_say_where(self, webhook):
-        (line,) = notify(
-            _spec(webhook_conn_id="modelkeeper_hook"),
-            "alarm",
-            subject="drift",
-            text="7 of 10 columns drifted",
-            context=_context("check"),
-            details={"kinds": ["drift", object()]},
-        )
-        assert line.startswith("notify alarm: FAILED: TypeError: $.kinds[1]: builtins.object")
-        assert webhook.requests == []
+        assert result.startswith(line), result
+        assert [r["body"]["details"] for r in webhook.requests] == ([sent] if sent else [])
 
 
 class TestTargetDown:
