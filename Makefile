@@ -30,9 +30,9 @@ test: install
 test-scale: install
 	$(PY) -m pytest tests/scale -m scale
 
-## Unit, operator and DAG-integrity tests only.
+## Unit, operator and DAG-integrity tests only; needs no Postgres, Redis or running Airflow.
 test-fast: install
-	$(PY) -m pytest $(XDIST) -m "not slow"
+	$(PY) -m pytest $(XDIST) -m "not slow and not postgres and not scale"
 
 ## Speed and memory of the stages (minutes); writes docs/benchmarks.md. `SECTIONS=...` for some.
 bench: install

@@ -4,23 +4,18 @@ MLflow aliases keep no history and anyone with registry access can move one; a f
 task here means the alias was moved outside modelkeeper (its log names both versions).
 """
 
-from datetime import datetime
-
 from airflow.sdk import DAG
 
 from modelkeeper.contracts.spec import valid_specs
-from modelkeeper_airflow.factory import default_args
+from modelkeeper_airflow.factory import PLATFORM_OWNER, dag_args
 from modelkeeper_airflow.operators import ReconcileOperator
 
 with DAG(
     dag_id="modelkeeper_reconcile",
     schedule="@daily",
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    max_active_runs=1,
     doc_md=__doc__,
     tags=["modelkeeper", "governance"],
-    default_args=default_args("ml-platform@example.com"),
+    **dag_args(PLATFORM_OWNER),
 ):
     for _spec in valid_specs():
         ReconcileOperator(task_id=f"reconcile_{_spec.name}", model=_spec.name)

@@ -6,13 +6,11 @@ promotion and is written to the audit trail with your user name. Triggering the 
 rollback again is a no-op.
 """
 
-from datetime import datetime
-
 from airflow.sdk import DAG, Param
 
 from modelkeeper.contracts.lineage import PREVIOUS
 from modelkeeper.contracts.spec import valid_specs
-from modelkeeper_airflow.factory import PROMOTION_POOL, default_args
+from modelkeeper_airflow.factory import PLATFORM_OWNER, PROMOTION_POOL, dag_args
 from modelkeeper_airflow.operators.rollback import RollbackOperator
 
 _models = [s.name for s in valid_specs()]
@@ -20,12 +18,9 @@ _models = [s.name for s in valid_specs()]
 with DAG(
     dag_id="modelkeeper_rollback",
     schedule=None,
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    max_active_runs=1,
     doc_md=__doc__,
     tags=["modelkeeper", "governance"],
-    default_args=default_args("ml-platform@example.com"),
+    **dag_args(PLATFORM_OWNER),
     params={
         "model": Param(
             _models[0] if _models else "",

@@ -5,7 +5,6 @@ Idempotent: `make run` calls it on every start; existing state is kept.
 
 from __future__ import annotations
 
-import json
 import sys
 
 
@@ -15,6 +14,7 @@ def main() -> None:
     from airflow.utils.db import upgradedb
     from airflow.utils.session import create_session
 
+    from modelkeeper.contracts.jsonio import dumps
     from modelkeeper.contracts.settings import settings
 
     upgradedb()
@@ -62,7 +62,7 @@ def main() -> None:
         description="one promotion at a time: the alias compare-and-set runs alone",
         include_deferred=False,
     )
-    print(json.dumps({"connections": sorted(wanted), "pools": ["modelkeeper_promotion"]}))
+    print(dumps({"connections": sorted(wanted), "pools": ["modelkeeper_promotion"]}))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ credentials come from boto's usual chain. Only the bucket names are printed.
 
 from __future__ import annotations
 
-import json
 import sys
 from urllib.parse import urlparse
 
@@ -26,6 +25,7 @@ def buckets(uris: list[str]) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
+    from modelkeeper.contracts.jsonio import dumps
     from modelkeeper.data import objstore  # the one module that talks to object stores
 
     created = []
@@ -34,7 +34,7 @@ def main(argv: list[str]) -> int:
         if not fs.exists(name):
             fs.mkdir(name)
             created.append(name)
-    print(json.dumps({"buckets": buckets(argv), "created": created}))
+    print(dumps({"buckets": buckets(argv), "created": created}))
     return 0
 
 

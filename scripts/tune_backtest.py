@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import tempfile
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import pandas as pd
 from modelkeeper.backtest.cli import load_data
 from modelkeeper.backtest.engine import ALL_HISTORY_DAYS, run_backtest
 from modelkeeper.backtest.summary import summarise
+from modelkeeper.contracts.jsonio import dumps
 from modelkeeper.contracts.spec import get_spec
 
 FLOORS = (None, 0.64, 0.66)
@@ -74,7 +74,7 @@ def main() -> None:
         )
     out = Path(args.out) / spec.name
     out.mkdir(parents=True, exist_ok=True)
-    (out / "tuning.json").write_text(json.dumps(rows, indent=2, default=str))
+    (out / "tuning.json").write_text(dumps(rows, indent=2))
     print(f"{len(rows)} policies, {result.seconds:.0f}s; wrote {out / 'tuning.json'}")
 
 

@@ -14,6 +14,18 @@ from typing import Any
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 
+def strict_json(value: Any, what: str) -> Any:
+    """`value`, if it is strict JSON already (no NaN, no objects): what crosses a task
+    boundary must be, so a test fails where an operator hands on anything else."""
+    import json
+
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise AssertionError(f"{what} is not strict JSON: {exc}: {value!r:.500}") from exc
+    return value
+
+
 class FakeTI:
     """Stands in for the TaskInstance: an in-memory XCom shared by one fake DAG run."""
 
@@ -24,7 +36,7 @@ class FakeTI:
         self.task_id = task_id
 
     def xcom_push(self, key: str, value: Any) -> None:
-        self.xcoms[(self.task_id, key)] = value
+        self.xcoms[(self.task_id, key)] = strict_json(value, f"XCom {self.task_id}/{key}")
 
     def xcom_pull(self, task_ids: str, key: str = "return_value", default: Any = None, **_: Any):
         return self.xcoms.get((task_ids, key), default)
@@ -81,7 +93,7 @@ def run_operator(op: Any, run_id: str, xcoms: dict, **kw: Any) -> Any:
     if hasattr(op, "choose_branch"):
         return op.choose_branch(ctx)
     result = op.execute(ctx)
-    xcoms[(op.task_id, "return_value")] = result
+    xcoms[(op.task_id, "return_value")] = strict_json(result, f"{op.task_id}'s return value")
     return result
 
 

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from modelkeeper.contracts.spec import ModelSpec
 
 PROMOTION_POOL = "modelkeeper_promotion"
+#: Owner of the DAGs that serve every model (rollback, reconcile).
+PLATFORM_OWNER = "ml-platform@example.com"
 
 DOC_TEMPLATE = """\
 # Retraining: `{name}`
@@ -93,8 +95,19 @@ def default_args(owner: str) -> dict:
     }
 
 
-def build_retrain_dag(spec: ModelSpec) -> DAG:
-    params = {
+def dag_args(owner: str) -> dict:
+    """What every modelkeeper DAG shares: no catchup, one run at a time, default_args."""
+    return {
+        "start_date": datetime(2026, 1, 1),
+        "catchup": False,
+        "max_active_runs": 1,
+        "default_args": default_args(owner),
+    }
+
+
+def _retrain_params() -> dict[str, Param]:
+    """The trigger form of `retrain_<model>`."""
+    return {
         "force_retrain": Param(
             False, type="boolean", description="Retrain even if nothing drifted."
         ),
@@ -113,34 +126,45 @@ def build_retrain_dag(spec: ModelSpec) -> DAG:
             description="Override the spec's promotion mode for this run.",
         ),
     }
+
+
+def _retrain_doc(spec: ModelSpec) -> str:
+    return DOC_TEMPLATE.format(
+        name=spec.name,
+        description=spec.description.strip(),
+        owner=spec.owner,
+        intended_use=spec.intended_use or "-",
+        limitations=spec.limitations or "-",
+        schedule=spec.schedule or "manual",
+        primary=spec.metrics.primary,
+        mode=spec.promotion.mode,
+        asset=f" and on updates of Asset `{spec.trigger_asset}`" if spec.trigger_asset else "",
+    )
+
+
+def _collected(model: str, stream: str | None = None, suffix: str = "") -> ValidateOperator:
+    """collect → validate of one stream's new files; validate's result is what follows."""
+    collect = CollectOperator(task_id=f"collect{suffix}", model=model, stream=stream)
+    return ValidateOperator(
+        task_id=f"validate{suffix}", model=model, stream=stream, batch=collect.output
+    )
+
+
+def build_retrain_dag(spec: ModelSpec) -> DAG:
     common = {"model": spec.name}
     mode = "{{ 'dry_run' if params.dry_run else ('' if params.promotion_mode == 'spec' else params.promotion_mode) }}"
     with DAG(
         dag_id=spec.dag_id,
         description=spec.description.strip().splitlines()[0][:200],
-        doc_md=DOC_TEMPLATE.format(
-            name=spec.name,
-            description=spec.description.strip(),
-            owner=spec.owner,
-            intended_use=spec.intended_use or "-",
-            limitations=spec.limitations or "-",
-            schedule=spec.schedule or "manual",
-            primary=spec.metrics.primary,
-            mode=spec.promotion.mode,
-            asset=f" and on updates of Asset `{spec.trigger_asset}`" if spec.trigger_asset else "",
-        ),
+        doc_md=_retrain_doc(spec),
         # New data, an alarm from monitoring (its reason shows in decide), or the clock.
         schedule=_schedule(spec.schedule, [spec.trigger_asset, L.alarm_asset(spec.name)]),
-        start_date=datetime(2026, 1, 1),
-        catchup=False,
-        max_active_runs=1,
-        params=params,
-        default_args=default_args(spec.owner),
+        params=_retrain_params(),
         tags=["modelkeeper", f"model:{spec.name}", *spec.tags],
         on_failure_callback=_on_failure(spec),
+        **dag_args(spec.owner),
     ) as dag:
-        collect = CollectOperator(task_id="collect", **common)
-        validate = ValidateOperator(task_id="validate", batch=collect.output, **common)
+        validate = _collected(spec.name)
         monitor = MonitorOperator(task_id="monitor", accepted=validate.output, **common)
         decide = DecideOperator(
             task_id="decide",
@@ -189,8 +213,7 @@ def build_retrain_dag(spec: ModelSpec) -> DAG:
             trigger_rule="none_failed_min_one_success",
             **common,
         )
-        collect >> validate >> monitor >> decide >> train >> evaluate >> approve >> promote
-        promote >> finish
+        validate >> monitor >> decide >> train >> evaluate >> approve >> promote >> finish
     return dag
 
 
@@ -227,12 +250,16 @@ def _dag(spec: ModelSpec, dag_id: str, doc: str, schedule, kind: str) -> DAG:
         description=f"{kind} of {spec.name}",
         doc_md=doc,
         schedule=schedule,
-        start_date=datetime(2026, 1, 1),
-        catchup=False,
-        max_active_runs=1,
-        default_args=default_args(spec.owner),
         tags=["modelkeeper", f"model:{spec.name}", kind],
         on_failure_callback=_on_failure(spec),
+        **dag_args(spec.owner),
+    )
+
+
+def _alarm(spec: ModelSpec, **upstream) -> AlarmOperator:
+    """The alarm stage: an Asset event that retrains (with the spec's cooldown)."""
+    return AlarmOperator(
+        task_id="alarm", model=spec.name, outlets=[Asset(L.alarm_asset(spec.name))], **upstream
     )
 
 
@@ -240,29 +267,15 @@ def build_score_dag(spec: ModelSpec) -> DAG:
     """`score_<model>`, for a spec with a `scoring` section."""
     assert spec.scoring is not None
     assets = [spec.scoring.trigger_asset, L.champion_asset(spec.name)]
-    when = _when(spec.scoring.schedule, assets)
-    common = {"model": spec.name}
-    with _dag(
-        spec,
-        spec.score_dag_id,
-        SCORE_DOC.format(name=spec.name, when=when),
-        _schedule(spec.scoring.schedule, assets),
-        "scoring",
-    ) as dag:
-        collect = CollectOperator(task_id="collect", stream="scoring", **common)
-        validate = ValidateOperator(
-            task_id="validate", stream="scoring", batch=collect.output, **common
-        )
-        score = ScoreOperator(task_id="score", accepted=validate.output, **common)
+    doc = SCORE_DOC.format(name=spec.name, when=_when(spec.scoring.schedule, assets))
+    schedule = _schedule(spec.scoring.schedule, assets)
+    with _dag(spec, spec.score_dag_id, doc, schedule, "scoring") as dag:
+        validate = _collected(spec.name, "scoring")
+        score = ScoreOperator(task_id="score", accepted=validate.output, model=spec.name)
         watch = WatchOperator(
-            task_id="watch", accepted=validate.output, scored=score.output, **common
+            task_id="watch", accepted=validate.output, scored=score.output, model=spec.name
         )
-        AlarmOperator(
-            task_id="alarm",
-            watched=watch.output,
-            outlets=[Asset(L.alarm_asset(spec.name))],
-            **common,
-        )
+        _alarm(spec, watched=watch.output)
     return dag
 
 
@@ -270,36 +283,21 @@ def build_monitor_dag(spec: ModelSpec) -> DAG:
     """`monitor_<model>`, for a spec with `labels` (and `monitoring`) sections."""
     assert spec.labels is not None and spec.monitoring is not None
     assets = [spec.labels.trigger_asset]
-    when = _when(spec.monitoring.schedule, assets)
     doc = MONITOR_DOC.format(
         name=spec.name,
         primary=spec.metrics.primary,
         min_rows=spec.labels.min_rows,
         cooldown=spec.monitoring.cooldown_hours,
-        when=when,
+        when=_when(spec.monitoring.schedule, assets),
     )
-    common = {"model": spec.name}
-    with _dag(
-        spec,
-        spec.monitor_dag_id,
-        doc,
-        _schedule(spec.monitoring.schedule, assets),
-        "monitoring",
-    ) as dag:
-        collect = CollectOperator(task_id="collect_labels", stream="labels", **common)
-        validate = ValidateOperator(
-            task_id="validate_labels", stream="labels", batch=collect.output, **common
-        )
+    schedule = _schedule(spec.monitoring.schedule, assets)
+    with _dag(spec, spec.monitor_dag_id, doc, schedule, "monitoring") as dag:
+        validate = _collected(spec.name, "labels", suffix="_labels")
         # Runs without new labels too: newly scored windows still get their estimates.
         measure = MeasureOperator(
-            task_id="measure", labels=validate.output, trigger_rule="none_failed", **common
+            task_id="measure", labels=validate.output, trigger_rule="none_failed", model=spec.name
         )
-        AlarmOperator(
-            task_id="alarm",
-            measured=measure.output,
-            outlets=[Asset(L.alarm_asset(spec.name))],
-            **common,
-        )
+        _alarm(spec, measured=measure.output)
     return dag
 
 

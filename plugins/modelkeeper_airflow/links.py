@@ -29,30 +29,19 @@ class _XComLink(BaseOperatorLink):
         return XCom.get_value(ti_key=ti_key, key=self.url_key) or ""
 
 
-# Class names must be unique: Airflow stores each link's value under `_link_<ClassName>`.
-class MlflowRunLink(_XComLink):
-    name = "MLflow run"
-    url_key = L.LINK_MLFLOW_RUN
+def _link(class_name: str, name: str, url_key: str) -> type[_XComLink]:
+    """A link class. Its name must be unique: Airflow stores each link's value under
+    `_link_<ClassName>`, and the UI finds it there."""
+    return type(
+        class_name, (_XComLink,), {"name": name, "url_key": url_key, "__module__": __name__}
+    )
 
 
-class ModelVersionLink(_XComLink):
-    name = "Model version"
-    url_key = L.LINK_MODEL_VERSION
-
-
-class DataDocsLink(_XComLink):
-    name = "Data Docs"
-    url_key = L.LINK_DATA_DOCS
-
-
-class DriftReportLink(_XComLink):
-    name = "Drift report"
-    url_key = L.LINK_DRIFT_REPORT
-
-
-class ModelCardLink(_XComLink):
-    name = "Model card"
-    url_key = L.LINK_MODEL_CARD
+MlflowRunLink = _link("MlflowRunLink", "MLflow run", L.LINK_MLFLOW_RUN)
+ModelVersionLink = _link("ModelVersionLink", "Model version", L.LINK_MODEL_VERSION)
+DataDocsLink = _link("DataDocsLink", "Data Docs", L.LINK_DATA_DOCS)
+DriftReportLink = _link("DriftReportLink", "Drift report", L.LINK_DRIFT_REPORT)
+ModelCardLink = _link("ModelCardLink", "Model card", L.LINK_MODEL_CARD)
 
 
 def report_url(model: str, run_id: str, page: str) -> str:

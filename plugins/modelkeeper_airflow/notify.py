@@ -25,12 +25,13 @@ by DAG files at parse time.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
+
+from modelkeeper.contracts.jsonio import dumps, jsonable
 
 if TYPE_CHECKING:
     from modelkeeper.contracts.spec import ModelSpec
@@ -79,7 +80,7 @@ class Message:
             rows.append(("Versions", ", ".join(f"{k} {v}" for k, v in self.versions.items())))
         others = {k: v for k, v in self.details.items() if k not in self.versions}
         for key, value in others.items():
-            shown = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+            shown = value if isinstance(value, str) else dumps(value, sort_keys=True)
             rows.append((key, shown))
         rows.append(("DAG run", f"{self.dag_id} / {self.run_id or '?'}"))
         if self.run_url:
@@ -126,9 +127,10 @@ def notify(
     """Send `event` about `spec`'s model to its notify targets; never raises.
 
     `subject` says what happened in a line, `text` why; `details` (versions as
-    `*_version` keys, metrics, ...) must be JSON-able or is shown with str(). Returns
-    one line per target, `"email to a@b.c: sent"` or `"webhook hook: FAILED: <error>"`,
-    and `[]` when the event is not in `notify.on` or no target is configured.
+    `*_version` keys, metrics, ...) must be JSON-able (modelkeeper.contracts.jsonio), or
+    the message is not sent and the line says why. Returns one line per target,
+    `"email to a@b.c: sent"` or `"webhook hook: FAILED: <error>"`, and `[]` when the
+    event is not in `notify.on` or no target is configured.
     """
     try:
         targets = spec.notify
@@ -139,8 +141,14 @@ def notify(
             return []
         if not targets.email and not targets.webhook_conn_id:
             return []
-        message = build_message(
-            spec, event, subject=subject, text=text, context=context, details=details
+        message = Message(
+            model=spec.name,
+            owner=spec.owner,
+            event=event,
+            subject=subject,
+            reason=text,
+            details=jsonable(details or {}),
+            **_whereabouts(spec, context),
         )
     except Exception as exc:  # a notification must never fail the task
         line = f"notify {event}: FAILED: {_describe(exc, ())}"
@@ -163,15 +171,8 @@ def notify(
     return results
 
 
-def build_message(
-    spec: ModelSpec,
-    event: str,
-    *,
-    subject: str,
-    text: str,
-    context: Mapping[str, Any],
-    details: dict | None = None,
-) -> Message:
+def _whereabouts(spec: ModelSpec, context: Mapping[str, Any]) -> dict[str, str | None]:
+    """The DAG, run and task the message is about, and their pages in the UI."""
     dag_run = context.get("dag_run")
     dag = context.get("dag")
     ti = context.get("ti")
@@ -179,21 +180,13 @@ def build_message(
     run_id = context.get("run_id") or getattr(dag_run, "run_id", None)
     task_id = getattr(ti, "task_id", None)
     map_index = getattr(ti, "map_index", -1)
-    run = run_url(dag_id, run_id) if run_id else None
-    task = task_url(dag_id, run_id, task_id, map_index) if run_id and task_id else None
-    return Message(
-        model=spec.name,
-        owner=spec.owner,
-        event=event,
-        subject=subject,
-        reason=text,
-        dag_id=dag_id,
-        run_id=run_id,
-        task_id=task_id,
-        run_url=run,
-        task_url=task,
-        details=json.loads(json.dumps(details or {}, default=str)),
-    )
+    return {
+        "dag_id": dag_id,
+        "run_id": run_id,
+        "task_id": task_id,
+        "run_url": run_url(dag_id, run_id) if run_id else None,
+        "task_url": task_url(dag_id, run_id, task_id, map_index) if run_id and task_id else None,
+    }
 
 
 def run_url(dag_id: str, run_id: str) -> str:

@@ -1,4 +1,5 @@
-"""Property-based fuzzing of the data gates: any frame gets a verdict, never a crash.
+"""Property-based fuzzing of the data gates: any frame gets a verdict with its reason, never a
+crash.
 
 Frames are generated with random dtypes, NaN/inf, 0-3 rows, duplicate or unicode
 column names and many columns, mixed with the spec's real column names so the gate's
@@ -8,6 +9,7 @@ deeper checks are reached too.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -15,21 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-SPEC_COLUMNS = [
-    "time_hour",
-    "carrier",
-    "flight",
-    "origin",
-    "hour",
-    "day_of_week",
-    "distance",
-    "temp",
-    "humid",
-    "wind_speed",
-    "precip",
-    "visib",
-    "delayed",
-]
+from modelkeeper.demo import COLUMNS as SPEC_COLUMNS  # the demo spec's columns
 
 names = st.one_of(st.sampled_from(SPEC_COLUMNS), st.text(min_size=0, max_size=12))
 floats = st.floats(allow_nan=True, allow_infinity=True)
@@ -76,22 +64,55 @@ FUZZ = settings(
 )
 
 
-class TestValidationNeverCrashes:
+class TestValidationVerdicts:
     @FUZZ
     @given(df=frames())
-    def test_any_frame_gets_a_verdict(self, spec, df):
+    def test_any_frame_fails_with_its_reason(self, spec, df):
         from modelkeeper.quality.validation import validate_frame
 
         outcome = validate_frame(df, spec)
-        assert isinstance(outcome.success, bool)
-        assert outcome.summary
-        if not outcome.success:
-            assert outcome.failures or "could not" in outcome.summary or "column" in outcome.summary
         # A frame this small can never pass: min_rows is 500.
         assert outcome.success is False
+        assert outcome.summary.startswith("validation failed: "), outcome.summary
+        assert outcome.failures, outcome.summary
+        for f in outcome.failures:
+            assert f["expectation"] and f["detail"], f
+        # The reason names what failed: an expectation, or the rejection's detail.
+        assert any(
+            f["expectation"] in outcome.summary or f["detail"] in outcome.summary
+            for f in outcome.failures
+        ), outcome.summary
+
+    @pytest.fixture(scope="class")
+    def valid(self):
+        from modelkeeper.demo import load_flights, week_frame
+
+        return week_frame(load_flights(), 2)
+
+    @settings(
+        max_examples=15,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(extra=st.dictionaries(st.text(min_size=1, max_size=12), cells, max_size=4))
+    def test_a_valid_frame_passes_whatever_extra_columns_it_carries(self, spec, valid, extra):
+        from modelkeeper.quality.validation import validate_frame
+
+        extra = {k: v for k, v in extra.items() if k not in SPEC_COLUMNS}
+        frame = valid.assign(**{name: [value] * len(valid) for name, value in extra.items()})
+        outcome = validate_frame(frame, spec)
+        assert outcome.success is True, outcome.summary
+        assert outcome.summary.startswith("validation passed: "), outcome.summary
+        if extra:  # the spec's extra_columns policy is "warn": named, not failed
+            [warning] = outcome.warnings
+            assert warning.startswith("unexpected extra columns: ")
+            assert all(repr(name)[:80] in warning for name in extra), warning
+            assert warning in outcome.summary
+        else:
+            assert outcome.warnings == []
 
 
-class TestDriftNeverCrashes:
+class TestDriftVerdicts:
     @pytest.fixture(scope="class")
     def reference(self):
         rng = np.random.default_rng(0)
@@ -117,13 +138,26 @@ class TestDriftNeverCrashes:
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
     @given(df=frames())
-    def test_any_current_frame_gets_a_result_or_a_drift_error(self, spec, reference, df):
+    def test_any_current_frame_gets_a_verdict_or_a_drift_error(self, spec, reference, df):
         from modelkeeper.monitoring.drift import DriftError, compute_drift
 
         try:
             outcome = compute_drift(reference, df, spec)
         except DriftError as exc:
-            assert str(exc)
+            assert re.match(DRIFT_ERRORS, str(exc)), str(exc)
             return
-        assert 0.0 <= outcome.drifted_share <= 1.0 and not math.isnan(outcome.drifted_share)
-        assert outcome.summary
+        # Every feature is either judged or skipped with its reason.
+        assert set(outcome.columns) | set(outcome.skipped) == set(spec.features.all)
+        assert not set(outcome.columns) & set(outcome.skipped)
+        drifted = [c for c, r in outcome.columns.items() if r["drifted"]]
+        assert outcome.drifted_columns == drifted
+        assert math.isclose(outcome.drifted_share, len(drifted) / len(outcome.columns))
+        assert outcome.summary.startswith(f"{len(drifted)} of {len(outcome.columns)} columns")
+        assert all(c in outcome.summary for c in [*drifted, *outcome.skipped]), outcome.summary
+        assert outcome.current_rows == len(df) and outcome.reference_rows == len(reference)
+
+
+DRIFT_ERRORS = (
+    r"(current frame is empty|current frame has duplicate column names"
+    r"|no column to compute drift on \(.+\)|Evidently could not compute drift)"
+)

@@ -28,10 +28,10 @@ from modelkeeper.data.collect import collect
 from modelkeeper.data.manifest import Manifest, previous_tick
 from modelkeeper.data.pool import load_pool, load_window
 from modelkeeper.data.storage import Storage
+from tests.postgres import PG_URL
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC_PATH = ROOT / "include" / "models" / "flight_delay.yaml"
-PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 KEY = ["carrier", "flight", "origin", "time_hour"]
 
 
@@ -310,6 +310,7 @@ class TestSql:
         _, second = run(model, storage, "run-2", read_sql=read_sql)
         assert second.rows == 0
 
+    @pytest.mark.postgres
     def test_postgres(self, spec, storage, flights):
         engine = sa.create_engine(PG_URL)
         table = f"mk_flights_{uuid.uuid4().hex[:12]}"

@@ -62,12 +62,15 @@ class TestHistory:
         assert history.last_alarm(MODEL)["run_id"] == "a"
         assert history.last_alarm(MODEL, fired_only=False)["run_id"] == "b"
 
+    @pytest.mark.postgres
     def test_on_postgres(self):
         import uuid
 
         import sqlalchemy as sa
 
-        engine = sa.create_engine("postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+        from tests.postgres import PG_URL
+
+        engine = sa.create_engine(PG_URL)
         model = f"m_{uuid.uuid4().hex[:8]}"
         history = History(engine)
         history.record([Measurement(model, "drift", "drift_share", 0.4, run_id="r")])

@@ -15,18 +15,19 @@ from typing import Any
 import pytest
 import yaml
 
+from modelkeeper.contracts.settings import DEFAULT_SPEC_DIR
 from modelkeeper.contracts.spec import (
-    SPEC_DIR,
     Estimator,
     ModelSpec,
     SpecError,
     get_spec,
-    load_all,
     load_spec,
+    load_specs,
     spec_dir,
+    valid_specs,
 )
 
-DEMO_YAML = SPEC_DIR / "flight_delay.yaml"
+DEMO_YAML = DEFAULT_SPEC_DIR / "flight_delay.yaml"
 
 
 @pytest.fixture
@@ -251,8 +252,8 @@ class TestDemoSpec:
         with pytest.raises(ValueError, match="frozen"):
             spec.owner = "someone-else@example.com"
 
-    def test_load_all_finds_it(self):
-        assert "flight_delay" in [s.name for s in load_all()]
+    def test_valid_specs_finds_it(self):
+        assert "flight_delay" in [s.name for s in valid_specs()]
 
     def test_get_spec_unknown_model(self):
         with pytest.raises(SpecError, match=r"no spec for model 'nope' in "):
@@ -313,21 +314,22 @@ class TestBadSpecs:
         with pytest.raises(SpecError, match=r"ghost\.yaml: cannot read spec: "):
             load_spec(tmp_path / "ghost.yaml")
 
-    def test_load_all_fails_on_one_bad_file(self, tmp_path, raw):
+    def test_one_bad_file_is_an_error_beside_the_good_specs(self, tmp_path, raw):
         write(tmp_path, raw)
         other = copy.deepcopy(raw)
         other["name"] = "other_model"
         other["promotion"]["min_eval_rows"] = 0
         write(tmp_path, other, name="other_model")
-        with pytest.raises(
-            SpecError, match=r"other_model\.yaml: invalid model spec:\n  promotion\.min_eval_rows"
-        ):
-            load_all(tmp_path)
+        good, [bad] = load_specs(tmp_path)
+        assert [s.name for s in good] == ["flight_delay"]
+        assert re.search(
+            r"other_model\.yaml: invalid model spec:\n  promotion\.min_eval_rows", str(bad)
+        ), bad
 
 
 class TestSpecDir:
     def test_default_is_include_models(self):
-        assert spec_dir() == SPEC_DIR
+        assert spec_dir() == DEFAULT_SPEC_DIR
         assert (spec_dir() / "flight_delay.yaml").is_file()
 
     def test_env_var_respected(self, tmp_path, monkeypatch, raw):
@@ -339,12 +341,12 @@ class TestSpecDir:
         monkeypatch.setenv("MODELKEEPER_SPEC_DIR", str(tmp_path))
 
         assert spec_dir() == tmp_path
-        assert [s.name for s in load_all()] == ["flight_delay", "second_model"]
+        assert [s.name for s in valid_specs()] == ["flight_delay", "second_model"]
         assert get_spec("flight_delay").owner == "data-team@example.com"
 
     def test_empty_directory(self, tmp_path, monkeypatch):
         monkeypatch.setenv("MODELKEEPER_SPEC_DIR", str(tmp_path))
-        assert load_all() == []
+        assert load_specs() == ([], [])
         with pytest.raises(SpecError, match="no spec for model 'flight_delay'"):
             get_spec("flight_delay")
 

@@ -24,9 +24,11 @@ class TestDagBag:
         assert dagbag.import_errors == {}
 
     def test_one_retrain_dag_per_spec(self, dagbag):
-        from modelkeeper.contracts.spec import load_all
+        from modelkeeper.contracts.spec import load_specs
 
-        for spec in load_all():
+        specs, errors = load_specs()
+        assert specs and errors == []
+        for spec in specs:
             assert spec.dag_id in dagbag.dags
 
     def test_expected_dags(self, dagbag):
@@ -265,11 +267,11 @@ class TestSpecIsolation:
         import yaml
         from airflow.dag_processing.dagbag import DagBag
 
-        from modelkeeper.contracts.spec import SPEC_DIR
+        from modelkeeper.contracts.settings import DEFAULT_SPEC_DIR
 
         specs = tmp_path / "specs"
         specs.mkdir()
-        raw = yaml.safe_load((SPEC_DIR / "flight_delay.yaml").read_text())
+        raw = yaml.safe_load((DEFAULT_SPEC_DIR / "flight_delay.yaml").read_text())
         (specs / "flight_delay.yaml").write_text(yaml.safe_dump(raw))
         (specs / "second.yaml").write_text(yaml.safe_dump({**raw, "name": "second"}))
         broken = {**raw, "name": "broken", "metrics": {"primary": "roc_aux"}}
@@ -301,9 +303,9 @@ def test_a_task_process_builds_only_its_own_dag(tmp_path, monkeypatch):
 
     import yaml
 
-    from modelkeeper.contracts.spec import SPEC_DIR
+    from modelkeeper.contracts.settings import DEFAULT_SPEC_DIR
 
-    raw = yaml.safe_load((SPEC_DIR / "flight_delay.yaml").read_text())
+    raw = yaml.safe_load((DEFAULT_SPEC_DIR / "flight_delay.yaml").read_text())
     for i in range(5):
         (tmp_path / f"m{i}.yaml").write_text(yaml.safe_dump({**raw, "name": f"m{i}"}))
     monkeypatch.setenv("MODELKEEPER_SPEC_DIR", str(tmp_path))

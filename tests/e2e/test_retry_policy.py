@@ -56,12 +56,12 @@ mlflow_outage = probe("mk_mlflow_outage", lambda: RollbackOperator(
 def dags(airflow_db, tmp_path_factory):
     from airflow.dag_processing.dagbag import DagBag
 
-    from modelkeeper.contracts.spec import SPEC_DIR
+    from modelkeeper.contracts.settings import DEFAULT_SPEC_DIR
 
     base = tmp_path_factory.mktemp("retry-policy")
     specs = base / "specs"
     specs.mkdir()
-    (specs / "flight_delay.yaml").write_text((SPEC_DIR / "flight_delay.yaml").read_text())
+    (specs / "flight_delay.yaml").write_text((DEFAULT_SPEC_DIR / "flight_delay.yaml").read_text())
     (specs / "broken.yaml").write_text("name: broken\nowner: x\n")  # fields missing
     batch = base / "batch.parquet"
     pd.DataFrame({"time_hour": pd.to_datetime(["2013-01-01"]), "carrier": ["UA"]}).to_parquet(batch)

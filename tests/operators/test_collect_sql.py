@@ -73,20 +73,23 @@ class TestCollectSql:
         model = _sql_spec(tmp_path, monkeypatch, "flights_db", "flights")
         _collect_twice(sa.create_engine(f"sqlite:///{db}"), "flights", *flights, storage, model)
 
+    @pytest.mark.postgres
     def test_postgres_connection(self, tmp_path, monkeypatch, storage, flights):
         import sqlalchemy as sa
 
         table = f"mk_flights_{uuid.uuid4().hex[:8]}"
-        engine = sa.create_engine("postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+        from tests.postgres import PG, PG_DATABASE, PG_URL
+
+        engine = sa.create_engine(PG_URL)
         monkeypatch.setenv(
             "AIRFLOW_CONN_FLIGHTS_PG",
             json.dumps(
                 {
                     "conn_type": "postgres",
-                    "host": "127.0.0.1",
-                    "port": 5432,
-                    "login": "postgres",
-                    "schema": "test",
+                    "host": PG["host"],
+                    "port": PG["port"],
+                    "login": PG["user"],
+                    "schema": PG_DATABASE,
                 }
             ),
         )

@@ -1,11 +1,12 @@
-"""Operator extra links: the URLs operators push during execute, and what get_link returns.
+"""Operator extra links: the URLs operators push during execute, and the links the UI shows.
 
 Against a real `mlflow server` (a local SQLite store has no UI, so no links). The model is a
 copy of the demo spec under another name, so this module's versions and alias moves stay
 out of the flight_delay model other modules use on the same server.
 
-Not exercised here: the worker's finalize step that calls get_link and stores its result
-(that needs a running Airflow); get_link is called directly with a fake XCom lookup.
+The links themselves come from Airflow's own task runner: a probe DAG file runs promote
+with dag.test(), the worker's finalize step calls get_link and stores its value in XCom,
+and the test reads it back as the UI's links endpoint does (the serialized task).
 """
 
 from __future__ import annotations
@@ -69,23 +70,9 @@ def _evaluated(mlflow_run: str, candidate: str, champion: str, promote: bool) ->
     }
 
 
-def _get_link(link, op, xcoms: dict, monkeypatch) -> str:
-    """get_link as the worker's finalize calls it, with XCom read from the fake store."""
-    from airflow.sdk.execution_time.xcom import XCom
-
-    monkeypatch.setattr(
-        XCom,
-        "get_value",
-        classmethod(lambda cls, *, ti_key, key: xcoms.get((ti_key.task_id, key))),
-    )
-    return link.get_link(op, ti_key=SimpleNamespace(task_id=op.task_id))
-
-
 class TestPromoteAndFinishLinks:
     @pytest.mark.parametrize("promote", [True, False], ids=["promoted", "refused"])
-    def test_run_and_version_urls(self, served, monkeypatch, promote):
-        from modelkeeper_airflow.links import MlflowRunLink, ModelVersionLink
-
+    def test_run_and_version_urls_are_pushed(self, served, promote):
         reg, (champ, cand) = served.registry, served.versions
         run_id = f"manual__{served.run_id}"
         mlflow_run = reg.ensure_run(MODEL, run_id, {})
@@ -94,25 +81,104 @@ class TestPromoteAndFinishLinks:
         state, _ = run_to_state(tasks["promote"], run_id, xcoms, params=DEFAULT_PARAMS)
         assert state == ("success" if promote else "skipped")
 
-        exp = reg.experiment_id(MODEL)
-        run_url = f"{served.url}/#/experiments/{exp}/runs/{mlflow_run}"
-        version_url = f"{served.url}/#/models/{MODEL}/versions/{cand}"
+        run_url, version_url = _urls(served, mlflow_run, cand)
         # Pushed before promote skipped: the worker's finalize still computes the links.
         assert xcoms[("promote", L.LINK_MLFLOW_RUN)] == run_url
         assert xcoms[("promote", L.LINK_MODEL_VERSION)] == version_url
-        op = tasks["promote"]
-        assert _get_link(MlflowRunLink(), op, xcoms, monkeypatch) == run_url
-        assert _get_link(ModelVersionLink(), op, xcoms, monkeypatch) == version_url
 
         run_operator(tasks["finish"], run_id, xcoms)
         assert xcoms[("finish", L.LINK_MLFLOW_RUN)] == run_url
 
-    def test_no_url_no_link(self, served, monkeypatch):
-        from modelkeeper_airflow.links import DataDocsLink
 
-        op = retrain_tasks(MODEL)["validate"]
-        # A validate that pushed no Data Docs URL (it never got to build them): hidden.
-        assert _get_link(DataDocsLink(), op, {}, monkeypatch) == ""
+def _urls(served, mlflow_run: str, version: str) -> tuple[str, str]:
+    exp = served.registry.experiment_id(MODEL)
+    return (
+        f"{served.url}/#/experiments/{exp}/runs/{mlflow_run}",
+        f"{served.url}/#/models/{MODEL}/versions/{version}",
+    )
+
+
+PROBES = """\
+from datetime import datetime
+
+from airflow.sdk import DAG
+
+from modelkeeper_airflow.operators import PromoteOperator
+
+
+def probe(dag_id, **kwargs):
+    with DAG(dag_id, schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as dag:
+        PromoteOperator(task_id="promote", model="linkcheck", **kwargs)
+    return dag
+
+
+promoted = probe("mk_links_promoted", evaluation=BLESSED)
+refused = probe("mk_links_refused", evaluation=NOT_BLESSED)
+# Approval mode with no answer: promote fails before it pushes any URL.
+unanswered = probe("mk_links_unanswered", evaluation=BLESSED, mode="approval")
+"""
+
+
+@pytest.fixture
+def probes(served, airflow_db, audit_db, storage, tmp_path, monkeypatch):
+    """The probe DAGs in a scratch bundle (dag.test() serializes DAGs from the configured
+    bundle), promote's evaluation naming `served`'s versions; and the MLflow run."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    (champ, cand), reg = served.versions, served.registry
+    mlflow_run = reg.ensure_run(MODEL, f"manual__{served.run_id}_probe", {})
+    folder = tmp_path / "dags"
+    folder.mkdir()
+    blessed = _evaluated(mlflow_run, cand, champ, promote=True)
+    not_blessed = _evaluated(mlflow_run, cand, champ, promote=False)
+    (folder / "probes.py").write_text(
+        f"BLESSED = {blessed!r}\nNOT_BLESSED = {not_blessed!r}\n\n" + PROBES
+    )
+    bundle = {
+        "name": "dags-folder",
+        "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+        "kwargs": {"path": str(folder)},
+    }
+    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps([bundle]))
+    bag = DagBag(dag_folder=str(folder))
+    assert bag.import_errors == {}
+    return SimpleNamespace(bag=bag, mlflow_run=mlflow_run, version=cand)
+
+
+def _links_after_run(bag, dag_id: str) -> tuple[str, dict[str, str]]:
+    """Run the probe DAG on Airflow's task runner; promote's state and its links, read as
+    the UI's links endpoint reads them (the serialized task, the values in XCom)."""
+    from airflow.models.serialized_dag import SerializedDagModel
+    from airflow.utils.session import create_session
+
+    dr = bag.dags[dag_id].test(logical_date=None)
+    with create_session() as session:
+        ti = dr.get_task_instance("promote", session=session)
+        task = SerializedDagModel.get_dag(dag_id, session=session).get_task("promote")
+        links = {name: task.get_extra_links(ti, name) for name in task.extra_links}
+        return ti.state, links
+
+
+@pytest.mark.slow  # dag.test() of a DAG: ~20 s a run
+class TestLinksOnTheTaskRunner:
+    @pytest.mark.parametrize(
+        ("dag_id", "state"),
+        [("mk_links_promoted", "success"), ("mk_links_refused", "skipped")],
+        ids=["promoted", "refused"],
+    )
+    def test_the_ui_shows_the_urls_promote_pushed(self, served, probes, dag_id, state):
+        run_url, version_url = _urls(served, probes.mlflow_run, probes.version)
+        assert _links_after_run(probes.bag, dag_id) == (
+            state,
+            {"MLflow run": run_url, "Model version": version_url},
+        )
+
+    def test_a_task_that_pushed_no_url_has_no_link(self, probes):
+        # "" is what the UI hides.
+        assert _links_after_run(probes.bag, "mk_links_unanswered") == (
+            "failed",
+            {"MLflow run": "", "Model version": ""},
+        )
 
 
 class TestReportUrls:

@@ -7,6 +7,7 @@ suite sets them; the notifiers are Airflow's own SmtpNotifier and HttpNotifier.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import email
 import email.policy
 import json
@@ -85,8 +86,10 @@ def _smtp_conn(port: int, **fields) -> str:
 class _Receiver(BaseHTTPRequestHandler):
     def do_POST(self):  # noqa: N802 (http.server API)
         body = self.rfile.read(int(self.headers["Content-Length"]))
+        # Strict, as most JSON readers are: NaN or Infinity tokens fail the test.
+        strict = json.loads(body, parse_constant=lambda token: pytest.fail(f"JSON has {token}"))
         self.server.requests.append(
-            {"path": self.path, "headers": dict(self.headers), "body": json.loads(body)}
+            {"path": self.path, "headers": dict(self.headers), "body": strict}
         )
         self.send_response(self.server.status)
         self.end_headers()
@@ -256,18 +259,34 @@ class TestWebhook:
         assert f"http://bot:***@{host}:{port}/***" in line
         assert HOOK_PASSWORD not in line and "tok3n-abc" not in line
 
-    def test_details_that_are_not_json_are_shown_as_text(self, webhook):
-        from datetime import datetime
-
-        notify(
+    @pytest.mark.parametrize(
+        ("details", "line", "sent"),
+        [
+            pytest.param(
+                {"window_end": dt.datetime(2026, 1, 5), "auc": float("nan")},
+                "webhook modelkeeper_hook: sent",
+                {"window_end": "2026-01-05T00:00:00", "auc": "NaN"},
+                id="strict-json",
+            ),
+            pytest.param(
+                {"kinds": ["drift", object()]},
+                "notify alarm: FAILED: TypeError: $.kinds[1]: builtins.object",
+                None,
+                id="not-json-is-not-sent",
+            ),
+        ],
+    )
+    def test_details_go_out_as_strict_json_or_not_at_all(self, webhook, details, line, sent):
+        (result,) = notify(
             _spec(webhook_conn_id="modelkeeper_hook"),
             "alarm",
             subject="drift",
             text="7 of 10 columns drifted",
             context=_context("check"),
-            details={"window_end": datetime(2026, 1, 5)},
+            details=details,
         )
-        assert webhook.requests[0]["body"]["details"] == {"window_end": "2026-01-05 00:00:00"}
+        assert result.startswith(line), result
+        assert [r["body"]["details"] for r in webhook.requests] == ([sent] if sent else [])
 
 
 class TestTargetDown:

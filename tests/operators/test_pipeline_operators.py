@@ -323,8 +323,14 @@ class TestForcedRetrainAndModes:
         states: dict = {}
         xcoms = run_pipeline("manual__dry", force=True, mode="dry_run", states=states)
         assert xcoms[("decide", "return_value")]["reason"] == "forced by a person: test"
+        decision = xcoms[("evaluate", "return_value")]["decision"]
         promoted = xcoms[("promote", "return_value")]
-        assert promoted["action"] in ("dry_run", "kept")
+        # A blessed candidate is recorded as a dry run; a refused one is kept out as ever.
+        if decision["promote"]:
+            assert promoted["action"] == "dry_run", promoted
+            assert promoted["reason"] == f"dry run, nothing moved; would have {decision['reason']}"
+        else:
+            assert promoted["action"] == "kept" and promoted["reason"] == decision["reason"]
         assert states["promote"] == "skipped" and states["finish"] == "success"
         assert reg.alias(MODEL).version == before
 

@@ -143,8 +143,9 @@ def _gate(world, trained: dict) -> tuple[dict, dict]:
 
 def _assert_refused(world, promoted: dict, phrase: str) -> None:
     reg = world["registry"]
-    assert promoted["action"] in ("kept", "refused"), promoted
-    assert phrase in promoted["reason"], promoted["reason"]
+    # The gate refused: promote keeps the champion ("refused" is promote's own last check).
+    assert promoted["action"] == "kept", promoted
+    assert promoted["reason"].startswith("refused: ") and phrase in promoted["reason"], promoted
     assert reg.alias(MODEL).version == world["champ"]
     [event] = world["audit"].events(MODEL)
     assert event["event"] == "refusal" and phrase in event["reason"]

@@ -36,13 +36,13 @@ import psutil
 import pytest
 import requests
 
+from tests.postgres import PG
 from tests.procs import free_port, stop_group, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 MODEL = "flight_delay"
 RETRAIN = "retrain_flight_delay"
-PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 RUN_DONE = {"success", "failed"}
 COMPONENTS = ("api-server", "scheduler", "dag-processor")
 RETRY_DELAY = 5  # seconds, the first retry's wait (doubles after)
@@ -183,7 +183,7 @@ class Runtime:
         self.storage_root = base / "storage"
         self.logs = base / "logs"
         self.db = f"mk_rt_{secrets.token_hex(4)}"
-        self.db_url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{self.db}"
+        self.db_url = f"postgresql+psycopg2://{PG['user']}@{PG['host']}:{PG['port']}/{self.db}"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.secret = f"mk-s3cr3t-{secrets.token_hex(6)}"

@@ -10,7 +10,7 @@ import requests
 
 RETRAIN = "retrain_flight_delay"
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 def test_rest_api_refuses_anonymous_and_read_only_writes(runtime):

@@ -18,7 +18,7 @@ from modelkeeper.records.audit import reconcile
 from tests.helpers import accepted_rows
 from tests.runtime.conftest import mlflow_runs, ts
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
+pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(1200)]
 
 MODEL = "flight_delay"
 RETRAIN = "retrain_flight_delay"

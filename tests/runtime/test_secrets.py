@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(900)]
 
 RETRAIN = "retrain_flight_delay"
 PROBE = "mk_secret_probe"

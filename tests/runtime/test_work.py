@@ -16,7 +16,7 @@ import pytest
 from tests.procs import wait_for
 from tests.runtime.conftest import MODEL, RETRAIN
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 SCORE = f"score_{MODEL}"
 
 

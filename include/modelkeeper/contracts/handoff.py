@@ -22,8 +22,9 @@ class Handoff:
     """Mixin for frozen dataclasses: JSON-ready ``to_dict`` and a checked ``from_dict``."""
 
     def to_dict(self) -> dict[str, Any]:
+        # Nested results go through their own to_dict (a Decision adds its verdict).
         fields = dataclasses.fields(self)  # type: ignore[arg-type]
-        return jsonable({f.name: _plain(getattr(self, f.name)) for f in fields})
+        return jsonable({f.name: getattr(self, f.name) for f in fields})
 
     @classmethod
     def from_dict(cls, data: Any) -> Self:
@@ -46,19 +47,6 @@ class Handoff:
                 continue
             values[f.name] = _rebuild(hints[f.name], data[f.name])
         return cls(**values)
-
-
-def _plain(value: Any) -> Any:
-    """Nested results through their own to_dict (a Decision adds its verdict)."""
-    if isinstance(value, Handoff):
-        return value.to_dict()
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _rebuild(hint: Any, value: Any) -> Any:

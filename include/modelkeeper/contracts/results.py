@@ -19,7 +19,6 @@ from modelkeeper.contracts import lineage as L
 from modelkeeper.contracts.handoff import Handoff
 from modelkeeper.contracts.jsonio import as_float
 
-
 # -- ingestion (modelkeeper.data.collect, modelkeeper.data.accept) ---------------------------
 
 Outcome = Literal["accepted", "quarantined", "unreadable"]

@@ -7,25 +7,50 @@ fails at load time with an error naming the field.
 from __future__ import annotations
 
 import hashlib
-import importlib
-import json
 from pathlib import Path
-from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from modelkeeper.contracts.errors import SpecError
-from modelkeeper.contracts.lineage import NotifyEvent
+from modelkeeper.contracts.jsonio import dumps
 from modelkeeper.contracts.metric_names import CLASSIFICATION, REGRESSION
-from modelkeeper.contracts.settings import DEFAULT_SPEC_DIR as SPEC_DIR  # noqa: F401  (kept for callers)
 from modelkeeper.contracts.settings import settings
+from modelkeeper.contracts.spec_sections import (
+    Backtest,
+    ColumnDrift,
+    ColumnRule,
+    DataSchema,
+    Drift,
+    Estimator,
+    Features,
+    FileSource,
+    Labels,
+    Metrics,
+    MonitoringPolicy,
+    Notify,
+    Promotion,
+    Retrain,
+    Scoring,
+    SqlSource,
+    Strict,
+    Target,
+    Window,
+)
 
+# The sections callers import from here (their home is spec_sections.py).
 __all__ = [
+    "ColumnDrift",
+    "ColumnRule",
+    "DataSchema",
+    "Estimator",
+    "FileSource",
     "ModelSpec",
+    "Notify",
     "SpecError",
+    "SqlSource",
+    "Window",
     "get_spec",
-    "load_all",
     "load_spec",
     "load_specs",
     "spec_dir",
@@ -33,271 +58,7 @@ __all__ = [
 ]
 
 
-class _Strict(BaseModel):
-    # Unknown keys are typos until proven otherwise.
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class FileSource(_Strict):
-    kind: Literal["files"]
-    path: str = Field(
-        description="Glob of CSV/Parquet files: a local path (relative to the storage root) or a URI"
-    )
-    format: Literal["parquet", "csv"] = "parquet"
-
-
-class SqlSource(_Strict):
-    kind: Literal["sql"]
-    conn_id: str = Field(description="Airflow Connection to run the query through")
-    query: str = Field(
-        description="SELECT returning the schema columns; '{watermark}' becomes the last "
-        "accepted event time minus the lookback"
-    )
-    lookback_minutes: float = Field(
-        60,
-        ge=0,
-        description="re-read this far behind the watermark and drop rows already taken "
-        "(by schema.unique_key): rows committed late within it are taken exactly once",
-    )
-
-
-class ColumnRule(_Strict):
-    name: str
-    dtype: Literal["float", "int", "category", "datetime", "bool"]
-    nullable: bool = True
-    min: float | None = None
-    max: float | None = None
-    allowed: list[str] | None = None
-    max_unseen_share: float = Field(
-        0.0, ge=0, le=1, description="share of values outside `allowed` tolerated"
-    )
-    max_null_share: float = Field(
-        0.5, ge=0, le=1, description="share of nulls tolerated in a nullable column"
-    )
-
-    @model_validator(mode="after")
-    def _range(self) -> ColumnRule:
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"column {self.name!r}: min {self.min} > max {self.max}")
-        if self.allowed is not None and self.dtype != "category":
-            raise ValueError(f"column {self.name!r}: `allowed` only applies to dtype category")
-        return self
-
-
-class DataSchema(_Strict):
-    timestamp_column: str
-    columns: list[ColumnRule]
-    min_rows: int = Field(1, ge=1)
-    max_rows: int | None = None
-    extra_columns: Literal["warn", "fail"] = "warn"
-    unique_key: list[str] | None = Field(
-        None, description="columns that identify a row; duplicates fail"
-    )
-
-    @field_validator("columns")
-    @classmethod
-    def _unique(cls, columns: list[ColumnRule]) -> list[ColumnRule]:
-        names = [c.name for c in columns]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"duplicate column names: {dupes}")
-        return columns
-
-    def column(self, name: str) -> ColumnRule:
-        for c in self.columns:
-            if c.name == name:
-                return c
-        raise KeyError(name)
-
-
-class Features(_Strict):
-    numeric: list[str] = []
-    categorical: list[str] = []
-
-    @property
-    def all(self) -> list[str]:
-        return [*self.numeric, *self.categorical]
-
-
-class Target(_Strict):
-    column: str
-    task: Literal["classification", "regression"] = "classification"
-
-
-class Estimator(_Strict):
-    class_path: str = Field(
-        description="import path, e.g. sklearn.ensemble.HistGradientBoostingClassifier"
-    )
-    params: dict[str, Any] = {}
-
-    @field_validator("class_path")
-    @classmethod
-    def _path(cls, value: str) -> str:
-        if "." not in value:
-            raise ValueError(f"{value!r} is not a dotted import path")
-        return value
-
-    def load_class(self) -> type:
-        module, _, name = self.class_path.rpartition(".")
-        try:
-            return getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError) as exc:
-            raise SpecError(
-                f"estimator.class_path {self.class_path!r} cannot be imported: {exc}"
-            ) from exc
-
-
-class Guardrail(_Strict):
-    name: str
-    tolerance: float = Field(0.0, ge=0, description="how much worse than the champion it may get")
-
-
-class Metrics(_Strict):
-    primary: str
-    guardrails: list[Guardrail] = []
-
-
-class ColumnDrift(_Strict):
-    method: str | None = Field(
-        None, description="Evidently stattest name, e.g. wasserstein, jensenshannon, psi"
-    )
-    threshold: float | None = None
-
-
-class Drift(_Strict):
-    share_threshold: float = Field(
-        0.5, gt=0, le=1, description="retrain when this share of columns drifts"
-    )
-    sample_rows: int = Field(
-        20_000, ge=100, description="rows sampled from each side before Evidently runs"
-    )
-    columns: dict[str, ColumnDrift] = {}
-
-
-class Window(_Strict):
-    training_days: int = Field(56, ge=1, description="days of accepted data to train on")
-    holdout_days: int = Field(7, ge=1, description="most recent days held out for evaluation")
-
-
-class Retrain(_Strict):
-    performance_floor: float | None = Field(
-        None, description="retrain when the champion's primary metric on the new batch falls below"
-    )
-    min_new_rows: int = Field(
-        1, ge=0, description="rows a batch needs before the champion is scored on it"
-    )
-    max_age_days: int | None = Field(
-        None,
-        ge=1,
-        description="retrain when the champion's data ends this many days before the new batch's",
-    )
-
-
-class Promotion(_Strict):
-    mode: Literal["auto", "dry_run", "approval"] = "auto"
-    min_improvement: float = Field(
-        0.0, ge=0, description="absolute improvement of the primary metric required"
-    )
-    min_relative_improvement: float = Field(0.0, ge=0)
-    floor: float | None = Field(None, description="a first model must reach this primary metric")
-    min_eval_rows: int = Field(100, ge=1)
-    slices: list[str] = []
-    max_slice_gap: float | None = None
-    min_slice_rows: int = Field(50, ge=1)
-    max_latency_ratio: float | None = Field(
-        None, gt=0, description="candidate predict time / champion's, at most"
-    )
-    unusable_champion: Literal["approval", "refuse"] = Field(
-        "approval",
-        description="when the champion cannot be loaded or takes other inputs: a candidate "
-        "that clears the floor and slice checks waits for a person (approval), or is refused",
-    )
-
-
-class Backtest(_Strict):
-    """How `python -m modelkeeper.backtest` replays the model's data (optional section)."""
-
-    step_days: int = Field(7, ge=1, description="days of data that arrive in one replayed step")
-    warmup_steps: int | None = Field(
-        None,
-        ge=1,
-        description="steps ingested before the first model is trained (default: enough steps "
-        "to fill window.training_days)",
-    )
-
-
-class FilesDestination(_Strict):
-    kind: Literal["files"]
-    path: str = Field(
-        description="folder for prediction Parquet files: relative to the storage root, "
-        "absolute, or a URI"
-    )
-
-
-class SqlDestination(_Strict):
-    kind: Literal["sql"]
-    conn_id: str = Field(description="Airflow Connection of the database to write into")
-    table: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.]{0,127}$")
-
-
-class Scoring(_Strict):
-    """Batch scoring with the champion: the `score_<model>` DAG."""
-
-    source: FileSource | SqlSource = Field(discriminator="kind")
-    key: list[str] = Field(min_length=1, description="columns identifying one prediction")
-    destination: FilesDestination | SqlDestination = Field(discriminator="kind")
-    schedule: str | None = None
-    trigger_asset: str | None = Field(None, description="Asset whose updates trigger scoring")
-
-
-class Labels(_Strict):
-    """Ground truth that arrives after the prediction, joined to it by key."""
-
-    source: FileSource | SqlSource = Field(discriminator="kind")
-    key: list[str] = Field(min_length=1)
-    column: str | None = Field(None, description="the label column (default: target.column)")
-    expected_delay_days: float = Field(7, ge=0, description="how late labels usually come")
-    trigger_asset: str | None = Field(None, description="Asset whose updates bring labels")
-    min_rows: int = Field(200, ge=1, description="labelled rows a window needs to be measured")
-
-
-class SliceFloor(_Strict):
-    column: str
-    floor: float
-
-
-class MonitoringPolicy(_Strict):
-    """Alarms raised from what scoring and late labels show (the `monitor_<model>` DAG)."""
-
-    schedule: str | None = "@daily"
-    drift_share: float | None = Field(
-        None, gt=0, le=1, description="alarm when this share of columns drifts in a scored batch"
-    )
-    metric_floor: float | None = Field(
-        None, description="alarm when the realized or estimated primary metric falls below"
-    )
-    slice_floors: list[SliceFloor] = []
-    min_rows: int = Field(500, ge=1, description="rows a measurement needs to raise an alarm")
-    window_days: int = Field(7, ge=1, description="length of a measured window")
-    window_anchor: str = Field(
-        "1970-01-05", description="a day windows start on (default: Mondays)"
-    )
-    cooldown_hours: float = Field(
-        72, ge=0, description="no second alarm-triggered retrain within this long"
-    )
-
-
-class Notify(_Strict):
-    """Who is told what, through Airflow's notifiers."""
-
-    email: list[str] = Field([], description="addresses for SmtpNotifier (smtp_default)")
-    webhook_conn_id: str | None = Field(
-        None, description="an HTTP Connection a JSON message is POSTed to"
-    )
-    on: list[NotifyEvent] = list(NotifyEvent.__args__)
-
-
-class ModelSpec(_Strict):
+class ModelSpec(Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")
     owner: str
     description: str
@@ -407,7 +168,7 @@ class ModelSpec(_Strict):
     def fingerprint(self) -> str:
         """Stable hash of the spec's content, tagged on every MLflow run."""
         # Sorted keys: reordering a mapping in the YAML is not a change of the spec.
-        blob = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True).encode()
+        blob = dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
@@ -438,12 +199,6 @@ def load_spec(path: str | Path) -> ModelSpec:
     if path.stem != spec.name:
         raise SpecError(f"{path}: file name must match name {spec.name!r}")
     return spec
-
-
-def load_all(directory: str | Path | None = None) -> list[ModelSpec]:
-    """Every spec; raises SpecError on the first broken one (for strict callers)."""
-    directory = Path(directory) if directory else spec_dir()
-    return [load_spec(p) for p in sorted(directory.glob("*.yaml"))]
 
 
 def load_specs(directory: str | Path | None = None) -> tuple[list[ModelSpec], list[SpecError]]:

@@ -88,11 +88,6 @@ def location(where: str | os.PathLike[str]) -> Location:
     return UPath(text, **storage_options(protocol))
 
 
-def uri(loc: str | os.PathLike[str]) -> str:
-    """What goes into XCom and manifests: the full URI, or the local path as before."""
-    return str(loc)
-
-
 def _fs(loc: Location) -> tuple[Any, str]:
     return loc.fs, loc.path  # type: ignore[union-attr]
 
@@ -153,20 +148,6 @@ def upload_tree(local_dir: Path, dst: str | os.PathLike[str], *, last: str | Non
     files.sort(key=lambda p: p.relative_to(local_dir).as_posix() == last)
     for f in files:
         put_bytes(target / f.relative_to(local_dir).as_posix(), f.read_bytes())
-
-
-def delete(path: str | os.PathLike[str], *, recursive: bool = False) -> None:
-    loc = location(path)
-    if not is_remote(loc):
-        assert isinstance(loc, Path)
-        if loc.is_dir() and recursive:
-            shutil.rmtree(loc)
-        else:
-            loc.unlink(missing_ok=True)
-        return
-    fs, key = _fs(loc)
-    with contextlib.suppress(FileNotFoundError):
-        fs.rm(key, recursive=recursive)
 
 
 # -- reads ----------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelkeeper.contracts.jsonio import jsonable
+from modelkeeper.contracts.jsonio import dumps
 from modelkeeper.contracts.settings import settings
 from modelkeeper.data import objstore
 from modelkeeper.data.objstore import Location, atomic_write  # noqa: F401 - re-exported
@@ -88,7 +88,7 @@ class Storage:
         return atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
 
     def write_json(self, data: Any, path: PathLike) -> Location:
-        return self.write_text(json.dumps(jsonable(data), indent=2, sort_keys=True), path)
+        return self.write_text(dumps(data, indent=2, sort_keys=True), path)
 
     def write_text(self, text: str, path: PathLike) -> Location:
         return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))

@@ -11,7 +11,6 @@ decision are read back from Evidently's own snapshot, never recomputed here.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import warnings
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelkeeper.contracts.errors import DataError
-from modelkeeper.contracts.jsonio import jsonable
+from modelkeeper.contracts.jsonio import dumps, jsonable
 from modelkeeper.data.storage import atomic_write
 
 if TYPE_CHECKING:
@@ -90,6 +89,51 @@ def compute_drift(
     in ``skipped`` instead of failing the run. ``reference_rows`` / ``current_rows`` are the
     row counts Evidently saw (after sampling).
     """
+    ref, cur, numeric, categorical, skipped = _prepare(
+        reference, current, spec, extra_numeric, seed
+    )
+    evaluated = [*numeric, *categorical]
+    snapshot = _run_evidently(ref, cur, spec, numeric, categorical)
+    columns, share = _read_snapshot(snapshot.dict(), evaluated)
+
+    drifted = [c for c in evaluated if columns[c]["drifted"]]
+    if not math.isclose(share, len(drifted) / len(evaluated), abs_tol=1e-9):
+        log.warning(
+            "Evidently's DriftedColumnsCount share %.4f disagrees with its per-column flags (%d of %d)",
+            share,
+            len(drifted),
+            len(evaluated),
+        )
+    outcome = DriftOutcome(
+        drifted_share=float(share),
+        drifted_columns=drifted,
+        columns=columns,
+        skipped=skipped,
+        reference_rows=len(ref),
+        current_rows=len(cur),
+        summary=_summary(columns, drifted, evaluated, skipped),
+    )
+    log.info("Drift: %s", outcome.summary)
+
+    if html_path is not None:
+        atomic_write(html_path, lambda tmp: snapshot.save_html(str(tmp)))
+        log.info("Evidently HTML report written to %s", html_path)
+    if json_path is not None:
+        text = dumps(outcome.to_dict(), indent=2, sort_keys=True)
+        atomic_write(json_path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        log.info("Drift JSON summary written to %s", json_path)
+    return outcome
+
+
+def _prepare(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    spec: ModelSpec,
+    extra_numeric: Sequence[str],
+    seed: int,
+) -> tuple[pd.DataFrame, pd.DataFrame, list[str], list[str], dict[str, str]]:
+    """Both sides sampled and typed for Evidently: (reference, current, numeric columns,
+    categorical columns, skipped columns with the reason); DriftError when none is left."""
     import numpy as np
 
     for side, frame in (("reference", reference), ("current", current)):
@@ -142,38 +186,7 @@ def compute_drift(
             "; ".join(f"{c}: {r}" for c, r in skipped.items()) or "no feature columns declared"
         )
         raise DriftError(f"no column to compute drift on ({reasons})")
-    ref, cur = ref[evaluated], cur[evaluated]
-
-    snapshot = _run_evidently(ref, cur, spec, numeric, categorical)
-    columns, share = _read_snapshot(snapshot.dict(), evaluated)
-
-    drifted = [c for c in evaluated if columns[c]["drifted"]]
-    if not math.isclose(share, len(drifted) / len(evaluated), abs_tol=1e-9):
-        log.warning(
-            "Evidently's DriftedColumnsCount share %.4f disagrees with its per-column flags (%d of %d)",
-            share,
-            len(drifted),
-            len(evaluated),
-        )
-    outcome = DriftOutcome(
-        drifted_share=float(share),
-        drifted_columns=drifted,
-        columns=columns,
-        skipped=skipped,
-        reference_rows=len(ref),
-        current_rows=len(cur),
-        summary=_summary(columns, drifted, evaluated, skipped),
-    )
-    log.info("Drift: %s", outcome.summary)
-
-    if html_path is not None:
-        atomic_write(html_path, lambda tmp: snapshot.save_html(str(tmp)))
-        log.info("Evidently HTML report written to %s", html_path)
-    if json_path is not None:
-        text = json.dumps(outcome.to_dict(), indent=2, sort_keys=True)
-        atomic_write(json_path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-        log.info("Drift JSON summary written to %s", json_path)
-    return outcome
+    return ref[evaluated], cur[evaluated], numeric, categorical, skipped
 
 
 def _declared_columns(spec: ModelSpec, extra_numeric: Sequence[str]) -> tuple[list[str], list[str]]:

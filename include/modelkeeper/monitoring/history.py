@@ -11,26 +11,20 @@ indexed for "this model's series". A retried task writes nothing twice: a row is
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
 
-from modelkeeper.records.audit import _reachable
-
-if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+from modelkeeper.records.sqlstore import SqlStore, keyed_table
 
 Kind = Literal["realized", "estimated", "evaluation", "drift", "quality", "scoring", "alarm"]
 
-_meta = sa.MetaData()
-history_table = sa.Table(
+history_table = keyed_table(
     "modelkeeper_history",
-    _meta,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("row_key", sa.String(700), nullable=False, unique=True),
+    "row_key",
+    700,
     sa.Column("model", sa.String(200), nullable=False),
     sa.Column("version", sa.String(20)),
     sa.Column("window_start", sa.String(40)),
@@ -72,42 +66,18 @@ class Measurement:
         return "|".join(str(p) for p in (*parts, *where))
 
 
-class History:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        with _reachable(engine):
-            _meta.create_all(engine, checkfirst=True)
-
-    @classmethod
-    def from_url(cls, url: str) -> History:
-        return cls(sa.create_engine(url))
+class History(SqlStore):
+    table, key, json_column = history_table, "row_key", "detail"
 
     def record(self, measurements: list[Measurement]) -> int:
         """Insert what is not there yet; returns how many rows were new."""
         rows = []
         for m in measurements:
-            row = asdict(m)
-            row["detail"] = json.dumps(row["detail"], sort_keys=True, default=str)
-            row["row_key"] = m.key()
+            row = {**asdict(m), "row_key": m.key()}
             value = row["value"]
             row["value"] = None if value is None or value != value else float(value)  # NaN: none
             rows.append(row)
-        if not rows:
-            return 0
-        with _reachable(self.engine), self.engine.begin() as conn:
-            keys = [r["row_key"] for r in rows]
-            known = set()
-            for i in range(0, len(keys), 500):  # bound the IN list
-                found = conn.execute(
-                    sa.select(history_table.c.row_key).where(
-                        history_table.c.row_key.in_(keys[i : i + 500])
-                    )
-                )
-                known |= {r[0] for r in found}
-            new = [r for r in rows if r["row_key"] not in known]
-            if new:
-                conn.execute(history_table.insert(), new)
-        return len(new)
+        return self._insert_new(rows)
 
     def series(
         self,
@@ -126,12 +96,7 @@ class History:
             query = query.where(t.c.metric == metric)
         if since is not None:
             query = query.where(t.c.recorded_at >= since)
-        query = query.order_by(t.c.window_start, t.c.id)
-        with _reachable(self.engine), self.engine.connect() as conn:
-            rows = [dict(r._mapping) for r in conn.execute(query)]
-        for row in rows:
-            row["detail"] = json.loads(row["detail"] or "{}")
-        return rows
+        return self._select(query.order_by(t.c.window_start, t.c.id))
 
     def last_alarm(self, model: str, *, fired_only: bool = True) -> dict | None:
         alarms = [

@@ -8,46 +8,26 @@ refusal) is recorded here, in a real database reached through an Airflow Connect
 
 from __future__ import annotations
 
-import contextlib
-import json
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 
-from modelkeeper.contracts.errors import PermanentError, UnavailableError
+from modelkeeper.contracts.errors import PermanentError
 from modelkeeper.contracts.lineage import ALIAS_MOVES
 from modelkeeper.contracts.lineage import AuditAction as EventKind
-
-if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
-
-
-class AuditUnavailable(UnavailableError):
-    """The audit database could not be reached (worth a retry)."""
+from modelkeeper.records.sqlstore import SqlStore, keyed_table
 
 
 class ReconcileMismatch(PermanentError):
     """The registry's champion is not the one the trail says: a person must look."""
 
 
-@contextlib.contextmanager
-def _reachable(engine: Engine) -> Iterator[None]:
-    try:
-        yield
-    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-        url = engine.url.render_as_string(hide_password=True)
-        raise AuditUnavailable(f"audit database {url} is unavailable: {exc}") from exc
-
-
-_meta = sa.MetaData()
-audit_table = sa.Table(
+audit_table = keyed_table(
     "modelkeeper_audit",
-    _meta,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("event_key", sa.String(500), nullable=False, unique=True),
+    "event_key",
+    500,
     sa.Column("at", sa.String(40), nullable=False),
     sa.Column("model", sa.String(200), nullable=False, index=True),
     sa.Column("event", sa.String(20), nullable=False),
@@ -82,39 +62,18 @@ class AuditEvent:
         return f"{self.model}:{self.dag_id}:{self.run_id}:{self.event}"
 
 
-class AuditLog:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        with _reachable(engine):
-            _meta.create_all(engine, checkfirst=True)
-
-    @classmethod
-    def from_url(cls, url: str) -> AuditLog:
-        return cls(sa.create_engine(url))
+class AuditLog(SqlStore):
+    table, key, json_column = audit_table, "event_key", "metrics"
 
     def record(self, event: AuditEvent) -> bool:
         """Insert once; returns False when this (run, step) was already recorded."""
-        row = asdict(event)
-        row["metrics"] = json.dumps(row["metrics"], sort_keys=True, default=str)
-        row["event_key"] = event.key()
-        with _reachable(self.engine), self.engine.begin() as conn:
-            exists = conn.execute(
-                sa.select(audit_table.c.id).where(audit_table.c.event_key == row["event_key"])
-            ).first()
-            if exists:
-                return False
-            conn.execute(audit_table.insert().values(**row))
-        return True
+        return self._insert_new([{**asdict(event), "event_key": event.key()}]) == 1
 
     def events(self, model: str | None = None) -> list[dict]:
         query = sa.select(audit_table).order_by(audit_table.c.id)
         if model:
             query = query.where(audit_table.c.model == model)
-        with _reachable(self.engine), self.engine.connect() as conn:
-            rows = [dict(r._mapping) for r in conn.execute(query)]
-        for row in rows:
-            row["metrics"] = json.loads(row["metrics"] or "{}")
-        return rows
+        return self._select(query)
 
     def expected_champion(self, model: str) -> str | None:
         """The champion the trail says is current: the last promotion or rollback."""

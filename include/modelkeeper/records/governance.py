@@ -56,16 +56,17 @@ def act(registry: Registry, audit: AuditLog, req: ChangeRequest) -> ChampionChan
     if action == "noop":
         return change
     _tag(registry, req, change)
+    # The audit row says what the change says, with the run it happened in.
     audit.record(
         AuditEvent(
             model=req.model,
-            event=L.AUDIT_ACTION[action],
-            who=req.who,
-            reason=reason,
-            version_before=before,
-            version_after=after,
-            candidate_version=req.version,
-            mode=req.mode,
+            event=L.AUDIT_ACTION[change.action],
+            who=change.who,
+            reason=change.reason,
+            version_before=change.champion_before,
+            version_after=change.champion_after,
+            candidate_version=change.candidate_version,
+            mode=change.mode,
             metrics=req.metrics,
             dag_id=req.dag_id,
             run_id=req.run_id,

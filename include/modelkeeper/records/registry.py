@@ -5,15 +5,14 @@ reach past it). One MLflow run per Airflow DAG run, found again by its `airflow_
 tag so retries and reruns resume it instead of adding runs; one registered version per
 MLflow run, found again the same way.
 
-MLflow's errors are translated here, once: "does not exist" becomes RegistryNotFound
-(only when MLflow says so), an unreachable or failing server becomes
-RegistryUnavailable (worth a retry); anything else stays MLflow's own error.
+MLflow's errors are translated once, for every call made here (records/mlflow_errors.py):
+"does not exist" becomes RegistryNotFound, an unreachable or failing server
+RegistryUnavailable (worth a retry).
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,8 +21,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from modelkeeper.contracts.errors import ModelkeeperError, NotFoundError, UnavailableError
 from modelkeeper.contracts.lineage import CHAMPION, MODEL_ARTIFACT, PREVIOUS, RUN_TAG
+from modelkeeper.records.mlflow_errors import (
+    RegistryError,
+    RegistryNotFound,
+    RegistryUnavailable,
+    TranslatingClient,
+    error_code,
+    translated,
+)
 
 # MLflow draws tqdm bars on stderr while it downloads artifacts, and Airflow files a task's
 # stderr as ERROR lines: a green evaluate read red. Read per call, so setting it here is enough.
@@ -32,83 +38,19 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["CHAMPION", "PREVIOUS", "RUN_TAG", "Registry", "VersionInfo"]
+__all__ = [
+    "CHAMPION",
+    "PREVIOUS",
+    "RUN_TAG",
+    "Registry",
+    "RegistryError",
+    "RegistryNotFound",
+    "RegistryUnavailable",
+    "VersionInfo",
+]
 
 #: MLflow caps tag values (8000 characters for run tags); reasons are cut here, once.
 MAX_TAG_CHARS = 5000
-_NOT_FOUND = "RESOURCE_DOES_NOT_EXIST"
-_UNAVAILABLE_CODES = frozenset({"TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED"})
-
-
-class RegistryError(ModelkeeperError):
-    """The registry is in a state the pipeline cannot act on."""
-
-
-class RegistryNotFound(RegistryError, NotFoundError):
-    """MLflow answered that the resource does not exist."""
-
-
-class RegistryUnavailable(RegistryError, UnavailableError):
-    """MLflow could not be reached, or answered with a server error."""
-
-
-def _transport_failure(exc: BaseException) -> bool:
-    """A connection refused, reset or timed out anywhere in the exception's chain."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        name = type(exc).__name__
-        if isinstance(exc, ConnectionError | TimeoutError) or name in (
-            "ConnectionError",
-            "Timeout",
-            "ReadTimeout",
-            "ConnectTimeout",
-            "MaxRetryError",
-            "NewConnectionError",
-            "ProtocolError",
-        ):
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
-
-
-def _translate(exc: Exception, where: str, what: str) -> Exception:
-    """MLflow's exception as the core's: not found, unavailable, or unchanged."""
-    if isinstance(exc, RegistryError):
-        return exc
-    code = _code(exc)
-    if code == _NOT_FOUND:
-        error: RegistryError = RegistryNotFound(f"{what}: {exc}")
-    elif code in _UNAVAILABLE_CODES or _transport_failure(exc) or " error code 5" in str(exc):
-        error = RegistryUnavailable(f"MLflow at {where} is unavailable ({what}): {exc}")
-    else:
-        return exc
-    error.error_code = code  # type: ignore[attr-defined]
-    return error
-
-
-class _TranslatingClient:
-    """An MlflowClient whose every call raises the core's errors (see _translate)."""
-
-    def __init__(self, client: Any, where: str) -> None:
-        self._client, self._where = client, where
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._client, name)
-        if not callable(attr):
-            return attr
-
-        @functools.wraps(attr)
-        def call(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return attr(*args, **kwargs)
-            except Exception as exc:
-                translated = _translate(exc, self._where, name)
-                if translated is exc:
-                    raise
-                raise translated from exc
-
-        return call
 
 
 @dataclass(frozen=True)
@@ -122,11 +64,6 @@ class VersionInfo:
     @property
     def uri(self) -> str:
         return f"models:/{self.name}/{self.version}"
-
-
-def _code(exc: Exception) -> str:
-    """MLflow's error code (RESOURCE_DOES_NOT_EXIST, ...) of an exception, or ''."""
-    return str(getattr(exc, "error_code", ""))
 
 
 def _quote(value: str) -> str:
@@ -143,20 +80,13 @@ class Registry:
         self.tracking_uri = tracking_uri
         # A local store (tests) needs an absolute artifact folder, or artifacts land in ./mlruns.
         self.artifact_location = artifact_location
-        self.client = _TranslatingClient(
+        self.client = TranslatingClient(
             MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri), tracking_uri
         )
 
-    @contextlib.contextmanager
-    def _translated(self, what: str) -> Iterator[None]:
+    def _translated(self, what: str) -> contextlib.AbstractContextManager[None]:
         """For mlflow's module-level calls: the same translation as the client's."""
-        try:
-            yield
-        except Exception as exc:
-            translated = _translate(exc, self.tracking_uri, what)
-            if translated is exc:
-                raise
-            raise translated from exc
+        return translated(self.tracking_uri, what)
 
     def ping(self) -> None:
         """Raise RegistryUnavailable unless the tracking server answers."""
@@ -234,9 +164,6 @@ class Registry:
     def set_run_tags(self, run_id: str, tags: dict[str, Any]) -> None:
         for key, value in tags.items():
             self.client.set_tag(run_id, key, str(value)[:MAX_TAG_CHARS])
-
-    def run_tags(self, run_id: str) -> dict[str, str]:
-        return dict(self.client.get_run(run_id).data.tags)
 
     def log_params(self, run_id: str, params: dict[str, Any]) -> None:
         for key, value in params.items():
@@ -373,7 +300,7 @@ class Registry:
         try:
             self.client.create_registered_model(name)
         except Exception as exc:
-            if _code(exc) != "RESOURCE_ALREADY_EXISTS":
+            if error_code(exc) != "RESOURCE_ALREADY_EXISTS":
                 raise
         # MLflow 3 logged models ("models:/m-<id>"): a server wants the id alongside the source.
         model_id = (
@@ -394,7 +321,7 @@ class Registry:
         except RegistryNotFound:
             return None  # no such model
         except Exception as exc:
-            if _code(exc) == "INVALID_PARAMETER_VALUE":
+            if error_code(exc) == "INVALID_PARAMETER_VALUE":
                 return None  # no such alias on it
             raise
 

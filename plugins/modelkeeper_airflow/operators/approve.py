@@ -11,6 +11,7 @@ from modelkeeper_airflow.operators.base import ModelkeeperOperator
 
 if TYPE_CHECKING:
     from modelkeeper.contracts.results import Approval, Evaluated
+    from modelkeeper.records.governance import ChampionChange
 
 
 class PromotionApprovalOperator(ModelkeeperOperator, ApprovalOperator):
@@ -67,45 +68,38 @@ class PromotionApprovalOperator(ModelkeeperOperator, ApprovalOperator):
         if "chosen_options" not in event:  # timed out or failed: the parent raises
             return super().execute_complete(context, event)
         with fail_or_retry():
-            approval = self._answered(context, event)
+            approval, rejection = self._answered(context, event)
         # On "Reject" the parent skips promote by raising, so a return value would never
         # reach XCom: hand the answer on first.
         self.publish(context, approval)
-        if approval.rejected:
+        if rejection is not None:
             from modelkeeper.contracts import lineage as L
 
-            context["ti"].xcom_push(key=L.OUTCOME_XCOM, value=self._outcome(approval))
+            context["ti"].xcom_push(key=L.OUTCOME_XCOM, value=self._outcome(rejection))
         super().execute_complete(context, event)
         return approval.to_dict()
 
-    def _outcome(self, approval: Approval) -> str:
+    def _outcome(self, rejection: ChampionChange) -> str:
         """The run's one-line outcome when the person rejected the candidate."""
-        from modelkeeper.contracts.results import ChampionChange, Evaluated
+        from modelkeeper.contracts.results import Evaluated
         from modelkeeper.records.outcome import of_change
 
         evaluated, primary = Evaluated.from_dict(self.evaluation), self.spec.metrics.primary
-        change = ChampionChange(
-            action="rejected",
-            reason=approval.note,
-            champion_before=evaluated.champion_version,
-            champion_after=evaluated.champion_version,
-            candidate_version=evaluated.candidate_version,
-            mode="approval",
-            who=approval.by or "unknown",
-        )
         champion = evaluated.champion.metrics.get(primary) if evaluated.champion else None
-        return of_change(change, primary, evaluated.candidate.metrics.get(primary), champion)
+        return of_change(rejection, primary, evaluated.candidate.metrics.get(primary), champion)
 
-    def _answered(self, context: Any, event: dict[str, Any]) -> Approval:
+    def _answered(
+        self, context: Any, event: dict[str, Any]
+    ) -> tuple[Approval, ChampionChange | None]:
+        """The person's answer, and the audited rejection when it was "Reject"."""
         from modelkeeper.contracts.results import Approval, Evaluated
         from modelkeeper.records.governance import ChangeRequest, act
 
         who = (event.get("responded_by_user") or {}).get("name") or "unknown"
         approved = list(event["chosen_options"]) == [self.APPROVE]  # the parent's options
-        approval = Approval(asked=True, approved=approved, by=who)
         if approved:
             self.log.info("approved by %s", who)
-            return approval
+            return Approval(asked=True, approved=True, by=who), None
         evaluated = Evaluated.from_dict(self.evaluation)
         change = act(
             self.registry,
@@ -124,7 +118,7 @@ class PromotionApprovalOperator(ModelkeeperOperator, ApprovalOperator):
             ),
         )
         self.log.info("%s", change.reason)
-        return Approval(asked=True, approved=False, by=who, note=change.reason)
+        return Approval(asked=True, approved=False, by=who, note=change.reason), change
 
 
 def _body(primary: str, evaluated: Evaluated) -> str:

@@ -74,8 +74,7 @@ class WatchOperator(ModelkeeperOperator):
 
     def stage(self, context: Any) -> Watched:
         from modelkeeper.contracts import lineage as L
-        from modelkeeper.contracts.results import Scored
-        from modelkeeper.contracts.results import Accepted
+        from modelkeeper.contracts.results import Accepted, Scored
         from modelkeeper.stages.serve import watch
         from modelkeeper_airflow import links
 

@@ -31,8 +31,7 @@ class TrainOperator(ModelkeeperOperator):
 
     def stage(self, context: Any) -> Trained:
         from modelkeeper.contracts import lineage as L
-        from modelkeeper.contracts.results import RetrainDecision
-        from modelkeeper.contracts.results import Accepted
+        from modelkeeper.contracts.results import Accepted, RetrainDecision
         from modelkeeper.stages.train import train
 
         mlflow_run = self.mlflow_run(context)
