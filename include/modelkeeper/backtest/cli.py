@@ -117,9 +117,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"{name:>8}: mean {_fmt(s['mean'])} second half {_fmt(s['second_half_mean'])} "
             f"retrains {s['retrains']} promotions {s['promotions']} "
+            f"training {s['training_seconds']}s (shadow {s['shadow_seconds']}s) "
             f"compute {s['compute_seconds']}s alarms {s['alarms_paid_off']}/{s['alarms']}"
         )
     for t in data_["targets"]:
-        print(f"  [{'x' if t['met'] else ' '}] {t['target']}: {t['value']}")
+        mark = {True: "x", False: " ", None: "-"}[t["met"]]
+        print(f"  [{mark}] {t['target']}: {t['value']}")
     print(f"{result.seconds:.0f}s; wrote {json_path} and {html_path}")
     return 0

@@ -16,9 +16,11 @@ policy asks for it (fixed seed, same data): the train stage fits it once (Worksp
 and registers it for every policy that wants it, so comparing policies costs little more
 than `always` alone.
 
-Alarms (spec policy): a retrain for drift or decay. It paid off when the retrained model
-beats the champion it was meant to replace on the following step's rows by at least
-ALARM_GAIN of the primary metric, promoted or not (so the gate's refusals can be judged).
+Alarms (spec policy): a retrain the monitoring evidence called for (the shadow challenger,
+the change detector, drift or a floor; not the age schedule). It paid off when the
+retrained model beats the champion it was meant to replace on the following step's rows by
+at least the gain a retrain must bring (decisions.retrain.min_gain: the spec's, on the
+metric's own scale), promoted or not (so the gate's refusals can be judged).
 """
 
 from __future__ import annotations
@@ -54,8 +56,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: How much the retrained model must beat the one it replaced for an alarm to pay off.
-ALARM_GAIN = 0.01
+#: Retrain triggers that are alarms (monitoring evidence), unlike a schedule or a person.
+ALARMS = ("shadow", "detector", "drift", "floor")
 #: A training window as long as any replay: "all history".
 ALL_HISTORY_DAYS = 100_000
 
@@ -74,6 +76,13 @@ class Result:
     primary: str
     higher_is_better: bool
     registry_uri: str = ""
+    training_window: str = ""  # the spec's window, in words
+
+
+def _window_words(spec: ModelSpec) -> str:
+    days = spec.window.training_days
+    span = "all history" if days >= ALL_HISTORY_DAYS else f"the last {days} days"
+    return f"{span} of accepted rows, the newest {spec.window.holdout_days} days held out"
 
 
 def window_label(days: int) -> str:
@@ -90,6 +99,7 @@ def run_backtest(
     drift: str = "spec",
     progress: Callable[[str], None] | None = print,
     variants: dict[str, ModelSpec] | None = None,
+    policies: Sequence[str] | None = None,
 ) -> Result:
     """Replay `data` through the spec's stages under every policy; see the module doc.
 
@@ -97,6 +107,7 @@ def run_backtest(
     under the same policies but `never`. `drift`: "spec" computes drift for the spec
     policy only (the only one deciding on it), "all" for every policy. `variants`: more
     specs replayed as spec-like policies under their key (tuning; same caches).
+    `policies`: replay only these (default: never, always, every_<k>, spec).
     """
     if k < 1:
         raise ConfigError(f"every_<k>: k must be >= 1, got {k}")
@@ -104,7 +115,8 @@ def run_backtest(
         raise ConfigError(f"drift must be spec, all or none, got {drift!r}")
     started = time.perf_counter()
     replay = Replay(spec, data, workdir)
-    runs = _policy_runs(replay, spec, k, windows, variants or {})
+    names = list(policies) if policies else policy_names(k)
+    runs = _policy_runs(replay, spec, names, windows, variants or {})
     main = window_label(spec.window.training_days)
     for step in range(replay.n_steps):
         accepted = replay.ingest(step)
@@ -116,8 +128,8 @@ def run_backtest(
         parts, fits = [], []
         for label, policies in runs.items():
             for run in policies.values():
-                with_drift = drift == "all" or (drift == "spec" and run.name == "spec")
-                r = step_policy(run, replay, step, accepted, with_drift=with_drift, keep=not first)
+                evidence = drift == "all" or (drift == "spec" and run.name == "spec")
+                r = step_policy(run, replay, step, accepted, evidence=evidence, keep=not first)
                 fits.append(r.train_seconds)
                 if label == main:
                     parts.append(_short(run, r))
@@ -137,11 +149,12 @@ def run_backtest(
         primary=spec.metrics.primary,
         higher_is_better=higher_is_better(spec.metrics.primary),
         registry_uri=replay.registry.tracking_uri,
+        training_window=_window_words(spec),
     )
 
 
 def _policy_runs(
-    replay: Replay, spec: ModelSpec, k: int, windows: Sequence[int], variants: dict
+    replay: Replay, spec: ModelSpec, names: list[str], windows: Sequence[int], variants: dict
 ) -> dict[str, dict[str, PolicyRun]]:
     """{window label: {policy label: PolicyRun}}; the spec's own window first."""
     from modelkeeper.contracts.spec import Window
@@ -151,7 +164,7 @@ def _policy_runs(
         return PolicyRun(name, ws, window, label=label)
 
     main = window_label(spec.window.training_days)
-    runs = {main: {p: run(p, spec, main) for p in policy_names(k)}}
+    runs = {main: {p: run(p, spec, main) for p in names}}
     for name, variant in variants.items():
         runs[main][name] = run("spec", variant, main, label=name)
     for days in windows:
@@ -160,7 +173,7 @@ def _policy_runs(
             continue
         window = Window(training_days=days, holdout_days=spec.window.holdout_days)
         wspec = spec.model_copy(update={"window": window})
-        runs[label] = {p: run(p, wspec, label) for p in policy_names(k) if p != "never"}
+        runs[label] = {p: run(p, wspec, label) for p in names if p != "never"}
     return runs
 
 
@@ -170,7 +183,7 @@ def step_policy(
     step: int,
     accepted: Accepted,
     *,
-    with_drift: bool,
+    evidence: bool,
     keep: bool = True,
 ) -> StepRecord:
     """One policy through one step: monitor, decide, and (if it retrains) train,
@@ -181,12 +194,16 @@ def step_policy(
     started = time.perf_counter()
     stage_run = Run(run_id=f"{ws.name}__step_{step:03d}", dag_id="backtest")
     before = ws.registry.alias(ws.name)
-    m = monitor(ws, stage_run, accepted, drift=with_drift and before is not None)
+    shadows = len(ws.memo.shadows)
+    m = monitor(ws, stage_run, accepted, evidence=evidence and before is not None)
+    shadow_seconds = 0.0 if m.shadow is None else m.shadow.fit_seconds
+    reused = shadow_seconds if len(ws.memo.shadows) == shadows else 0.0
     _settle_alarms(run, accepted, m)
     retrain, reason, alarm = _decide(run, step, m)
     out = _Retrained()
     if retrain and accepted.rows:
         out = _retrain(run, stage_run, step, accepted, m, reason)
+        shadow_seconds += out.shadow_seconds
         if alarm and before is not None:
             run.pending.append(
                 Pending(step, alarm, reason, before.version, out.version, out.promoted)
@@ -207,14 +224,16 @@ def step_policy(
             if g.name in m.champion_metrics
         },
         drift_share=m.drift_share,
+        evidence=_evidence(m),
         retrain=retrain,
         retrain_reason=reason,
         promoted=out.promoted,
         gate_reason=out.why,
         train_seconds=round(out.fit_seconds, 3),
-        # Wall time of this policy's stages, plus a fit it reused from another policy:
-        # every policy pays for its own fits, once each.
-        compute_seconds=round(time.perf_counter() - started + out.reused_seconds, 3),
+        shadow_seconds=round(shadow_seconds, 3),
+        # Wall time of this policy's stages, plus fits it reused from another policy:
+        # every policy pays for its own fits (shadows included), once each.
+        compute_seconds=round(time.perf_counter() - started + reused + out.reused_seconds, 3),
         alarm=alarm,
     )
     if keep:
@@ -228,7 +247,8 @@ class _Retrained:
     why: str = ""
     version: str | None = None
     fit_seconds: float = 0.0
-    reused_seconds: float = 0.0  # a fit another policy paid for, charged here too
+    shadow_seconds: float = 0.0  # the shadow recipe's fit at evaluation (its handicap)
+    reused_seconds: float = 0.0  # fits another policy paid for, charged here too
 
 
 def _decide(run: PolicyRun, step: int, m: Monitoring) -> tuple[bool, str, str | None]:
@@ -261,7 +281,7 @@ def _retrain(
 
     ws = run.ws
     stage_run = open_run(ws, stage_run, run_name=f"backtest {run.window} step {step}")
-    fits_before = len(ws.memo.fits)
+    fits_before, shadows_before = len(ws.memo.fits), len(ws.memo.shadows)
     try:
         trained = train(ws, stage_run, accepted, RetrainDecision(True, reason))
     except TrainingDataError as exc:
@@ -271,6 +291,8 @@ def _retrain(
     reused = trained.fit_seconds if len(ws.memo.fits) == fits_before else 0.0
     gate = None if run.name == "spec" else promote_every_candidate
     evaluated = evaluate(ws, stage_run, trained, m, gate=gate)
+    if len(ws.memo.shadows) == shadows_before:
+        reused += evaluated.shadow_seconds
     change = promote(ws, stage_run, evaluated, mode="auto")
     finish(ws, stage_run, change.summary)
     run.last_train = step
@@ -280,6 +302,7 @@ def _retrain(
         why=evaluated.decision.reason,
         version=trained.version,
         fit_seconds=trained.fit_seconds,
+        shadow_seconds=evaluated.shadow_seconds,
         reused_seconds=reused,
     )
 
@@ -287,6 +310,7 @@ def _retrain(
 def _settle_alarms(run: PolicyRun, accepted: Accepted, m: Monitoring) -> None:
     """Alarms of the step before: did the model it retrained beat the one it replaced on
     this step's rows?"""
+    from modelkeeper.decisions.retrain import min_gain
     from modelkeeper.stages.monitor import versions_on_batch
 
     primary = run.spec.metrics.primary
@@ -303,11 +327,25 @@ def _settle_alarms(run: PolicyRun, accepted: Accepted, m: Monitoring) -> None:
                 candidate_step=run.trained_at.get(p.retrained or ""),
                 replaced_metric=old,
                 retrained_metric=new,
-                paid_off=gain is not None and gain >= ALARM_GAIN - 1e-12,
+                paid_off=gain is not None and gain >= min_gain(run.spec, old) - 1e-12,
                 promoted=p.promoted,
             )
         )
     run.pending = []
+
+
+def _evidence(m: Monitoring) -> dict:
+    """The numbers decide weighed, for the report."""
+    out: dict = {}
+    if m.shadow is not None:
+        c = m.shadow.comparison
+        out["shadow"] = {"advantage": c.advantage, "lo": c.lo, "hi": c.hi}
+    if m.detector is not None:
+        d = m.detector
+        out["detector"] = {"statistic": d.statistic, "threshold": d.threshold, "alarm": d.alarm}
+    if m.drift_threshold is not None:
+        out["drift_threshold"] = m.drift_threshold
+    return out
 
 
 def _finite(value: float | None) -> float | None:

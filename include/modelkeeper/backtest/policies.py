@@ -33,13 +33,15 @@ class StepRecord(Handoff):
     metric: float | None  # primary metric of the serving champion on this step's rows
     guardrails: dict[str, float] = field(default_factory=dict)
     drift_share: float | None = None
+    evidence: dict = field(default_factory=dict)  # detector, shadow, drift threshold
     retrain: bool = False
     retrain_reason: str = ""
     promoted: bool | None = None  # None: nothing was trained
     gate_reason: str = ""
-    train_seconds: float = 0.0
+    train_seconds: float = 0.0  # the registered candidate's fit
+    shadow_seconds: float = 0.0  # shadow-recipe fits (the shadow, the candidate's handicap)
     compute_seconds: float = 0.0
-    alarm: str | None = None  # "drift", "decay" or "drift+decay" (spec policy)
+    alarm: str | None = None  # the alarms that retrained: "shadow", "detector+drift"...
 
 
 @dataclass(frozen=True)

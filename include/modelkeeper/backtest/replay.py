@@ -48,6 +48,7 @@ class Replay:
             update={"source": FileSource(kind="files", path=f"{LANDING}/*.parquet")}
         )
         from modelkeeper.data.storage import Storage
+        from modelkeeper.monitoring.history import History
         from modelkeeper.records.audit import AuditLog
         from modelkeeper.records.registry import Registry
 
@@ -58,6 +59,8 @@ class Replay:
         )
         self.storage = Storage(self.workdir / "storage")
         self.audit = AuditLog.from_url(f"sqlite:///{self.workdir / 'audit.db'}")
+        # The detector's state between steps lives in the history, as between DAG runs.
+        self.history = History.from_url(f"sqlite:///{self.workdir / 'history.db'}")
         self.ingest_ws = self.workspace(self.spec)
         data = data.assign(**{ts: pd.to_datetime(data[ts])}).sort_values(ts, kind="stable")
         step_days = spec.backtest.step_days
@@ -92,6 +95,7 @@ class Replay:
             storage=self.storage,
             registry=self.registry,
             audit=self.audit,
+            history=self.history,
             model_name=name,
             reports=False,
             memo=self.memo,

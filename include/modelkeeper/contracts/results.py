@@ -260,6 +260,7 @@ class Shadow(Handoff):
     train_rows: int
     fit_seconds: float
     handicap: float = 0.0
+    baseline: float | None = None  # the champion's metric on its own holdout: the scale
 
 
 @dataclass(frozen=True)

@@ -154,11 +154,51 @@ class Drift(Strict):
         20_000, ge=100, description="rows sampled from each side before Evidently runs"
     )
     columns: dict[str, ColumnDrift] = {}
+    trigger: Literal["never", "fixed", "calibrated"] | None = Field(
+        None,
+        description="whether drift retrains by itself: never (evidence only), fixed (at "
+        "share_threshold) or calibrated (above what the champion's own reference shows by "
+        "chance); default: fixed when share_threshold is set, else never",
+    )
 
 
 class Window(Strict):
     training_days: int = Field(56, ge=1, description="days of accepted data to train on")
     holdout_days: int = Field(7, ge=1, description="most recent days held out for evaluation")
+
+
+class ShadowChallenger(Strict):
+    """A cheap challenger scored beside the champion on each labelled batch: retrain when
+    it is better beyond noise and by enough to matter."""
+
+    enabled: bool = True
+    sample_rows: int = Field(
+        20_000, ge=100, description="accepted rows of the training window it is fitted on"
+    )
+    level: float = Field(
+        0.95,
+        gt=0,
+        lt=1,
+        description="two-sided interval of its advantage: its lower end must clear 0",
+    )
+    min_gain: float | None = Field(
+        None,
+        ge=0,
+        description="advantage worth a retrain; default: the gate's min_improvement, else "
+        "0.5% of the champion's metric",
+    )
+
+
+class ChangeDetector(Strict):
+    """A CUSUM on the champion's per-batch metric against its own baseline."""
+
+    enabled: bool = True
+    false_alarm_rate: float = Field(
+        1 / 52, gt=0, lt=0.5, description="false alarms per batch it is calibrated to"
+    )
+    warmup_batches: int = Field(
+        3, ge=1, description="labelled batches after promotion that complete the baseline"
+    )
 
 
 class Retrain(Strict):
@@ -173,6 +213,8 @@ class Retrain(Strict):
         ge=1,
         description="retrain when the champion's data ends this many days before the new batch's",
     )
+    shadow: ShadowChallenger = ShadowChallenger()
+    detector: ChangeDetector = ChangeDetector()
 
 
 class Promotion(Strict):
@@ -189,6 +231,12 @@ class Promotion(Strict):
     max_latency_ratio: float | None = Field(
         None, gt=0, description="candidate predict time / champion's, at most"
     )
+    paired_test: bool = Field(
+        True,
+        description="the gain must also clear the noise: the candidate's paired interval "
+        "against the champion on the same holdout rows lies above 0",
+    )
+    level: float = Field(0.9, gt=0, lt=1, description="two-sided level of that interval")
     unusable_champion: Literal["approval", "refuse"] = Field(
         "approval",
         description="when the champion cannot be loaded or takes other inputs: a candidate "

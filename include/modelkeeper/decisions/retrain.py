@@ -34,34 +34,32 @@ def should_retrain(
     force_reason: str = "",
     alarm: str | None = None,
 ) -> RetrainDecision:
-    """Retrain when it pays off: the shadow challenger beats the champion beyond noise on
-    the new batch. Alarms (the champion's detector, drift or a floor where the spec makes
-    them triggers) retrain only when the shadow does not say retraining would not help;
-    age is a schedule. Right after a refused candidate, the floor and the detector wait a
-    batch (the champion's age restarts from the data it won on)."""
+    """Retrain when it pays off: the shadow challenger beats the champion beyond noise, by
+    the gain worth a retrain, on the new batch. An alarm (the champion's change detector;
+    drift or a floor where the spec makes them triggers) retrains when the shadow confirms
+    that a fresh model is better beyond noise, or when there is no shadow to ask; age is a
+    schedule. Right after a refused candidate, floor and detector wait a batch."""
     early = _preconditions(m, force=force, force_reason=force_reason, alarm=alarm)
     if early is not None:
         return early
-    pays = _shadow_says(m, spec)
-    evidence = _evidence(m, spec)
-    triggers, reasons = [], []
-    if pays is True:
+    shadow = m.shadow.comparison if m.shadow is not None else None
+    pays = shadow is not None and shadow.significant(min_gain(spec, _scale(m)))
+    triggers, reasons, held = [], [], []
+    if pays:
         triggers.append("shadow")
-        reasons.append(f"retraining pays off: shadow {m.shadow.comparison.describe()}")
-    slow = _alarms(m, spec) + _schedule(m, spec)
-    held = []
-    for kind, reason in slow:
-        if pays is True:
-            triggers.append(kind)
-        elif m.held_back and kind in ("detector", "floor"):
+        reasons.append(f"retraining pays off: shadow {shadow.describe()}")
+    for kind, reason in _alarms(m, spec):
+        if m.held_back and kind in ("detector", "floor"):
             held.append(f"{reason} (held back: {m.held_back})")
-        elif pays is False and kind != "age":
-            held.append(f"{reason} (not retraining: the shadow shows no gain)")
-        else:
+        elif shadow is None or shadow.significant():
             triggers.append(kind)
             reasons.append(reason)
-    if pays is True:
-        reasons += [r for k, r in slow if k in triggers]
+        else:
+            held.append(f"{reason} (not retraining: the shadow is not better beyond noise)")
+    for kind, reason in _schedule(m, spec):
+        triggers.append(kind)
+        reasons.append(reason)
+    evidence = _evidence(m, spec)
     if triggers:
         return RetrainDecision(True, "; ".join([*reasons, *evidence]), triggers=triggers)
     parts = [f"champion v{m.champion_version} holds", *held, *evidence]
@@ -96,6 +94,14 @@ def _preconditions(
     return None
 
 
+def _scale(m: Monitoring) -> float | None:
+    """The champion's metric as it was trained (its holdout), else on this batch: the scale
+    a gain is measured on (a collapsed metric would make any gain look large)."""
+    if m.shadow is not None and m.shadow.baseline is not None:
+        return m.shadow.baseline
+    return m.shadow.comparison.a if m.shadow is not None else m.champion_metric
+
+
 def min_gain(spec: ModelSpec, champion_value: float | None) -> float:
     """The gain that makes a retrain worth it: the spec's shadow.min_gain, else the gate's
     own bar (promotion.min_improvement, min_relative_improvement), else 0.5% of the
@@ -105,17 +111,6 @@ def min_gain(spec: ModelSpec, champion_value: float | None) -> float:
     scale = abs(champion_value or 0.0)
     gate = max(spec.promotion.min_improvement, spec.promotion.min_relative_improvement * scale)
     return gate if gate > 0 else 0.005 * scale
-
-
-def _shadow_says(m: Monitoring, spec: ModelSpec) -> bool | None:
-    """True: retraining pays off; False: the shadow shows no gain at all; None: no shadow
-    or nothing decisive (a gain too small or too uncertain to act on yet)."""
-    if m.shadow is None:
-        return None
-    c = m.shadow.comparison
-    if c.significant(min_gain(spec, c.a)):
-        return True
-    return False if c.advantage <= 0 else None
 
 
 def _alarms(m: Monitoring, spec: ModelSpec) -> list[tuple[str, str]]:

@@ -53,6 +53,8 @@ def evaluate(
     champion = None
     if current is not None and current.version != version.version:
         champion = _champion(ws, current, candidate, holdout_key, holdout)
+    if champion is not None and champion.score is not None and spec.promotion.max_latency_ratio:
+        candidate, champion = _timed(ws, version, current, candidate, champion, holdout)
     comparison = _paired(ws, version, current, champion, holdout_key, holdout)
     decision = (gate or decide)(candidate, champion, spec, comparison)
     shadow_seconds = _baseline(ws, trained, version, holdout_key, holdout)
@@ -89,6 +91,21 @@ def _candidate(ws: Workspace, version: VersionInfo, holdout_key: str, holdout: p
         input_columns=ws.registry.input_columns(version.uri) or [],
         validated=version.tags.get(L.VALIDATION) == L.VALIDATION_PASSED,
         data_end=version.tags.get(L.DATA_END),
+    )
+
+
+def _timed(ws, version, current, candidate, champion, holdout):  # noqa: ANN001, ANN202
+    """Candidate and champion with their predict latency measured in turns on the holdout
+    (the latency gate compares the two)."""
+    from dataclasses import replace
+
+    from modelkeeper.modeling.evaluation import paired_latency
+
+    models = [ws.load_model(version.source), ws.load_model(current.source)]
+    cand_ms, champ_ms = paired_latency(models, holdout, ws.spec)
+    return (
+        replace(candidate, score=replace(candidate.score, latency_ms_per_1k=cand_ms)),
+        replace(champion, score=replace(champion.score, latency_ms_per_1k=champ_ms)),
     )
 
 

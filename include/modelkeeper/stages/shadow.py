@@ -59,11 +59,13 @@ def shadow(
         level=conf.level,
     )
     handicap = float(champion.tags.get(L.SHADOW_HANDICAP) or 0.0)
+    baseline = champion.tags.get(L.BASELINE_METRIC)
     return Shadow(
         comparison=_with_handicap(raw, handicap),
         train_rows=train_rows,
         fit_seconds=round(seconds, 3),
         handicap=handicap,
+        baseline=None if baseline is None else float(baseline),
     )
 
 

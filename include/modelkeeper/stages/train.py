@@ -10,13 +10,13 @@ spec is fitted once per process (Workspace.memo): the backtest's policies share 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from modelkeeper.contracts import lineage as L
+from modelkeeper.contracts.jsonio import dumps
 from modelkeeper.contracts.results import Trained
 
 if TYPE_CHECKING:
@@ -135,7 +135,7 @@ def fit_key(ws: Workspace) -> str:
         k: spec.model_dump(mode="json", by_alias=True)[k]
         for k in ("estimator", "features", "target", "schema")
     }
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+    return hashlib.sha256(dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _fit(ws: Workspace, run: Run, snap: _Snapshot) -> Fitted:

@@ -35,7 +35,9 @@ class MonitorOperator(ModelkeeperOperator):
         mlflow_run = self.mlflow_run(context)
         self._close_orphaned_runs(context, keep=mlflow_run)
         result = monitor(
-            self.workspace(), self.run(context, mlflow_run), Accepted.from_dict(self.accepted)
+            self.workspace(history=True),
+            self.run(context, mlflow_run),
+            Accepted.from_dict(self.accepted),
         )
         reports = self.storage.report_dir(self.spec.name, context["run_id"])
         if result.drift_share is not None and (reports / L.REPORT_DRIFT).exists():
