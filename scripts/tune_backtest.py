@@ -23,21 +23,20 @@ from modelkeeper.backtest.summary import summarise
 from modelkeeper.contracts.jsonio import dumps
 from modelkeeper.contracts.spec import get_spec
 
-FLOORS = (None, 0.64, 0.66)
-MAX_AGE = (None, 21, 28, 35)
-DRIFT = (0.7,)  # monitoring.drift_share; at 0.3 drift fires every week (docs/backtest.md)
-MIN_IMPROVEMENT = (0.0, 0.005)
+GAINS = (None, 0.0025, 0.01)  # shadow.min_gain; None: the gate's min_improvement
+LEVELS = (0.9, 0.95)  # the shadow's interval
+MAX_AGE = (None, 42)  # a schedule on top of the evidence
+GATES = (True, False)  # promotion.paired_test
 
 
 def variants(spec):
     out = {}
-    for floor, age, share, gain in itertools.product(FLOORS, MAX_AGE, DRIFT, MIN_IMPROVEMENT):
-        name = f"f{floor or 0:.2f}_a{age or 0}_d{share:.1f}_g{gain:.3f}"
-        retrain = {"performance_floor": floor, "max_age_days": age}
+    for gain, level, age, paired in itertools.product(GAINS, LEVELS, MAX_AGE, GATES):
+        name = f"g{gain or 0:.4f}_l{level:.2f}_a{age or 0}_{'p' if paired else 'u'}"
+        shadow = spec.retrain.shadow.model_copy(update={"min_gain": gain, "level": level})
         parts = dict(
-            retrain=spec.retrain.model_copy(update=retrain),
-            drift=spec.drift.model_copy(update={"share_threshold": share}),
-            promotion=spec.promotion.model_copy(update={"min_improvement": gain}),
+            retrain=spec.retrain.model_copy(update={"shadow": shadow, "max_age_days": age}),
+            promotion=spec.promotion.model_copy(update={"paired_test": paired}),
         )
         out[name] = spec.model_copy(update=parts, deep=True)
     return out
@@ -50,7 +49,13 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=ALL_HISTORY_DAYS, help="training window")
     parser.add_argument("--warmup", type=int, default=8, help="weeks ingested before model one")
     parser.add_argument("--out", default="backtest", help="writes <out>/<model>/tuning.json")
+    parser.add_argument(
+        "--policies", nargs="*", default=["never", "always", "every_4"], help="schedules beside"
+    )
     args = parser.parse_args()
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)  # as make backtest: one native thread per fit (cli.py says why)
 
     spec = get_spec(args.model)
     spec = spec.model_copy(
@@ -65,12 +70,15 @@ def main() -> None:
     until = pd.Timestamp(args.until, tz=when.dt.tz)
     data = data[when < until]
     with tempfile.TemporaryDirectory() as tmp:
-        result = run_backtest(spec, data, Path(tmp), variants=variants(spec), progress=None)
+        result = run_backtest(
+            spec, data, Path(tmp), variants=variants(spec), progress=print, policies=args.policies
+        )
     rows = {name: summarise(result, run) for name, run in result.policies.items()}
     for name, s in sorted(rows.items(), key=lambda kv: -(kv[1]["mean"] or 0)):
         print(
-            f"{name:<22} mean {s['mean']:.4f}  retrains {s['retrains']:>3}  "
-            f"promotions {s['promotions']:>3}  alarms paid off {s['alarms_paid_off']}/{s['alarms']}"
+            f"{name:<24} mean {s['mean']:.4f}  retrains {s['retrains']:>3}  "
+            f"promotions {s['promotions']:>3}  training {s['training_seconds']:>6}s  "
+            f"alarms paid off {s['alarms_paid_off']}/{s['alarms']}"
         )
     out = Path(args.out) / spec.name
     out.mkdir(parents=True, exist_ok=True)

@@ -236,7 +236,7 @@ class Promotion(Strict):
         description="the gain must also clear the noise: the candidate's paired interval "
         "against the champion on the same holdout rows lies above 0",
     )
-    level: float = Field(0.9, gt=0, lt=1, description="two-sided level of that interval")
+    level: float = Field(0.95, gt=0, lt=1, description="two-sided level of that interval")
     unusable_champion: Literal["approval", "refuse"] = Field(
         "approval",
         description="when the champion cannot be loaded or takes other inputs: a candidate "

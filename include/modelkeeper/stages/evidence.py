@@ -39,7 +39,10 @@ def gather(
     from modelkeeper.stages.monitor import drift_of
     from modelkeeper.stages.shadow import shadow
 
-    drifted = drift_of(ws, run, champion, model, batch)
+    key = ("drift_of", champion.source, str(accepted.path))
+    if ws.reports or key not in ws.memo.frames:  # a report is written per run
+        ws.memo.frames[key] = drift_of(ws, run, champion, model, batch)
+    drifted = ws.memo.frames[key]
     out: dict[str, Any] = {
         "drift_share": None if drifted is None else drifted.drifted_share,
         "drift_summary": None if drifted is None else drifted.summary,
