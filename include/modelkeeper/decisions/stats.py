@@ -57,17 +57,17 @@ def compare(
 
 
 def metric_sd(metric: str, y: np.ndarray, pred: np.ndarray, rows: int, *, seed: int = 0) -> float:
-    """The sd of `metric` on a batch of `rows` rows like these (bootstrap of the rows)."""
+    """The sd of `metric` on a batch of `rows` rows like these: DeLong's for ROC AUC, a
+    bootstrap of the rows for the others (scaled from this many rows to `rows`)."""
     y, pred = np.asarray(y, dtype="float64"), np.asarray(pred, dtype="float64")
+    scale = np.sqrt(len(y) / max(rows, 1))
+    if metric == "roc_auc":
+        return _delong_se(y, pred, np.zeros_like(pred), single=True) * scale
     rng = np.random.default_rng(seed)
     fn = _METRICS[metric]
-    values = []
-    for _ in range(200):
-        idx = rng.integers(0, len(y), size=rows)
-        value = fn(y[idx], pred[idx])
-        if np.isfinite(value):
-            values.append(value)
-    return float(np.std(values, ddof=1)) if len(values) > 2 else float("nan")
+    values = [fn(y[idx], pred[idx]) for idx in rng.integers(0, len(y), size=(100, len(y)))]
+    values = [v for v in values if np.isfinite(v)]
+    return float(np.std(values, ddof=1)) * scale if len(values) > 2 else float("nan")
 
 
 # -- the change detector ---------------------------------------------------------------------
@@ -172,8 +172,9 @@ def _paired_bootstrap(fn, y, pa, pb, sign, level, seed) -> tuple[float, float]: 
     return float(np.quantile(diffs, tail)), float(np.quantile(diffs, 1 - tail))
 
 
-def _delong_se(y: np.ndarray, pa: np.ndarray, pb: np.ndarray) -> float:
-    """The standard error of AUC(b) - AUC(a) on the same rows (DeLong et al. 1988)."""
+def _delong_se(y: np.ndarray, pa: np.ndarray, pb: np.ndarray, *, single: bool = False) -> float:
+    """The standard error of AUC(b) - AUC(a) on the same rows (DeLong et al. 1988); with
+    `single`, of AUC(a) alone."""
     pos, neg = y == 1, y == 0
     m, n = int(pos.sum()), int(neg.sum())
     if m < 2 or n < 2:
@@ -187,6 +188,8 @@ def _delong_se(y: np.ndarray, pa: np.ndarray, pb: np.ndarray) -> float:
         v10.append((rall[:m] - rx) / n)
         v01.append(1.0 - (rall[m:] - rz) / m)
     s10, s01 = np.cov(np.vstack(v10)), np.cov(np.vstack(v01))
+    if single:
+        return float(np.sqrt(max(s10[0, 0] / m + s01[0, 0] / n, 0.0)))
     var = (s10[0, 0] + s10[1, 1] - 2 * s10[0, 1]) / m + (s01[0, 0] + s01[1, 1] - 2 * s01[0, 1]) / n
     return float(np.sqrt(max(var, 0.0)))
 

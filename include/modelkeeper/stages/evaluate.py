@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from modelkeeper.contracts import lineage as L
 from modelkeeper.contracts.errors import TransientError
@@ -61,7 +61,7 @@ def evaluate(
     if ws.reports:
         card = (candidate.score, model, holdout, decision, champion, current, monitoring)
         _model_card(ws, run, trained, *card)
-    _scoring_reference(ws, run, trained, model, holdout)
+    _scoring_reference(ws, run, trained, version, holdout_key, holdout)
     _record(ws, run, trained, candidate.score, champion, decision, holdout)
     log.info(
         "v%s vs champion %s: %s",
@@ -101,8 +101,11 @@ def _timed(ws, version, current, candidate, champion, holdout):  # noqa: ANN001,
 
     from modelkeeper.modeling.evaluation import paired_latency
 
-    models = [ws.load_model(version.source), ws.load_model(current.source)]
-    cand_ms, champ_ms = paired_latency(models, holdout, ws.spec)
+    key = ("latency", version.source, current.source, len(holdout))
+    if key not in ws.memo.frames:  # timed once per pair of models in a process
+        models = [ws.load_model(version.source), ws.load_model(current.source)]
+        ws.memo.frames[key] = paired_latency(models, holdout.head(2000), ws.spec)
+    cand_ms, champ_ms = ws.memo.frames[key]
     return (
         replace(candidate, score=replace(candidate.score, latency_ms_per_1k=cand_ms)),
         replace(champion, score=replace(champion.score, latency_ms_per_1k=champ_ms)),
@@ -142,8 +145,11 @@ def _baseline(ws, trained, version, holdout_key, holdout) -> float:  # noqa: ANN
     value = ws.score(version.source, holdout_key, holdout).metrics.get(metric)
     tags = {L.BASELINE_ROWS: len(holdout)}
     if value is not None:
+        sd_key = ("baseline_sd", version.source, holdout_key)
+        if sd_key not in ws.memo.frames:
+            ws.memo.frames[sd_key] = metric_sd(metric, y, mine, len(holdout))
         tags[L.BASELINE_METRIC] = value
-        tags[L.BASELINE_SD] = metric_sd(metric, y, mine, len(holdout))
+        tags[L.BASELINE_SD] = ws.memo.frames[sd_key]
     seconds = 0.0
     if spec.retrain.shadow.enabled and value is not None:
         key = ("twin", trained.data_snapshot_hash, spec.retrain.shadow.sample_rows)
@@ -151,16 +157,24 @@ def _baseline(ws, trained, version, holdout_key, holdout) -> float:  # noqa: ANN
             train = ws.storage.read_parquet(trained.train_path)
             ws.memo.shadows[key] = sample_fit(ws, train)
         twin, _, seconds = ws.memo.shadows[key]
-        from modelkeeper.decisions.stats import compare
-        from modelkeeper.modeling.evaluation import predict
-        from modelkeeper.modeling.training import features_frame
-
-        theirs = metric_input(
-            metric, *predict(twin, features_frame(holdout, spec), spec.target.task)
-        )
-        tags[L.SHADOW_HANDICAP] = compare(metric, y, theirs, mine).advantage
+        h_key = ("handicap", version.source, holdout_key)
+        if h_key not in ws.memo.frames:
+            ws.memo.frames[h_key] = _handicap(ws, twin, y, mine, holdout)
+        tags[L.SHADOW_HANDICAP] = ws.memo.frames[h_key]
     ws.registry.set_version_tags(ws.name, version.version, tags)
     return seconds
+
+
+def _handicap(ws, twin, y, mine, holdout) -> float:  # noqa: ANN001
+    """How much better the full fit is than the shadow recipe's on the same holdout."""
+    from modelkeeper.decisions.stats import compare
+    from modelkeeper.modeling.evaluation import predict
+    from modelkeeper.modeling.training import features_frame
+    from modelkeeper.stages.shadow import metric_input
+
+    metric, spec = ws.spec.metrics.primary, ws.spec
+    theirs = metric_input(metric, *predict(twin, features_frame(holdout, spec), spec.target.task))
+    return compare(metric, y, theirs, mine).advantage
 
 
 def _compared_with(ws: Workspace, run: Run, version: VersionInfo) -> VersionInfo | None:
@@ -206,18 +220,16 @@ def _champion(ws: Workspace, current: VersionInfo, candidate: Candidate, holdout
     return Champion(current.version, score, input_columns=columns, data_end=data_end)
 
 
-def _scoring_reference(ws: Workspace, run: Run, trained: Trained, model: Any, holdout) -> None:  # noqa: ANN001
+def _scoring_reference(ws, run, trained, version, holdout_key, holdout) -> None:  # noqa: ANN001
     """What scoring measures the version against once it serves: its holdout with its own
     out-of-sample prediction (drift of features and predictions), and the calibration of
     its probabilities on the holdout's labels (CBPE estimates)."""
     from modelkeeper.contracts.errors import DataError
-    from modelkeeper.modeling.evaluation import predict
-    from modelkeeper.modeling.training import features_frame
     from modelkeeper.monitoring.cbpe import fit_calibrator
 
     spec, storage = ws.spec, ws.storage
     folder = storage.snapshot_dir(spec.name, run.run_id) / L.REFERENCE_DIR
-    y_pred, proba = predict(model, features_frame(holdout, spec), spec.target.task)
+    y_pred, proba = ws.predict(version.source, holdout_key, holdout)
     scored = holdout[[*spec.features.all, spec.data_schema.timestamp_column]].assign(
         prediction=proba if proba is not None else y_pred
     )
