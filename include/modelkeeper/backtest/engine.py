@@ -261,7 +261,8 @@ def _decide(run: PolicyRun, step: int, m: Monitoring) -> tuple[bool, str, str | 
         if m.champion_version is None:
             retrain, reason = True, "no champion yet"
         return retrain, reason, None
-    decision: RetrainDecision = decide(run.ws, m)
+    stage_run = Run(run_id=f"{run.ws.name}__step_{step:03d}", dag_id="backtest")
+    decision: RetrainDecision = decide(run.ws, stage_run, m)
     kinds = [
         k for k, word in (("drift", "data drift"), ("decay", "decay")) if word in decision.reason
     ]

@@ -19,7 +19,17 @@ import sqlalchemy as sa
 
 from modelkeeper.records.sqlstore import SqlStore, keyed_table
 
-Kind = Literal["realized", "estimated", "evaluation", "drift", "quality", "scoring", "alarm"]
+Kind = Literal[
+    "realized",
+    "estimated",
+    "evaluation",
+    "drift",
+    "quality",
+    "scoring",
+    "alarm",
+    "detector",  # the champion's change detector after each labelled batch
+    "evidence",  # the shadow's advantage and the drift share a retrain decision weighed
+]
 
 history_table = keyed_table(
     "modelkeeper_history",

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 DETECTOR = "detector"  # the history kind of the detector's statistic per batch
+EVIDENCE = "evidence"  # the history kind of the shadow's advantage and the drift share
 
 
 def gather(
@@ -51,7 +52,33 @@ def gather(
         "shadow": shadow(ws, champion, batch, str(accepted.path)),
     }
     out["held_back"] = held_back(ws, champion, accepted)
+    _record(ws, run, champion, len(batch), out)
     return out
+
+
+def _record(ws: Workspace, run: Run, champion: VersionInfo, rows: int, found: dict) -> None:
+    """The shadow's advantage and the drift share against its calibrated threshold, as
+    series beside the detector's (history kind "evidence")."""
+    from modelkeeper.monitoring.history import Measurement
+
+    if ws.history is None:
+        return
+    base = dict(version=champion.version, rows=rows, run_id=run.run_id, dag_id=run.dag_id)
+    rows_ = []
+    if found["shadow"] is not None:
+        c = found["shadow"].comparison
+        detail = {"lo": c.lo, "hi": c.hi, "level": c.level, "champion": c.a, "shadow": c.b}
+        rows_.append(
+            Measurement(ws.name, EVIDENCE, "shadow_advantage", c.advantage, detail=detail, **base)
+        )
+    if found["drift_share"] is not None:
+        detail = {"calibrated_threshold": found["drift_threshold"]}
+        rows_.append(
+            Measurement(
+                ws.name, EVIDENCE, "drift_share", found["drift_share"], detail=detail, **base
+            )
+        )
+    ws.history.record(rows_)
 
 
 def held_back(ws: Workspace, champion: VersionInfo, accepted: Accepted) -> str | None:

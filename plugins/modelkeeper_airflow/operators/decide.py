@@ -62,7 +62,8 @@ class DecideOperator(ModelkeeperOperator, BaseBranchOperator):
 
         force = self.force if isinstance(self.force, bool) else str(self.force).lower() == "true"
         return decide(
-            self.workspace(),
+            self.workspace(audit=True),
+            self.run(context),
             Monitoring.from_dict(self.monitoring),
             force=force,
             force_reason=self.force_reason or "",
