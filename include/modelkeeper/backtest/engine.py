@@ -160,6 +160,8 @@ def _policy_runs(
     from modelkeeper.contracts.spec import Window
 
     def run(name: str, pspec: ModelSpec, window: str, label: str = "") -> PolicyRun:
+        if name != "spec":  # a schedule weighs no evidence: it fits no shadow, keeps no detector
+            pspec = _schedule_spec(pspec)
         ws = replay.workspace(pspec, name=registered_name(spec, window, label or name))
         return PolicyRun(name, ws, window, label=label)
 
@@ -175,6 +177,17 @@ def _policy_runs(
         wspec = spec.model_copy(update={"window": window})
         runs[label] = {p: run(p, wspec, label) for p in names if p != "never"}
     return runs
+
+
+def _schedule_spec(spec: ModelSpec) -> ModelSpec:
+    off = {"enabled": False}
+    retrain = spec.retrain.model_copy(
+        update={
+            "shadow": spec.retrain.shadow.model_copy(update=off),
+            "detector": spec.retrain.detector.model_copy(update=off),
+        }
+    )
+    return spec.model_copy(update={"retrain": retrain})
 
 
 def step_policy(

@@ -97,9 +97,13 @@ def _fit(ws: Workspace, before: pd.Timestamp) -> tuple[Any, int, float] | None:
 
     spec = ws.spec
     until = (before - pd.Timedelta(microseconds=1)).isoformat()
-    key = ("shadow", fit_key(ws), spec.window.training_days, until, spec.retrain.shadow.sample_rows)
+    frame = load_window(spec, ws.storage, days=spec.window.training_days, until=until)
+    ts = spec.data_schema.timestamp_column
+    # The same rows make the same shadow, whatever window reached them (all history and a
+    # ten-year window over one year of data): fitted once per process.
+    span = (len(frame), str(frame[ts].min()), str(frame[ts].max())) if len(frame) else (0,)
+    key = ("shadow", fit_key(ws), *span, spec.retrain.shadow.sample_rows)
     if key not in ws.memo.shadows:
-        frame = load_window(spec, ws.storage, days=spec.window.training_days, until=until)
         classes = frame[spec.target.column].nunique() if len(frame) else 0
         if len(frame) < max(2, spec.retrain.min_new_rows) or (
             spec.target.task == "classification" and classes < 2
