@@ -60,11 +60,25 @@ def score_model(
     """Overall and per-slice metrics (slices=False: overall only, for a caller that reads
     just the metrics) plus batch predict latency per 1k rows."""
     X = features_frame(frame, spec)
+    started = time.perf_counter()
+    y_pred, proba = predict(model, X, spec.target.task)
+    latency = (time.perf_counter() - started) * 1000 * 1000 / max(len(X), 1)
+    return score_predictions(frame, y_pred, proba, spec, slices=slices, latency=latency)
+
+
+def score_predictions(
+    frame: pd.DataFrame,
+    y_pred: np.ndarray,
+    proba: np.ndarray | None,
+    spec: ModelSpec,
+    *,
+    slices: bool = True,
+    latency: float | None = None,
+) -> ModelScore:
+    """score_model's metrics from predictions already made on `frame` (a caller that
+    predicted once and needs both the predictions and the metrics)."""
     y = frame[spec.target.column].to_numpy()
     task = spec.target.task
-    started = time.perf_counter()
-    y_pred, proba = predict(model, X, task)
-    latency = (time.perf_counter() - started) * 1000 * 1000 / max(len(X), 1)
     per_slice: dict[str, dict[str, dict[str, float]]] = {}
     for col in spec.promotion.slices if slices else ():
         per_value: dict[str, dict[str, float]] = {}
@@ -78,7 +92,7 @@ def score_model(
         rows=len(frame),
         classes=classes,
         slices=per_slice,
-        latency_ms_per_1k=round(latency, 3),
+        latency_ms_per_1k=None if latency is None else round(latency, 3),
     )
 
 

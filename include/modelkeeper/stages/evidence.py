@@ -42,7 +42,7 @@ def gather(
 
     key = ("drift_of", champion.source, str(accepted.path))
     if ws.reports or key not in ws.memo.frames:  # a report is written per run
-        ws.memo.frames[key] = drift_of(ws, run, champion, model, batch)
+        ws.memo.frames[key] = drift_of(ws, run, champion, model, batch, str(accepted.path))
     drifted = ws.memo.frames[key]
     out: dict[str, Any] = {
         "drift_share": None if drifted is None else drifted.drifted_share,

@@ -134,16 +134,19 @@ def reference_with_prediction(ws: Workspace, champion: VersionInfo, model: Any) 
     return ws.memo.frames[key]
 
 
-def drift_of(ws: Workspace, run: Run, champion: VersionInfo, model: Any, batch: pd.DataFrame):  # noqa: ANN201
+def drift_of(ws: Workspace, run: Run, champion: VersionInfo, model: Any, batch, batch_key: str):  # noqa: ANN001, ANN201
     """Drift of the batch (and the champion's prediction of it) against its reference."""
     from modelkeeper.monitoring.drift import DriftError, compute_drift
 
     reference = reference_with_prediction(ws, champion, model)
+    if len(batch):
+        y_pred, proba = ws.predict(champion.source, batch_key, batch)
+        batch = batch.assign(prediction=proba if proba is not None else y_pred)
     reports = ws.storage.report_dir(ws.spec.name, run.run_id) if ws.reports else None
     try:
         return compute_drift(
             reference,
-            with_prediction(ws, model, batch),
+            batch,
             ws.spec,
             extra_numeric=["prediction"],
             html_path=None if reports is None else reports / L.REPORT_DRIFT,

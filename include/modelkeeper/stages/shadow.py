@@ -42,8 +42,9 @@ def shadow(
     if fitted is None:
         return None
     model, train_rows, seconds = fitted
-    _, champ_proba = ws.predict(champion.source, batch_key, labelled)
-    champ_pred = ws.predict(champion.source, batch_key, labelled)[0]
+    if len(labelled) < len(batch):  # other rows than the batch's: another memo key
+        batch_key = f"{batch_key}#labelled"
+    champ_pred, champ_proba = ws.predict(champion.source, batch_key, labelled)
     from modelkeeper.decisions.stats import compare
     from modelkeeper.modeling.evaluation import predict
     from modelkeeper.modeling.training import features_frame

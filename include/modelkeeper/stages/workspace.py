@@ -44,6 +44,7 @@ class Memo:
     frames: dict[str, Any] = field(default_factory=dict)  # artifacts read by run and path
     scores: dict[tuple[str, str, bool], Any] = field(default_factory=dict)
     predictions: dict[tuple[str, str], Any] = field(default_factory=dict)
+    predict_ms: dict[tuple[str, str], float] = field(default_factory=dict)  # per 1k rows
     shadows: dict[tuple, Any] = field(default_factory=dict)  # shadow-recipe fits
 
 
@@ -81,14 +82,17 @@ class Workspace:
         return self.memo.models[source]
 
     def score(self, source: str, frame_key: str, frame: Any, *, slices: bool = True) -> Any:
-        """The model at `source` scored on `frame` (modeling.evaluation.score_model), once
-        per process for the frame known as `frame_key` (a file path or a content hash)."""
-        from modelkeeper.modeling.evaluation import score_model
+        """The model at `source` scored on `frame` (modeling.evaluation's metrics), once
+        per process for the frame known as `frame_key` (a file path or a content hash),
+        from the predictions `predict` made once."""
+        from modelkeeper.modeling.evaluation import score_predictions
 
         key = (source, frame_key, slices)
         if key not in self.memo.scores:
-            self.memo.scores[key] = score_model(
-                self.load_model(source), frame, self.spec, slices=slices
+            y_pred, proba = self.predict(source, frame_key, frame)
+            latency = self.memo.predict_ms.get((source, frame_key))
+            self.memo.scores[key] = score_predictions(
+                frame, y_pred, proba, self.spec, slices=slices, latency=latency
             )
         return self.memo.scores[key]
 
@@ -100,10 +104,13 @@ class Workspace:
 
         key = (source, frame_key)
         if key not in self.memo.predictions:
+            import time
+
             model = self.load_model(source)
-            self.memo.predictions[key] = predict(
-                model, features_frame(frame, self.spec), self.spec.target.task
-            )
+            X = features_frame(frame, self.spec)
+            started = time.perf_counter()
+            self.memo.predictions[key] = predict(model, X, self.spec.target.task)
+            self.memo.predict_ms[key] = (time.perf_counter() - started) * 1e6 / max(len(X), 1)
         return self.memo.predictions[key]
 
     def run_frame(self, mlflow_run_id: str, artifact: str) -> Any:
