@@ -66,6 +66,33 @@ class TestLineChart:
         (line,) = chart.lines
         assert len(line.points) == 3 and [p.label for p in line.dots] == ["b"]
 
+    def test_intervals_are_whiskers_inside_the_axis_range(self):
+        chart = line_chart(
+            ["a", "b", "c"],
+            [Series("s", [0.01, 0.02, None], lo=[-0.01, None, 0.0], hi=[0.03, 0.04, 0.05])],
+            height=100,
+        )
+        (line,) = chart.lines
+        # b lacks its lower end and c its value: only a's interval is drawn
+        ((whisker, point),) = [(w, p) for w in line.whiskers for p in line.points if p.label == "a"]
+        assert (whisker.label, whisker.lo, whisker.hi) == ("a", -0.01, 0.03)
+        assert whisker.y_hi < point.y < whisker.y_lo  # higher values sit higher
+        # the drawn interval widens the axis; the ends of undrawn ones do not
+        assert [t.text for t in chart.y_ticks] == ["0.030", "0.010", "-0.010"]
+        html = _svg(chart)
+        assert html.count("<path class='interval'") == 1
+        assert "data-window='a' data-lo='-0.01' data-hi='0.03'" in html
+
+    def test_marks_only_have_dots_and_no_line(self):
+        chart = line_chart(
+            ["a", "b", "c"],
+            [Series("s", [1.0, 2.0, 3.0]), Series("alarm", [None, 2.0, 3.0], joined=False)],
+        )
+        html = _svg(chart)
+        assert "<polyline" in html and "data-series='alarm'/>" not in html
+        assert len(_dots(html, "alarm")) == 2
+        assert "r='5.1' fill" in html  # marks drawn larger than the line's dots
+
     def test_a_sparkline_has_no_axes_or_legend(self):
         chart = line_chart(["a", "b"], [Series("s", [1.0, 2.0])], small=True)
         html = _svg(chart)

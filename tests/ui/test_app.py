@@ -264,6 +264,80 @@ class TestModelPageParts:
         assert "class='cell stable' data-column='hour' data-window='2026-03-08'" in grid
 
 
+def _batch(i: int, statistic: float, advantage: float, share: float, **run) -> list:
+    """The rows monitor records for a labelled batch: the detector's and the evidence."""
+    detector = {"value": 0.7, "statistic": statistic, "threshold": 2.3, "alarm": statistic > 2.3}
+    shadow = {"lo": advantage - 0.005, "hi": advantage + 0.005, "level": 0.95, "champion": 0.7}
+    at = {"run_id": f"r{i}", "rows": 800, "recorded_at": f"2026-03-1{i}T06:00:00+00:00", **run}
+    return [
+        Measurement(MODEL, "detector", "roc_auc", statistic, detail=detector, **at),
+        Measurement(MODEL, "evidence", "shadow_advantage", advantage, detail=shadow, **at),
+        Measurement(MODEL, "evidence", "drift_share", share, detail={"calibrated_threshold": 0.12}, **at),
+    ]  # fmt: skip
+
+
+@pytest.fixture
+def evidence(seeded, audit_db):
+    """Three labelled batches of the retrain pipeline, a retrain decision on the last one
+    that the gate refused, and a later one whose run never ended."""
+    run = {"version": seeded, "dag_id": f"retrain_{MODEL}"}
+    steps = [(0.2, 0.001, 0.1), (1.4, 0.006, 0.3), (2.9, 0.011, 0.5)]
+    History(audit_db.engine).record([r for i, s in enumerate(steps) for r in _batch(i, *s, **run)])
+    metrics = {
+        "triggers": ["shadow", "detector"],
+        "shadow": {"advantage": 0.011, "lo": 0.006, "hi": 0.016, "level": 0.95},
+        "detector": {"statistic": 2.9, "threshold": 2.3},
+        "drift": {"share": 0.5, "calibrated_threshold": 0.12},
+    }
+    gate = "refused: roc_auc 0.700 → 0.703 (+0.003 < +0.005 required, 95% CI [+0.0010, +0.0050])"
+    trail = [
+        AuditEvent(MODEL, "decision", "scheduler", "retraining pays off <shadow>", version_before=seeded, metrics=metrics, run_id="r2"),
+        AuditEvent(MODEL, "refusal", "scheduler", gate, version_before=seeded, version_after=seeded, candidate_version="3", run_id="r2"),
+        AuditEvent(MODEL, "decision", "ann", "forced by a person: new features", version_before=seeded, metrics={"triggers": []}, run_id="r9"),
+    ]  # fmt: skip
+    for event in trail:
+        audit_db.record(event)
+    return seeded
+
+
+class TestRetrainingEvidence:
+    def test_the_model_page_shows_the_evidence_and_the_decisions(
+        self, client, auth_manager, evidence
+    ):
+        page = client.get(
+            f"/modelkeeper/models/{MODEL}", cookies={"_token": token(auth_manager, "viewer")}
+        )
+        assert page.status_code == 200, page.text
+        html = page.text.split("<section id='retraining-evidence'>")[1].split("</section>")[0]
+        assert html.count("data-series='detector statistic' data-window") == 3
+        assert "data-series='alarm' data-window='2026-03-12 06:00' data-value='2.9'" in html
+        assert html.count("<path class='interval'") == 3
+        assert "data-window='2026-03-11 06:00' data-lo='0.001' data-hi='0.011'" in html
+        assert html.count("data-series='drift share' data-window") == 3
+        refused = html.split("<tr data-run='r2'>")[1].split("</tr>")[0]
+        assert f"<td>v{evidence}</td>" in refused and "shadow, detector" in refused
+        assert "shadow +0.0110 [+0.0060, +0.0160]" in refused
+        assert "detector 2.90 / 2.30" in refused and "drift 50% vs 12% by chance" in refused
+        assert "refused v3</strong>: roc_auc 0.700 → 0.703" in refused
+        assert "95% CI [+0.0010, +0.0050]" in refused
+        assert "retraining pays off &lt;shadow&gt;" in refused
+        forced = html.split("<tr data-run='r9'>")[1].split("</tr>")[0]
+        assert "forced by a person: new features" in forced and "nothing after it" in forced
+        assert html.index("data-run='r9'") < html.index("data-run='r2'")  # newest first
+
+    def test_the_list_says_the_last_decision(self, client, auth_manager, evidence):
+        page = client.get("/modelkeeper/models", cookies={"_token": token(auth_manager, "viewer")})
+        assert page.status_code == 200, page.text
+        assert "<small class='last-decision'>last retrain " in page.text
+
+    def test_no_batch_yet_says_so(self, client, auth_manager, seeded):
+        page = client.get(
+            f"/modelkeeper/models/{MODEL}", cookies={"_token": token(auth_manager, "viewer")}
+        )
+        html = page.text.split("<section id='retraining-evidence'>")[1].split("</section>")[0]
+        assert "no labelled batch measured yet" in html and "no retrain decided yet" in html
+
+
 class TestReports:
     def test_a_report_page_is_served_sandboxed(self, client, auth_manager, seeded, reports):
         url = f"/modelkeeper/reports/{MODEL}/b/model_card/model_card.html"

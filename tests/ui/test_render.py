@@ -50,6 +50,65 @@ SERIES = [
 ]
 
 
+def _batch(i, statistic, advantage, share, *, run=None, alarm=False, version="2"):
+    """The three rows monitor records for one labelled batch (no window: recorded_at)."""
+    base = {
+        "window_start": None,
+        "version": version,
+        "run_id": run or f"w{i}",
+        "recorded_at": f"2026-03-0{i}T06:00:00+00:00",
+    }
+    detector = {
+        "value": 0.70,
+        "statistic": statistic,
+        "threshold": 2.3,
+        "alarm": alarm,
+        "z": 1.0,
+        "baseline": 0.71,
+        "sd": 0.01,
+        "batches": i,
+        "note": "",
+    }
+    shadow = {
+        "lo": advantage - 0.008,
+        "hi": advantage + 0.008,
+        "level": 0.95,
+        "champion": 0.70,
+        "shadow": 0.70 + advantage,
+    }
+    return [
+        {**_row("detector", "roc_auc", statistic, None), **base, "detail": detector},
+        {**_row("evidence", "shadow_advantage", advantage, None), **base, "detail": shadow},
+        {**_row("evidence", "drift_share", share, None), **base,
+         "detail": {"calibrated_threshold": 0.09}},
+    ]  # fmt: skip
+
+
+# Five labelled batches; the detector alarms on the last, when the shadow is 0.012 better.
+BATCHES = [
+    row
+    for i, (stat, adv, share) in enumerate(
+        [(0.0, -0.002, 0.1), (0.4, 0.0, 0.2), (1.1, 0.004, 0.3), (1.9, 0.007, 0.45), (3.1, 0.012, 0.55)],
+        start=1,
+    )
+    for row in _batch(i, stat, adv, share, alarm=stat > 2.3)
+]  # fmt: skip
+DECISION = {
+    "at": "2026-03-05T06:01:00", "event": "decision", "version_before": "2", "version_after": None,
+    "who": "scheduler", "run_id": "w5",
+    "reason": "retraining pays off: shadow roc_auc 0.700 → 0.712; detector <ALARM>",
+    "metrics": {"triggers": ["shadow", "detector"], "champion_metric": 0.70,
+                "shadow": {"advantage": 0.012, "lo": 0.004, "hi": 0.020, "level": 0.95},
+                "detector": {"statistic": 3.1, "threshold": 2.3},
+                "drift": {"share": 0.55, "calibrated_threshold": 0.09}},
+}  # fmt: skip
+PROMOTED = {
+    "at": "2026-03-05T06:09:00", "event": "promotion", "version_before": "2", "version_after": "3",
+    "candidate_version": "3", "who": "scheduler", "run_id": "w5",
+    "reason": "promoted: roc_auc 0.700 → 0.708 (+0.008 ≥ +0.005, 95% CI [+0.0030, +0.0067])",
+}  # fmt: skip
+
+
 XSS = "<script>alert('x')</script>"
 ESCAPED = "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"
 
@@ -144,6 +203,95 @@ class TestModelPage:
         series = [*SERIES, _row("realized", "roc_auc", math.nan, "2026-03-15", run="r3")]
         html = render.model_page(H.model_health(spec, "2", EVENTS, series), base="/modelkeeper")
         assert len(_points(html, "realized")) == 2 and "nan" not in html.lower()
+
+
+class TestRetrainingEvidence:
+    @pytest.fixture
+    def evidence(self, spec):
+        # another run's refusal between them must not be taken for the decision's outcome
+        other = {**PROMOTED, "event": "refusal", "run_id": "x", "reason": "refused: other run"}
+        return H.model_health(spec, "3", [*EVENTS, DECISION, other, PROMOTED], [*SERIES, *BATCHES])
+
+    def test_one_batch_per_run_with_its_evidence(self, evidence):
+        last = evidence.batches[-1]
+        assert [b.run_id for b in evidence.batches] == ["w1", "w2", "w3", "w4", "w5"]
+        assert (last.statistic, last.threshold, last.alarm) == (3.1, 2.3, True)
+        assert (last.advantage, last.lo, last.hi, last.level) == pytest.approx(
+            (0.012, 0.004, 0.020, 0.95)
+        )
+        assert last.needs == 0.005  # the spec's promotion.min_improvement
+        assert (last.drift_share, last.drift_by_chance, last.label) == (
+            0.55,
+            0.09,
+            "2026-03-05 06:00",
+        )
+
+    def test_a_batch_with_a_window_is_labelled_by_it(self, spec):
+        rows = [{**r, "window_start": "2026-02-23T00:00:00"} for r in BATCHES[:3]]
+        (batch,) = H.model_health(spec, "2", [], rows).batches
+        assert (batch.label, batch.at) == ("2026-02-23 00:00", "2026-03-01T06:00:00+00:00")
+
+    def test_the_charts_draw_every_batch_with_its_threshold_and_interval(self, evidence):
+        html = render.model_page(evidence, base="/modelkeeper")
+        section = html.split("<section id='retraining-evidence'>")[1].split("</section>")[0]
+        assert len(_points(section, "detector statistic")) == 5
+        (alarm,) = _points(section, "alarm")  # the one batch over the threshold
+        assert "data-window='2026-03-05 06:00' data-value='3.1'" in alarm
+        assert "data-series='threshold'/>" in section  # a line without dots
+        assert section.count("<path class='interval'") == 5
+        assert "data-window='2026-03-05 06:00' data-lo='0.004' data-hi='0.02'" in section
+        assert "data-series='gain needed'/>" in section and "with its 95% interval" in section
+        assert len(_points(section, "drift share")) == 5 and "data-series='by chance'/>" in section
+
+    def test_a_decision_in_words_with_what_followed(self, evidence):
+        html = render.model_page(evidence, base="/modelkeeper")
+        (row,) = re.findall(r"<tr data-run='w5'>.*?</tr>", html, re.S)
+        assert "<td>v2</td>" in row and "shadow, detector" in row
+        assert "shadow +0.0120 [+0.0040, +0.0200]" in row
+        assert "detector 3.10 / 2.30" in row and "drift 55% vs 9% by chance" in row
+        assert "promoted v3</strong>: roc_auc 0.700 → 0.708" in row
+        assert "95% CI [+0.0030, +0.0067]" in row and "other run" not in row
+        assert "detector &lt;ALARM&gt;" in row  # the decision's reason, escaped
+
+    def test_a_refusal_and_a_run_that_never_ended(self, spec):
+        refused = {**PROMOTED, "event": "refusal", "version_after": "2",
+                   "reason": "refused: roc_auc 0.700 → 0.702 (+0.002 < +0.005 required, "
+                             "95% CI [-0.0010, +0.0050])"}  # fmt: skip
+        later = {**DECISION, "at": "2026-03-12T06:01:00", "run_id": "w6", "metrics": {}}
+        h = H.model_health(spec, "2", [DECISION, refused, later], BATCHES)
+        assert [d.run_id for d in h.decisions] == ["w6", "w5"]  # newest first
+        assert h.decisions[1].followed.interval == "95% CI [-0.0010, +0.0050]"
+        html = render.model_page(h, base="/modelkeeper")
+        assert "refused v3</strong>: roc_auc 0.700 → 0.702 (+0.002 &lt; +0.005 required" in html
+        assert "nothing after it in the trail (the run failed or is still running)" in html
+        listed = render.models_page([h], base="/modelkeeper")
+        assert "last retrain 2026-03-12: <span class='empty'>nothing after it" in listed
+
+    def test_empty_states_say_what_is_missing(self, spec):
+        html = render.model_page(H.model_health(spec, "2", EVENTS, SERIES), base="/modelkeeper")
+        section = html.split("<section id='retraining-evidence'>")[1].split("</section>")[0]
+        assert "<svg" not in section
+        assert "<p class='empty'>no labelled batch measured yet</p>" in section
+        assert "no shadow comparison yet: no labelled batch measured yet" in section
+        assert "no drift measured on a labelled batch yet" in section
+        assert "no retrain decided yet" in section
+
+    def test_a_shadow_turned_off_in_the_spec_says_so(self, spec):
+        off = spec.model_copy(
+            update={"retrain": spec.retrain.model_copy(update={"shadow": spec.retrain.shadow.model_copy(update={"enabled": False})})}
+        )  # fmt: skip
+        html = render.model_page(H.model_health(off, "2", [], []), base="/modelkeeper")
+        assert "the shadow is turned off (retrain.shadow.enabled)" in html
+
+    def test_every_evidence_text_is_escaped(self, spec):
+        decision = {**DECISION, "run_id": XSS, "reason": XSS,
+                    "metrics": {**DECISION["metrics"], "triggers": [XSS]}}  # fmt: skip
+        outcome = {**PROMOTED, "run_id": XSS, "reason": XSS, "candidate_version": XSS}
+        batches = [{**r, "run_id": XSS, "recorded_at": XSS} for r in BATCHES[:3]]
+        h = H.model_health(spec, "2", [decision, outcome], batches)
+        html = render.model_page(h, base="/modelkeeper")
+        assert "<script" not in html.split("</head>")[1]
+        assert ESCAPED in html.split("<section id='retraining-evidence'>")[1]
 
 
 class TestModelsPage:

@@ -4,7 +4,9 @@
 axis ticks, legend); the markup is the `line_chart` macro of templates/charts.html.j2,
 where Jinja escapes every name and label. A None, NaN or infinite value is a gap: not
 drawn and not counted in the axis range. A chart with nothing to draw is `empty`, and
-the macro shows a sentence instead of an empty box.
+the macro shows a sentence instead of an empty box. A series may carry an interval per
+value (`lo`, `hi`: drawn as whiskers) and may be marks only (`joined=False`: dots, no
+line, e.g. the alarms on a statistic's line).
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ class Series:
     color: str = "#555"
     dashed: bool = False
     marked: Collection[int] | None = None  # positions that get a dot; None: every value
+    lo: Sequence[float | None] | None = None  # an interval around each value (whiskers)
+    hi: Sequence[float | None] | None = None
+    joined: bool = True  # False: dots only, drawn larger (marks on another line)
 
 
 @dataclass(frozen=True)
@@ -38,12 +43,32 @@ class Point:
 
 
 @dataclass(frozen=True)
+class Whisker:
+    """A value's interval: a vertical line from `y_lo` to `y_hi` at `x`."""
+
+    x: float
+    y_lo: float
+    y_hi: float
+    label: str
+    lo: float
+    hi: float
+
+    @property
+    def path(self) -> str:
+        """The interval as an SVG path: the line and a cap at each end."""
+        a, b = round(self.x - 3, 1), round(self.x + 3, 1)
+        return f"M{self.x},{self.y_lo} V{self.y_hi} M{a},{self.y_lo} H{b} M{a},{self.y_hi} H{b}"
+
+
+@dataclass(frozen=True)
 class Line:
     name: str
     color: str
     dashed: bool
     points: tuple[Point, ...]
     dots: tuple[Point, ...]
+    whiskers: tuple[Whisker, ...] = ()
+    joined: bool = True
 
     @property
     def path(self) -> str:
@@ -67,7 +92,7 @@ class Chart:
     lines: tuple[Line, ...] = ()
     y_ticks: tuple[Tick, ...] = ()  # value labels, each with a grid line across the plot
     x_ticks: tuple[Tick, ...] = ()
-    legend: tuple[tuple[str, str], ...] = ()  # (name, colour) of every series
+    legend: tuple[tuple[str, str, str], ...] = ()  # (name, colour, symbol) of every series
     title: str | None = None  # the chart's accessible name
     plot_left: float = 0
     plot_right: float = 0
@@ -102,6 +127,24 @@ def _value_range(values: list[float]) -> tuple[float, float]:
     return lo, hi
 
 
+def _present(values: Sequence[float | None] | None, n: int) -> dict[int, float]:
+    """The finite values among the first `n`, by position."""
+    return {i: float(v) for i, v in enumerate((values or [])[:n]) if _finite(v)}
+
+
+def _symbol(s: Series) -> str:
+    """How the legend shows a series: a dot where it has dots, else its line."""
+    if s.marked is None or s.marked:
+        return "●"
+    return "╌" if s.dashed else "—"
+
+
+def _intervals(s: Series, n: int) -> list[tuple[int, float, float]]:
+    """(position, lo, hi) of the intervals drawn: where the value and both ends are present."""
+    values, los, his = _present(s.values, n), _present(s.lo, n), _present(s.hi, n)
+    return [(i, los[i], his[i]) for i in values if i in los and i in his]
+
+
 def line_chart(
     labels: Sequence[str],
     series: Sequence[Series],
@@ -113,12 +156,15 @@ def line_chart(
 ) -> Chart:
     """Lines over the x positions `labels` (one value per label in each series).
 
-    The y axis spans the present values; every present value gets a dot unless its
-    series names `marked` positions. A single position sits in the middle.
+    The y axis spans the present values and intervals; every present value gets a dot
+    unless its series names `marked` positions. A single position sits in the middle.
+    An interval is drawn where both its ends and its value are present.
     """
     labels = [str(label) for label in labels]
-    values = [v for s in series for v in s.values[: len(labels)] if _finite(v)]
-    legend = tuple((s.name, s.color) for s in series)
+    n = len(labels)
+    values = [v for s in series for v in _present(s.values, n).values()]
+    values += [end for s in series for _, lo, hi in _intervals(s, n) for end in (lo, hi)]
+    legend = tuple((s.name, s.color, _symbol(s)) for s in series)
     if not labels or not values:
         return Chart(width, height, small, legend=legend, title=title)
     left, right, top, bottom = _SPARK_PAD if small else _PAD
@@ -133,13 +179,19 @@ def line_chart(
 
     lines = []
     for s in series:
-        present = [(i, float(v)) for i, v in enumerate(s.values[: len(labels)]) if _finite(v)]
+        present = _present(s.values, n)
         if not present:
             continue
-        marked = set(range(len(labels))) if s.marked is None else set(s.marked)
-        points = {i: Point(x_of(i), y_of(v), labels[i], v) for i, v in present}
+        marked = set(range(n)) if s.marked is None else set(s.marked)
+        points = {i: Point(x_of(i), y_of(v), labels[i], v) for i, v in present.items()}
         dots = tuple(p for i, p in points.items() if i in marked)
-        lines.append(Line(s.name, s.color, s.dashed, tuple(points.values()), dots))
+        whiskers = tuple(
+            Whisker(points[i].x, y_of(lo), y_of(hi), labels[i], lo, hi)
+            for i, lo, hi in _intervals(s, n)
+        )
+        lines.append(
+            Line(s.name, s.color, s.dashed, tuple(points.values()), dots, whiskers, s.joined)
+        )
     y_ticks = x_ticks = ()
     if not small:
         y_ticks = tuple(Tick(2, y_of(v), axis_label(v)) for v in (hi, (lo + hi) / 2, lo))

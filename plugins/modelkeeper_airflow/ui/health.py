@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelkeeper.contracts.lineage import ALIAS_MOVES
+from modelkeeper_airflow.ui import evidence
+from modelkeeper_airflow.ui.evidence import Batch, RetrainRecord
 
 REALIZED, ESTIMATED, EVALUATION = "realized", "estimated", "evaluation"
 DRIFT, SCORING = "drift", "scoring"
@@ -89,6 +91,13 @@ class ModelHealth:
     # guardrail -> {window start: realized value}, the last measurement per window
     guardrails: dict[str, dict[str, float | None]] = field(default_factory=dict)
     versions: list[VersionRow] = field(default_factory=list)  # newest first
+    batches: list[Batch] = field(default_factory=list)  # labelled batches, oldest first
+    decisions: list[RetrainRecord] = field(default_factory=list)  # newest first
+    turned_off: tuple[str, ...] = ()  # evidence the spec does not gather: detector, shadow
+
+    @property
+    def last_decision(self) -> RetrainRecord | None:
+        return self.decisions[0] if self.decisions else None
 
     @property
     def latest_drift(self) -> float | None:
@@ -234,6 +243,11 @@ def model_health(
         columns=column_drift(series),
         guardrails=guardrails(series, [g.name for g in spec.metrics.guardrails]),
         versions=versions(events, links),
+        batches=evidence.batches(series, spec),
+        decisions=evidence.decisions(events),
+        turned_off=tuple(
+            name for name in ("detector", "shadow") if not getattr(spec.retrain, name).enabled
+        ),
     )
 
 
@@ -255,6 +269,8 @@ def collect(
     """Read one model's health from the core's clients (Registry, AuditLog, History).
 
     Only the series the pages draw are queried (not the per-column drift or quality rows).
+    The model page also gets the retraining evidence (ui.evidence); the list only the
+    decisions, which are in the audit trail it reads anyway.
     A registry that cannot be asked (`registry` None with `registry_error`, or unreachable
     now) leaves the champion unknown and says why; the trail and the history still show.
     With `scoring_runs` (the model page), also the scoring runs, the per-column drift and
@@ -286,6 +302,14 @@ def collect(
             else history.series(spec.name, kind=DRIFT, metric=DRIFT_SHARE)
         ),
         *(history.series(spec.name, kind=SCORING) if scoring_runs else []),
+        *(
+            [
+                *history.series(spec.name, kind=evidence.DETECTOR, metric=primary),
+                *history.series(spec.name, kind=evidence.EVIDENCE),
+            ]
+            if scoring_runs
+            else []
+        ),
     ]
     series.sort(key=lambda r: (r.get("window_start") or "", r.get("id") or 0))
 

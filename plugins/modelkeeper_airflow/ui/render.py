@@ -49,6 +49,53 @@ def metric_chart(health: ModelHealth, *, small: bool = False) -> Chart:
     return chart([w.start for w in ws], series, **size)
 
 
+def evidence_charts(health: ModelHealth) -> dict[str, Chart]:
+    """The retraining evidence per labelled batch, on one x axis (the batches) so a batch
+    sits at the same place in the three charts: the detector against its threshold (alarms
+    marked), the shadow's advantage with its interval against the gain a retrain needs,
+    the drift share against the share the reference shows by chance."""
+    bs = health.batches
+    labels = [b.label for b in bs]
+
+    def of(name: str) -> list[float | None]:
+        return [getattr(b, name) for b in bs]
+
+    def reference(name: str, values: list[float | None], color: str) -> Series:
+        return Series(name, values, color, dashed=True, marked=())  # a line, no dots
+
+    shadowed = [0.0 if b.advantage is not None else None for b in bs]
+    return {
+        "detector": line_chart(
+            labels,
+            [
+                Series("detector statistic", of("statistic"), "#1f6fb4"),
+                reference("threshold", of("threshold"), "#c0392b"),
+                Series(
+                    "alarm", [b.statistic if b.alarm else None for b in bs], "#c0392b", joined=False
+                ),
+            ],
+            height=180,
+        ),
+        "shadow": line_chart(
+            labels,
+            [
+                Series("shadow advantage", of("advantage"), "#1f6fb4", lo=of("lo"), hi=of("hi")),
+                reference("gain needed", of("needs"), "#2e7d32"),
+                reference("no gain", shadowed, "#999"),
+            ],
+            height=200,
+        ),
+        "drift": line_chart(
+            labels,
+            [
+                Series("drift share", of("drift_share"), "#c0392b"),
+                reference("by chance", of("drift_by_chance"), "#555"),
+            ],
+            height=180,
+        ),
+    }
+
+
 def models_page(models: Sequence[ModelHealth], *, base: str) -> str:
     """The list of models the caller may read; `base` is the app's mount path."""
     rows = [(m, metric_chart(m, small=True)) for m in models]
@@ -56,7 +103,8 @@ def models_page(models: Sequence[ModelHealth], *, base: str) -> str:
 
 
 def model_page(health: ModelHealth, *, base: str) -> str:
-    """One model's health: audit timeline, primary metric per window, drift, scoring."""
+    """One model's health: primary metric per window, retraining evidence, drift,
+    versions, audit timeline, scoring."""
     drift = health.drift
     runs = health.scoring
     run_labels = [s.start or s.run_id for s in runs]
@@ -79,6 +127,7 @@ def model_page(health: ModelHealth, *, base: str) -> str:
             {name: [s.numbers.get(key) for s in runs] for name, key in LATENCY.items()},
             height=160,
         ),
+        evidence=evidence_charts(health),
     )
 
 
