@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from modelkeeper.contracts import lineage as L
+
 if TYPE_CHECKING:
     from modelkeeper.contracts.results import Monitoring, RetrainDecision
     from modelkeeper.stages.workspace import Run, Workspace
@@ -51,7 +53,7 @@ def _record(ws: Workspace, run: Run, m: Monitoring, decision: RetrainDecision) -
     ws.audit.record(
         AuditEvent(
             model=ws.name,
-            event="decision",
+            event=L.DECISION,
             who=run.who,
             reason=decision.reason,
             version_before=m.champion_version,

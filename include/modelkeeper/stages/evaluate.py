@@ -145,7 +145,7 @@ def _baseline(ws, trained, version, holdout_key, holdout) -> float:  # noqa: ANN
     value = ws.score(version.source, holdout_key, holdout).metrics.get(metric)
     tags = {L.BASELINE_ROWS: len(holdout)}
     if value is not None:
-        sd_key = ("baseline_sd", version.source, holdout_key)
+        sd_key = ("sd", version.source, holdout_key)
         if sd_key not in ws.memo.frames:
             ws.memo.frames[sd_key] = metric_sd(metric, y, mine, len(holdout))
         tags[L.BASELINE_METRIC] = value

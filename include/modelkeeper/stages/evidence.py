@@ -67,7 +67,7 @@ def _record(ws: Workspace, run: Run, champion: VersionInfo, rows: int, found: di
     rows_ = []
     if found["shadow"] is not None:
         c = found["shadow"].comparison
-        detail = {"lo": c.lo, "hi": c.hi, "level": c.level, "champion": c.a, "shadow": c.b}
+        detail = {"lo": c.lo, "hi": c.hi, "level": c.level, L.CHAMPION: c.a, "shadow": c.b}
         rows_.append(
             Measurement(ws.name, EVIDENCE, "shadow_advantage", c.advantage, detail=detail, **base)
         )
