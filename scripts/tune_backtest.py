@@ -26,17 +26,17 @@ from modelkeeper.contracts.spec import get_spec
 GAINS = (None, 0.0025, 0.01)  # shadow.min_gain; None: the gate's min_improvement
 LEVELS = (0.9, 0.95)  # the shadow's interval
 MAX_AGE = (None, 42)  # a schedule on top of the evidence
-GATES = (True, False)  # promotion.paired_test
+SAMPLES = (20_000, 40_000)  # shadow.sample_rows
 
 
 def variants(spec):
     out = {}
-    for gain, level, age, paired in itertools.product(GAINS, LEVELS, MAX_AGE, GATES):
-        name = f"g{gain or 0:.4f}_l{level:.2f}_a{age or 0}_{'p' if paired else 'u'}"
-        shadow = spec.retrain.shadow.model_copy(update={"min_gain": gain, "level": level})
+    for gain, level, age, rows in itertools.product(GAINS, LEVELS, MAX_AGE, SAMPLES):
+        name = f"g{gain or 0:.4f}_l{level:.2f}_a{age or 0}_s{rows // 1000}k"
+        update = {"min_gain": gain, "level": level, "sample_rows": rows}
+        shadow = spec.retrain.shadow.model_copy(update=update)
         parts = dict(
             retrain=spec.retrain.model_copy(update={"shadow": shadow, "max_age_days": age}),
-            promotion=spec.promotion.model_copy(update={"paired_test": paired}),
         )
         out[name] = spec.model_copy(update=parts, deep=True)
     return out
@@ -83,6 +83,9 @@ def main() -> None:
     out = Path(args.out) / spec.name
     out.mkdir(parents=True, exist_ok=True)
     (out / "tuning.json").write_text(dumps(rows, indent=2))
+    records = {name: [r.to_dict() for r in run.records] for name, run in result.policies.items()}
+    alarms = {name: [a.to_dict() for a in run.alarms] for name, run in result.policies.items()}
+    (out / "tuning_steps.json").write_text(dumps({"records": records, "alarms": alarms}))
     print(f"{len(rows)} policies, {result.seconds:.0f}s; wrote {out / 'tuning.json'}")
 
 

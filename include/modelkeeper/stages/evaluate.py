@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from statistics import NormalDist
 from typing import TYPE_CHECKING
 
 from modelkeeper.contracts import lineage as L
@@ -160,13 +161,14 @@ def _baseline(ws, trained, version, holdout_key, holdout) -> float:  # noqa: ANN
         h_key = ("handicap", version.source, holdout_key)
         if h_key not in ws.memo.frames:
             ws.memo.frames[h_key] = _handicap(ws, twin, y, mine, holdout)
-        tags[L.SHADOW_HANDICAP] = ws.memo.frames[h_key]
+        tags[L.SHADOW_HANDICAP], tags[L.SHADOW_HANDICAP_SD] = ws.memo.frames[h_key]
     ws.registry.set_version_tags(ws.name, version.version, tags)
     return seconds
 
 
-def _handicap(ws, twin, y, mine, holdout) -> float:  # noqa: ANN001
-    """How much better the full fit is than the shadow recipe's on the same holdout."""
+def _handicap(ws, twin, y, mine, holdout) -> tuple[float, float]:  # noqa: ANN001
+    """How much better the full fit is than the shadow recipe's on the same holdout, and
+    the sd of that estimate (the shadow's interval widens by it)."""
     from modelkeeper.decisions.stats import compare
     from modelkeeper.modeling.evaluation import predict
     from modelkeeper.modeling.training import features_frame
@@ -174,7 +176,9 @@ def _handicap(ws, twin, y, mine, holdout) -> float:  # noqa: ANN001
 
     metric, spec = ws.spec.metrics.primary, ws.spec
     theirs = metric_input(metric, *predict(twin, features_frame(holdout, spec), spec.target.task))
-    return compare(metric, y, theirs, mine).advantage
+    c = compare(metric, y, theirs, mine)
+    z = 2 * NormalDist().inv_cdf(0.5 + c.level / 2)
+    return c.advantage, (c.hi - c.lo) / z if z else 0.0
 
 
 def _compared_with(ws: Workspace, run: Run, version: VersionInfo) -> VersionInfo | None:

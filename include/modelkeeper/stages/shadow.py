@@ -60,9 +60,10 @@ def shadow(
         level=conf.level,
     )
     handicap = float(champion.tags.get(L.SHADOW_HANDICAP) or 0.0)
+    handicap_sd = float(champion.tags.get(L.SHADOW_HANDICAP_SD) or 0.0)
     baseline = champion.tags.get(L.BASELINE_METRIC)
     return Shadow(
-        comparison=_with_handicap(raw, handicap),
+        comparison=_with_handicap(raw, handicap, handicap_sd),
         train_rows=train_rows,
         fit_seconds=round(seconds, 3),
         handicap=handicap,
@@ -119,15 +120,22 @@ def _fit(ws: Workspace, before: pd.Timestamp) -> tuple[Any, int, float] | None:
     return ws.memo.shadows[key]
 
 
-def _with_handicap(c: Comparison, handicap: float) -> Comparison:
+def _with_handicap(c: Comparison, handicap: float, sd: float) -> Comparison:
+    """The shadow's advantage as a full fit's: plus the handicap, its interval widened by
+    the handicap's own uncertainty (independent estimates: variances add)."""
     from dataclasses import replace
+    from statistics import NormalDist
 
-    if not handicap:
+    if not handicap and not sd:
         return c
+    z = NormalDist().inv_cdf(0.5 + c.level / 2)
+    half = (c.hi - c.lo) / 2
+    wider = (half**2 + (z * sd) ** 2) ** 0.5
+    mid = (c.hi + c.lo) / 2 + handicap
     return replace(
         c,
         advantage=c.advantage + handicap,
-        lo=c.lo + handicap,
-        hi=c.hi + handicap,
-        method=f"{c.method}; +{handicap:.4f} for the shadow's smaller sample",
+        lo=mid - wider,
+        hi=mid + wider,
+        method=f"{c.method}; {handicap:+.4f} ± {sd:.4f} for the shadow's smaller sample",
     )
