@@ -1,10 +1,10 @@
-"""What each stage of `retrain_<model>` hands to the next, as typed results.
-
-The contract of the pipelines in one place:
+"""What each stage hands to the next, as typed results: the contract of the pipelines.
 
     collect  -> Batch                validate -> Accepted         monitor  -> Monitoring
     decide   -> RetrainDecision      train    -> Trained          evaluate -> Evaluated
     approve  -> Approval             promote  -> ChampionChange   finish   -> Finished
+    score    -> Scored               watch    -> Watched          measure  -> Measured
+    alarm    -> Alarm
 
 Each is a frozen dataclass; `to_dict()` is the JSON that crosses the task boundary
 (references such as paths and run ids, never data) and `from_dict()` rebuilds it.
@@ -19,9 +19,10 @@ from modelkeeper.contracts import lineage as L
 from modelkeeper.contracts.handoff import Handoff
 from modelkeeper.contracts.jsonio import as_float
 
-# -- ingestion (modelkeeper.data.collect, modelkeeper.data.accept) ---------------------------
+Outcome = Literal["accepted", "quarantined", "unreadable"]  # what became of a collected file
 
-Outcome = Literal["accepted", "quarantined", "unreadable"]
+
+# -- ingestion: collect, validate (modelkeeper.stages.ingest) --------------------------------
 
 
 @dataclass(frozen=True)
@@ -85,120 +86,7 @@ class Accepted(Handoff):
     quarantine: str | None = None
 
 
-# -- retraining ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Trained(Handoff):
-    """The registered candidate and the data it was trained and held out on."""
-
-    mlflow_run_id: str
-    version: str | None  # None: nothing new to train on (see note)
-    model_uri: str | None
-    holdout_path: str
-    data_snapshot_hash: str
-    train_rows: int
-    holdout_rows: int
-    train_start: str
-    train_end: str
-    holdout_start: str
-    holdout_end: str
-    note: str = ""  # why no version was registered, when none was
-    twin_version: str | None = None  # the version already trained on this data and spec
-    outcome: str = ""  # the run's one-line outcome when no version was registered
-    fit_seconds: float = 0.0  # fitting alone (0: the fit of the same data was reused)
-    train_path: str = ""  # the rows it was trained on (beside holdout_path)
-
-
-@dataclass(frozen=True)
-class Evaluated(Handoff):
-    """Challenger and champion scored on the same holdout, and the gate's decision."""
-
-    decision: Decision
-    candidate: ModelScore
-    candidate_version: str
-    mlflow_run_id: str
-    champion: ModelScore | None = None
-    # What the alias pointed at when the gate decided: promote's compare-and-set.
-    champion_version: str | None = None
-    comparison: Comparison | None = None  # candidate against champion, paired on the holdout
-    holdout_end: str | None = None  # newest row of that holdout
-    shadow_seconds: float = 0.0  # the shadow recipe's fit on its training rows (handicap)
-
-
-@dataclass(frozen=True)
-class Approval(Handoff):
-    """A person's answer in approval mode (`asked` is False when nobody was asked)."""
-
-    asked: bool
-    approved: bool = False
-    by: str | None = None
-    note: str = ""
-
-    @property
-    def rejected(self) -> bool:
-        return self.asked and not self.approved
-
-
-@dataclass(frozen=True)
-class Finished(Handoff):
-    """The run's outcome in one line, as finish logged it and tagged it on the MLflow run."""
-
-    summary: str
-    mlflow_run_id: str | None = None
-
-
-@dataclass(frozen=True)
-class Reconciled(Handoff):
-    """Whether the registry's champion agrees with the audit trail."""
-
-    ok: bool
-    message: str
-
-
-@dataclass(frozen=True)
-class Alarm(Handoff):
-    """Why the champion needs retraining, or why not; `status` fired/suppressed/none."""
-
-    status: str  # "fired", "suppressed" (cooldown) or "none"
-    reason: str
-    kinds: list[str]
-    version: str | None = None  # the version the measurements are of
-    last_fired: str | None = None  # when the last alarm that fired was recorded
-
-
-@dataclass(frozen=True)
-class Scored(Handoff):
-    """score's result: what was predicted, by which version, how fast, written where."""
-
-    version: str | None
-    rows: int  # predictions written
-    skipped_known: int = 0  # keys this version had predicted already
-    failed: int = 0  # rows the model could not score
-    p50_ms_per_1k: float | None = None
-    p95_ms_per_1k: float | None = None
-    log_files: list[str] | None = None
-    destination: str | None = None
-    path: str | None = None  # this run's predictions, one Parquet file (monitoring reads it)
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class ChampionChange(Handoff):
-    """What happened to the alias, in the words the audit trail and the UI show."""
-
-    action: L.Action
-    reason: str
-    champion_before: str | None
-    champion_after: str | None
-    candidate_version: str | None
-    mode: str
-    who: str
-
-    @property
-    def summary(self) -> str:
-        lead = f"{self.action}:"
-        return self.reason if self.reason.startswith(lead) else f"{lead} {self.reason}"
+# -- retraining: monitor, decide (stages.monitor, stages.evidence, stages.decide) ------------
 
 
 @dataclass(frozen=True)
@@ -291,22 +179,29 @@ class RetrainDecision(Handoff):
     triggers: list[str] = field(default_factory=list)
 
 
+# -- retraining: train, evaluate, approve, promote, finish -----------------------------------
+
+
 @dataclass(frozen=True)
-class Decision(Handoff):
-    promote: bool
-    reason: str
-    checks: list[str] = field(default_factory=list)
-    candidate_version: str | None = None
-    champion_version: str | None = None
-    # Blessed, but only a person may promote it (no usable champion to compare with).
-    needs_approval: bool = False
+class Trained(Handoff):
+    """The registered candidate and the data it was trained and held out on."""
 
-    @property
-    def verdict(self) -> str:
-        return "BLESSED" if self.promote else "NOT_BLESSED"
-
-    def to_dict(self) -> dict:
-        return {**super().to_dict(), "verdict": self.verdict}  # for a person reading XCom
+    mlflow_run_id: str
+    version: str | None  # None: nothing new to train on (see note)
+    model_uri: str | None
+    holdout_path: str
+    data_snapshot_hash: str
+    train_rows: int
+    holdout_rows: int
+    train_start: str
+    train_end: str
+    holdout_start: str
+    holdout_end: str
+    note: str = ""  # why no version was registered, when none was
+    twin_version: str | None = None  # the version already trained on this data and spec
+    outcome: str = ""  # the run's one-line outcome when no version was registered
+    fit_seconds: float = 0.0  # fitting alone (0: the fit of the same data was reused)
+    train_path: str = ""  # the rows it was trained on (beside holdout_path)
 
 
 @dataclass(frozen=True)
@@ -330,6 +225,107 @@ class ModelScore(Handoff):
 
 
 @dataclass(frozen=True)
+class Decision(Handoff):
+    promote: bool
+    reason: str
+    checks: list[str] = field(default_factory=list)
+    candidate_version: str | None = None
+    champion_version: str | None = None
+    # Blessed, but only a person may promote it (no usable champion to compare with).
+    needs_approval: bool = False
+
+    @property
+    def verdict(self) -> str:
+        return "BLESSED" if self.promote else "NOT_BLESSED"
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "verdict": self.verdict}  # for a person reading XCom
+
+
+@dataclass(frozen=True)
+class Evaluated(Handoff):
+    """Challenger and champion scored on the same holdout, and the gate's decision."""
+
+    decision: Decision
+    candidate: ModelScore
+    candidate_version: str
+    mlflow_run_id: str
+    champion: ModelScore | None = None
+    # What the alias pointed at when the gate decided: promote's compare-and-set.
+    champion_version: str | None = None
+    comparison: Comparison | None = None  # candidate against champion, paired on the holdout
+    holdout_end: str | None = None  # newest row of that holdout
+    shadow_seconds: float = 0.0  # the shadow recipe's fit on its training rows (handicap)
+
+
+@dataclass(frozen=True)
+class Approval(Handoff):
+    """A person's answer in approval mode (`asked` is False when nobody was asked)."""
+
+    asked: bool
+    approved: bool = False
+    by: str | None = None
+    note: str = ""
+
+    @property
+    def rejected(self) -> bool:
+        return self.asked and not self.approved
+
+
+@dataclass(frozen=True)
+class ChampionChange(Handoff):
+    """What happened to the alias, in the words the audit trail and the UI show."""
+
+    action: L.Action
+    reason: str
+    champion_before: str | None
+    champion_after: str | None
+    candidate_version: str | None
+    mode: str
+    who: str
+
+    @property
+    def summary(self) -> str:
+        lead = f"{self.action}:"
+        return self.reason if self.reason.startswith(lead) else f"{lead} {self.reason}"
+
+
+@dataclass(frozen=True)
+class Finished(Handoff):
+    """The run's outcome in one line, as finish logged it and tagged it on the MLflow run."""
+
+    summary: str
+    mlflow_run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Reconciled(Handoff):
+    """Whether the registry's champion agrees with the audit trail."""
+
+    ok: bool
+    message: str
+
+
+# -- the champion at work: score, watch, measure, alarm (stages.serve, stages.measure) -------
+
+
+@dataclass(frozen=True)
+class Scored(Handoff):
+    """score's result: what was predicted, by which version, how fast, written where."""
+
+    version: str | None
+    rows: int  # predictions written
+    skipped_known: int = 0  # keys this version had predicted already
+    failed: int = 0  # rows the model could not score
+    p50_ms_per_1k: float | None = None
+    p95_ms_per_1k: float | None = None
+    log_files: list[str] | None = None
+    destination: str | None = None
+    path: str | None = None  # this run's predictions, one Parquet file (monitoring reads it)
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class Watched(Handoff):
     """watch's result: drift and quality of one scored batch."""
 
@@ -348,3 +344,14 @@ class Measured(Handoff):
     joined: int  # predictions that have their label now
     pending: int  # predictions still waiting for one
     measurements: list[dict]  # the primary metric's, for the alarm
+
+
+@dataclass(frozen=True)
+class Alarm(Handoff):
+    """Why the champion needs retraining, or why not; `status` fired/suppressed/none."""
+
+    status: str  # "fired", "suppressed" (cooldown) or "none"
+    reason: str
+    kinds: list[str]
+    version: str | None = None  # the version the measurements are of
+    last_fired: str | None = None  # when the last alarm that fired was recorded
