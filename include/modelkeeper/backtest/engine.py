@@ -248,6 +248,7 @@ def step_policy(
         # every policy pays for its own fits (shadows included), once each.
         compute_seconds=round(time.perf_counter() - started + reused + out.reused_seconds, 3),
         alarm=alarm,
+        note=_why_unmeasured(spec, accepted, m),
     )
     if keep:
         run.records.append(record)
@@ -346,6 +347,16 @@ def _settle_alarms(run: PolicyRun, accepted: Accepted, m: Monitoring) -> None:
             )
         )
     run.pending = []
+
+
+def _why_unmeasured(spec: ModelSpec, accepted: Accepted, m: Monitoring) -> str:
+    if m.champion_metric is not None:
+        return ""
+    if m.champion_version is None:
+        return "no champion yet"
+    if accepted.rows < max(1, spec.retrain.min_new_rows):
+        return f"left out: {accepted.rows} rows < retrain.min_new_rows {spec.retrain.min_new_rows}"
+    return m.champion_problem or "the primary metric is undefined on these rows"
 
 
 def _evidence(m: Monitoring) -> dict:

@@ -42,6 +42,7 @@ class StepRecord(Handoff):
     shadow_seconds: float = 0.0  # shadow-recipe fits (the shadow, the candidate's handicap)
     compute_seconds: float = 0.0
     alarm: str | None = None  # the alarms that retrained: "shadow", "detector+drift"...
+    note: str = ""  # why the step has no metric, when it has none
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,20 @@ from modelkeeper.reporting.charts import Chart, Series, line_chart
 from modelkeeper.reporting.render import render
 
 COLOURS = ["#888888", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"]
+#: The policy tables' columns: (summary key, header in words).
 COLUMNS = [
-    "mean", "second_half_mean", "retrains", "second_half_retrains", "promotions",
-    "compute_seconds", "gap_to_always", "alarms", "alarms_paid_off",
-]  # fmt: skip
+    ("mean", "mean"),
+    ("second_half_mean", "second half"),
+    ("gap_to_always", "vs always"),
+    ("retrains", "registered retrains"),
+    ("second_half_retrains", "in the second half"),
+    ("promotions", "promotions"),
+    ("training_seconds", "training s (shadows incl.)"),
+    ("shadow_seconds", "of which shadows"),
+    ("compute_seconds", "all stages s"),
+    ("alarms", "alarms"),
+    ("alarms_paid_off", "paid off"),
+]
 
 
 def _chart(data: dict, title: str, value: str, dot: Callable[[dict], bool]) -> Chart:

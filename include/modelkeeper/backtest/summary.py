@@ -148,6 +148,7 @@ def report(result: Result, k: int) -> dict:
         "warmup_steps": result.warmup,
         "origin": result.origin,
         "training_window": result.training_window,
+        "higher_is_better": result.higher_is_better,
         "seconds": round(result.seconds, 1),
         "windows": windows,
         "targets": targets(policies, k, result.higher_is_better)
