@@ -166,7 +166,7 @@ class TestBacktestReport:
         assert "share of drifted columns (circles: alarm)</h3>\n<p class='empty'>no values" in html
         # a dot where retrained and promoted and the metric is a number (step 3 only)
         assert [d.split("data-window='")[1][:6] for d in _dots(html, "spec")] == ["step 4"]
-        assert "<td>spec</td><td>0.8000</td><td>—</td><td>1</td>" in html
+        assert "<td>spec</td><td>0.8000</td><td>—</td><td>—</td><td>1</td>" in html
         assert "<td>0.900, 0.700</td>" in html
 
 
