@@ -66,7 +66,7 @@ pids+=($!)
 
 echo "modelkeeper: preparing Airflow in $AIRFLOW_HOME"
 python scripts/bootstrap_airflow.py >"$STATE/bootstrap.log" 2>&1 || { tail -30 "$STATE/bootstrap.log"; exit 1; }
-python -c "from modelkeeper.demo import land_next_weeks; from modelkeeper.storage import Storage; \
+python -c "from modelkeeper.demo import land_next_weeks; from modelkeeper.data.storage import Storage; \
 s = Storage(); n = len(list((s.landing_dir() / 'flights').glob('*.parquet'))); \
 print('modelkeeper: demo data:', n, 'weeks landed' if n else 'landing 8 weeks', [p.name for p in land_next_weeks(s, 8)] if not n else '')"
 
@@ -95,7 +95,9 @@ cat <<MSG
   DAGs: retrain_flight_delay (weekly, on new labelled data, on alarms), score_flight_delay
         (new rows, a new champion), monitor_flight_delay (late labels, daily),
         modelkeeper_demo_feed (lands the next week every 5 minutes: flights to score, and the
-        labels of the week before), modelkeeper_rollback (manual), modelkeeper_reconcile.
+        labels of the week before), modelkeeper_rollback (manual), modelkeeper_reconcile;
+        retrain_us_births (manual only: no feed lands its data; "make backtest
+        MODEL=us_births" replays them).
   On a first start retrain_flight_delay trains the first champion (a few minutes); then
   score_flight_delay scores the demo's next week and monitor_flight_delay joins its labels
   when they land. To retrain now, trigger retrain_flight_delay with force_retrain=true;

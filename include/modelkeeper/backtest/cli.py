@@ -17,11 +17,14 @@ if TYPE_CHECKING:
     from modelkeeper.contracts.spec import ModelSpec
 
 #: Models whose data source is replayed from a package rather than from landed files.
-_DEMO_DATA = {"flight_delay": "modelkeeper.demo:load_flights"}
+_DEMO_DATA = {
+    "flight_delay": "modelkeeper.demo:load_flights",
+    "us_births": "modelkeeper.demo.births:load_births",  # 1970-1971: 104 weeks
+}
 
 
 def load_data(spec: ModelSpec, data: str | None = None) -> pd.DataFrame:
-    """The rows to replay: `data` (a CSV/Parquet file or glob), else the demo's year for the
+    """The rows to replay: `data` (a CSV/Parquet file or glob), else the demo data set of a
     demo model, else every file the spec's source lists under the storage root."""
     import glob
     import importlib
