@@ -207,16 +207,14 @@ def step_policy(
     started = time.perf_counter()
     stage_run = Run(run_id=f"{ws.name}__step_{step:03d}", dag_id="backtest")
     before = ws.registry.alias(ws.name)
-    shadows = len(ws.memo.shadows)
+    fitted_before = _fits(ws)
     m = monitor(ws, stage_run, accepted, evidence=evidence and before is not None)
-    shadow_seconds = 0.0 if m.shadow is None else m.shadow.fit_seconds
-    reused = shadow_seconds if len(ws.memo.shadows) == shadows else 0.0
+    shadow_seconds = _shadow_charge(run, m)
     _settle_alarms(run, accepted, m)
     retrain, reason, alarm = _decide(run, step, m)
     out = _Retrained()
     if retrain and accepted.rows:
         out = _retrain(run, stage_run, step, accepted, m, reason)
-        shadow_seconds += out.shadow_seconds
         if alarm and before is not None:
             run.pending.append(
                 Pending(step, alarm, reason, before.version, out.version, out.promoted)
@@ -244,9 +242,16 @@ def step_policy(
         gate_reason=out.why,
         train_seconds=round(out.fit_seconds, 3),
         shadow_seconds=round(shadow_seconds, 3),
-        # Wall time of this policy's stages, plus fits it reused from another policy:
-        # every policy pays for its own fits (shadows included), once each.
-        compute_seconds=round(time.perf_counter() - started + reused + out.reused_seconds, 3),
+        # Wall time of this policy's stages with its fits charged as if it ran alone: a fit
+        # another policy made (the memo) is added, one made here is not counted twice.
+        compute_seconds=round(
+            time.perf_counter()
+            - started
+            - (_fits(ws) - fitted_before)
+            + shadow_seconds
+            + out.fit_seconds,
+            3,
+        ),
         alarm=alarm,
         note=_why_unmeasured(spec, accepted, m),
     )
@@ -261,8 +266,6 @@ class _Retrained:
     why: str = ""
     version: str | None = None
     fit_seconds: float = 0.0
-    shadow_seconds: float = 0.0  # the shadow recipe's fit at evaluation (its handicap)
-    reused_seconds: float = 0.0  # fits another policy paid for, charged here too
 
 
 def _decide(run: PolicyRun, step: int, m: Monitoring) -> tuple[bool, str, str | None]:
@@ -296,18 +299,14 @@ def _retrain(
 
     ws = run.ws
     stage_run = open_run(ws, stage_run, run_name=f"backtest {run.window} step {step}")
-    fits_before, shadows_before = len(ws.memo.fits), len(ws.memo.shadows)
     try:
         trained = train(ws, stage_run, accepted, RetrainDecision(True, reason))
     except TrainingDataError as exc:
         log.warning("%s step %s: cannot train (%s)", ws.name, step, exc)
         finish(ws, stage_run, f"no training set: {exc}")
         return _Retrained(why="refused: no training set (see the log)")
-    reused = trained.fit_seconds if len(ws.memo.fits) == fits_before else 0.0
     gate = None if run.name == "spec" else promote_every_candidate
     evaluated = evaluate(ws, stage_run, trained, m, gate=gate)
-    if len(ws.memo.shadows) == shadows_before:
-        reused += evaluated.shadow_seconds
     change = promote(ws, stage_run, evaluated, mode="auto")
     finish(ws, stage_run, change.summary)
     run.last_train = step
@@ -317,9 +316,26 @@ def _retrain(
         why=evaluated.decision.reason,
         version=trained.version,
         fit_seconds=trained.fit_seconds,
-        shadow_seconds=evaluated.shadow_seconds,
-        reused_seconds=reused,
     )
+
+
+def _fits(ws) -> float:  # noqa: ANN001
+    """Seconds of every fit the process made so far (registered candidates and shadows)."""
+    memo = ws.memo
+    fits = sum(f.fit_seconds for f in memo.fits.values())
+    return fits + sum(s[2] for s in memo.shadows.values() if s is not None)
+
+
+def _shadow_charge(run: PolicyRun, m: Monitoring) -> float:
+    """What the shadow costs this policy: its fit every batch, the champion's twin once
+    per champion (a policy on its own refits neither more nor less)."""
+    if m.shadow is None:
+        return 0.0
+    charge = m.shadow.fit_seconds
+    if m.champion_version not in run.twins:
+        run.twins.add(m.champion_version)
+        charge += m.shadow.twin_seconds
+    return charge
 
 
 def _settle_alarms(run: PolicyRun, accepted: Accepted, m: Monitoring) -> None:

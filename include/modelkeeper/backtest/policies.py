@@ -82,6 +82,7 @@ class PolicyRun:
     pending: list[Pending] = field(default_factory=list)
     last_train: int | None = None  # the step of the last registered retrain
     trained_at: dict[str, int] = field(default_factory=dict)  # version -> step it trained at
+    twins: set[str] = field(default_factory=set)  # champions whose shadow twin it paid for
 
     def __post_init__(self) -> None:
         self.label = self.label or self.name

@@ -44,8 +44,6 @@ ROLLED_BACK_FROM = "rolled_back_from"
 BASELINE_METRIC = "baseline_metric"  # its primary metric on its holdout
 BASELINE_SD = "baseline_sd"  # that metric's sd on a batch of its holdout's size (bootstrap)
 BASELINE_ROWS = "baseline_rows"
-SHADOW_HANDICAP = "shadow_handicap"  # what a shadow's smaller sample costs on its holdout
-SHADOW_HANDICAP_SD = "shadow_handicap_sd"  # the sd of that estimate
 DRIFT_THRESHOLD = "drift_share_by_chance"  # the drift share its own reference shows by chance
 # Newest row of a holdout on which it beat a refused challenger: it is as fresh as that.
 HELD_UNTIL = "held_until"

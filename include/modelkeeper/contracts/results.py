@@ -140,15 +140,16 @@ class Detector(Handoff):
 
 @dataclass(frozen=True)
 class Shadow(Handoff):
-    """A challenger fitted cheaply on the data before this batch, never registered, scored
-    beside the champion on the batch: does retraining pay off? (`comparison.b` includes
-    the handicap of its smaller training sample, measured when the champion was trained.)"""
+    """Would retraining pay off? The shadow (a cheap fit on the window before this batch)
+    against the champion's twin (the same recipe on the champion's rows), both scored on
+    the batch (stages.shadow): `comparison.a` is the twin's metric, `b` the shadow's."""
 
     comparison: Comparison
     train_rows: int
-    fit_seconds: float
-    handicap: float = 0.0
+    fit_seconds: float  # the shadow's fit
+    twin_seconds: float = 0.0  # the twin's fit (once per champion in a process)
     baseline: float | None = None  # the champion's metric on its own holdout: the scale
+    champion: float | None = None  # the champion's own metric on the batch, for context
 
 
 @dataclass(frozen=True)
@@ -255,7 +256,6 @@ class Evaluated(Handoff):
     champion_version: str | None = None
     comparison: Comparison | None = None  # candidate against champion, paired on the holdout
     holdout_end: str | None = None  # newest row of that holdout
-    shadow_seconds: float = 0.0  # the shadow recipe's fit on its training rows (handicap)
 
 
 @dataclass(frozen=True)

@@ -169,7 +169,7 @@ def _evidence(m: Monitoring, spec: ModelSpec) -> list[str]:
     if m.shadow is not None and m.shadow.comparison:
         c = m.shadow.comparison
         out.append(
-            f"shadow {c.advantage:+.4f} [{c.lo:+.4f}, {c.hi:+.4f}] (needs {min_gain(spec, c.a):+.4f})"
+            f"shadow {c.advantage:+.4f} [{c.lo:+.4f}, {c.hi:+.4f}] (needs {min_gain(spec, _scale(m)):+.4f})"
         )
     if m.detector is not None:
         out.append(m.detector.describe())

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from statistics import NormalDist
 from typing import TYPE_CHECKING
 
 from modelkeeper.contracts import lineage as L
@@ -58,7 +57,7 @@ def evaluate(
         candidate, champion = _timed(ws, version, current, candidate, champion, holdout)
     comparison = _paired(ws, version, current, champion, holdout_key, holdout)
     decision = (gate or decide)(candidate, champion, spec, comparison)
-    shadow_seconds = _baseline(ws, trained, version, holdout_key, holdout)
+    _baseline(ws, version, holdout_key, holdout)
     if ws.reports:
         card = (candidate.score, model, holdout, decision, champion, current, monitoring)
         _model_card(ws, run, trained, *card)
@@ -79,7 +78,6 @@ def evaluate(
         mlflow_run_id=trained.mlflow_run_id,
         comparison=comparison,
         holdout_end=trained.holdout_end,
-        shadow_seconds=round(shadow_seconds, 3),
     )
 
 
@@ -132,53 +130,24 @@ def _paired(ws, version, current, champion, holdout_key, holdout) -> Comparison 
     )
 
 
-def _baseline(ws, trained, version, holdout_key, holdout) -> float:  # noqa: ANN001
-    """What the decisions will measure this version against, as version tags: its holdout
-    metric and that metric's sd at the holdout's size (the detector's baseline), and the
-    shadow recipe's handicap on the same holdout. Returns the seconds the shadow recipe's
-    fit took (training compute)."""
+def _baseline(ws, version, holdout_key, holdout) -> None:  # noqa: ANN001
+    """What the change detector measures this version against, as version tags: its
+    holdout metric and that metric's sd at the holdout's size."""
     from modelkeeper.decisions.stats import metric_sd
-    from modelkeeper.stages.shadow import metric_input, sample_fit
+    from modelkeeper.stages.shadow import metric_input
 
     spec, metric = ws.spec, ws.spec.metrics.primary
-    y = holdout[spec.target.column].to_numpy()
-    mine = metric_input(metric, *ws.predict(version.source, holdout_key, holdout))
     value = ws.score(version.source, holdout_key, holdout).metrics.get(metric)
     tags = {L.BASELINE_ROWS: len(holdout)}
     if value is not None:
-        sd_key = ("sd", version.source, holdout_key)
-        if sd_key not in ws.memo.frames:
-            ws.memo.frames[sd_key] = metric_sd(metric, y, mine, len(holdout))
+        key = ("sd", version.source, holdout_key)
+        if key not in ws.memo.frames:
+            mine = metric_input(metric, *ws.predict(version.source, holdout_key, holdout))
+            y = holdout[spec.target.column].to_numpy()
+            ws.memo.frames[key] = metric_sd(metric, y, mine, len(holdout))
         tags[L.BASELINE_METRIC] = value
-        tags[L.BASELINE_SD] = ws.memo.frames[sd_key]
-    seconds = 0.0
-    if spec.retrain.shadow.enabled and value is not None:
-        key = ("twin", trained.data_snapshot_hash, spec.retrain.shadow.sample_rows)
-        if key not in ws.memo.shadows:
-            train = ws.storage.read_parquet(trained.train_path)
-            ws.memo.shadows[key] = sample_fit(ws, train)
-        twin, _, seconds = ws.memo.shadows[key]
-        h_key = ("handicap", version.source, holdout_key)
-        if h_key not in ws.memo.frames:
-            ws.memo.frames[h_key] = _handicap(ws, twin, y, mine, holdout)
-        tags[L.SHADOW_HANDICAP], tags[L.SHADOW_HANDICAP_SD] = ws.memo.frames[h_key]
+        tags[L.BASELINE_SD] = ws.memo.frames[key]
     ws.registry.set_version_tags(ws.name, version.version, tags)
-    return seconds
-
-
-def _handicap(ws, twin, y, mine, holdout) -> tuple[float, float]:  # noqa: ANN001
-    """How much better the full fit is than the shadow recipe's on the same holdout, and
-    the sd of that estimate (the shadow's interval widens by it)."""
-    from modelkeeper.decisions.stats import compare
-    from modelkeeper.modeling.evaluation import predict
-    from modelkeeper.modeling.training import features_frame
-    from modelkeeper.stages.shadow import metric_input
-
-    metric, spec = ws.spec.metrics.primary, ws.spec
-    theirs = metric_input(metric, *predict(twin, features_frame(holdout, spec), spec.target.task))
-    c = compare(metric, y, theirs, mine)
-    z = 2 * NormalDist().inv_cdf(0.5 + c.level / 2)
-    return c.advantage, (c.hi - c.lo) / z if z else 0.0
 
 
 def _compared_with(ws: Workspace, run: Run, version: VersionInfo) -> VersionInfo | None:

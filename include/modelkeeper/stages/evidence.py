@@ -67,7 +67,9 @@ def _record(ws: Workspace, run: Run, champion: VersionInfo, rows: int, found: di
     rows_ = []
     if found["shadow"] is not None:
         c = found["shadow"].comparison
-        detail = {"lo": c.lo, "hi": c.hi, "level": c.level, L.CHAMPION: c.a, "shadow": c.b}
+        shadow = found["shadow"]
+        detail = {"lo": c.lo, "hi": c.hi, "level": c.level, "twin": c.a, "shadow": c.b}
+        detail[L.CHAMPION] = shadow.champion
         rows_.append(
             Measurement(ws.name, EVIDENCE, "shadow_advantage", c.advantage, detail=detail, **base)
         )
