@@ -163,8 +163,9 @@ class Alarm(Handoff):
     status: str  # "fired", "suppressed" (cooldown) or "none"
     reason: str
     kinds: list[str]
-    version: str | None = None  # the version the measurements are of
+    version: str | None = None  # the version serving: whose measurements these are
     last_fired: str | None = None  # when the last alarm that fired was recorded
+    detector: Detector | None = None  # that version's detector after its last window
 
 
 @dataclass(frozen=True)
@@ -347,4 +348,4 @@ class Measured(Handoff):
 
     joined: int  # predictions that have their label now
     pending: int  # predictions still waiting for one
-    measurements: list[dict]  # the primary metric's, for the alarm
+    measurements: list[dict]  # the primary metric's, with the version, for the alarm
