@@ -232,8 +232,9 @@ MONITOR_DOC = """\
 # Monitoring: `{name}`
 
 Joins labels that arrived late to the prediction log: realized `{primary}` per window
-with at least {min_rows} labels, CBPE estimates from the probabilities meanwhile; every
-number goes to the history table; decay below the floor raises an alarm that retrains
+with at least {min_rows} labels, estimates meanwhile (CBPE for a classifier, DLE for a
+regressor); every number goes to the history table; the serving version's change detector
+over its windows (or decay below a floor the spec sets) raises an alarm that retrains
 `retrain_{name}` (cooldown {cooldown} h). Runs {when}.
 """
 

@@ -1,13 +1,21 @@
 """The monitoring core: history table, data quality, label joins, alarm thresholds, the
-demo's feed of features first and labels a week later."""
+change detector over windows, the demo's feed of features first and labels a week later."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from modelkeeper.contracts.spec import get_spec
-from modelkeeper.monitoring.alarms import alarm_reasons, join_labels, quality
+from modelkeeper.decisions.detector import Baseline
+from modelkeeper.monitoring.alarms import (
+    alarm_reasons,
+    detector_over,
+    join_labels,
+    quality,
+    window_values,
+)
 from modelkeeper.monitoring.history import History, Measurement
 
 MODEL = "flight_delay"
@@ -174,6 +182,95 @@ class TestAlarmReasons:
         assert kind == "realized_decay" and "0.550" in reason and "0.620" in reason
         assert alarm_reasons(spec, metrics=[{**m, "value": 0.7}]) == []
         assert alarm_reasons(spec, metrics=[{**m, "metric": "accuracy"}]) == []
+
+
+def _window(week: int, kind: str, value: float, rows: int, **extra) -> dict:
+    start = (pd.Timestamp("2024-01-01") + pd.Timedelta(days=7 * week)).isoformat()
+    base = {"metric": "rmse", "slice_column": None, "window_start": start}
+    return {**base, "kind": kind, "value": value, "rows": rows, **extra}
+
+
+class TestWindowValues:
+    def test_realized_where_labels_cover_the_window_else_the_estimate(self):
+        got = window_values(
+            [
+                _window(0, "estimated", 1.0, 700),
+                _window(0, "realized", 1.1, 700),
+                _window(1, "estimated", 1.2, 700),
+                _window(1, "realized", 9.0, 300),  # the first few labels of the window
+                _window(2, "estimated", 1.3, 700),
+            ],
+            "rmse",
+            min_rows=100,
+        )
+        assert [(w["kind"], w["value"]) for w in got] == [
+            ("realized", 1.1),
+            ("estimated", 1.2),
+            ("estimated", 1.3),
+        ]
+
+    def test_the_measurement_on_most_rows_oldest_window_first(self):
+        got = window_values(
+            [
+                _window(1, "estimated", 1.2, 700),
+                _window(0, "estimated", 1.0, 400),
+                _window(0, "estimated", 1.05, 700),  # more of the window scored
+                _window(0, "estimated", 5.0, 3),  # a window cut at the horizon (older runs)
+            ],
+            "rmse",
+            min_rows=100,
+        )
+        assert [w["value"] for w in got] == [1.05, 1.2]
+
+    def test_small_windows_slices_other_metrics_and_gaps_are_left_out(self):
+        got = window_values(
+            [
+                _window(0, "estimated", 1.0, 50),
+                _window(1, "estimated", 1.0, 700, slice_column="c"),
+                _window(2, "estimated", 1.0, 700, metric="mae"),
+                _window(3, "estimated", None, 700),
+                _window(4, "evaluation", 1.0, 700),
+            ],
+            "rmse",
+            min_rows=100,
+        )
+        assert got == []
+
+
+class TestDetectorOverWindows:
+    BASE = Baseline("rmse", 1.2, 0.05, 700)  # sd at the holdout's 700 rows
+
+    @staticmethod
+    def _fold(values: list[float]):
+        windows = [_window(w, "estimated", v, 700) for w, v in enumerate(values)]
+        return detector_over(
+            TestDetectorOverWindows.BASE, windows, false_alarm_rate=1 / 52, warmup_batches=3
+        )
+
+    def test_stationary_series_alarm_as_rarely_as_the_rate_says(self):
+        """12 windows (9 judged after the warm-up) of an unchanged metric, 200 times: the
+        share that alarms at some window is what 1/52 per window makes (16%)."""
+        alarmed = 0
+        for seed in range(200):
+            values = list(1.2 + np.random.default_rng(seed).normal(scale=0.05, size=12))
+            alarmed += any(self._fold(values[: n + 1]).alarm for n in range(3, 12))
+        expected = 1 - (1 - 1 / 52) ** 9
+        assert 0.5 * expected < alarmed / 200 < 2 * expected, alarmed
+
+    def test_a_decay_alarms_within_two_windows(self):
+        rng = np.random.default_rng(1)
+        values = list(1.2 + rng.normal(scale=0.05, size=8))
+        assert not self._fold(values).alarm
+        late = self._fold([*values, 1.4, 1.4])
+        assert late.alarm and late.statistic > late.threshold and late.batches == 10
+
+    def test_an_improvement_is_no_alarm(self):
+        assert not self._fold([1.2, 1.21, 1.19, 0.9, 0.8, 0.8]).alarm  # rmse: lower is better
+
+    def test_warming_up_and_no_windows(self):
+        assert self._fold([]) is None
+        state = self._fold([3.0, 3.0])  # decayed, but the baseline is not complete yet
+        assert not state.alarm and "warming up" in state.note
 
 
 class TestDemoFeed:

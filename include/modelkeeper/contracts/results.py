@@ -353,5 +353,6 @@ class Alarm(Handoff):
     status: str  # "fired", "suppressed" (cooldown) or "none"
     reason: str
     kinds: list[str]
-    version: str | None = None  # the version the measurements are of
+    version: str | None = None  # the version serving: whose measurements these are
     last_fired: str | None = None  # when the last alarm that fired was recorded
+    detector: Detector | None = None  # that version's detector after its last window

@@ -7,6 +7,7 @@ Drift is modelkeeper.monitoring.drift's, realized and estimated metrics are mode
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -16,7 +17,16 @@ from modelkeeper.contracts.metric_names import higher_is_better
 from modelkeeper.data.keys import left_join
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from modelkeeper.contracts.results import Detector
     from modelkeeper.contracts.spec import ModelSpec
+    from modelkeeper.decisions.detector import Baseline
+
+#: A window's realized metric stands in for its estimate once its labels cover this share
+#: of the window's scored rows: the first labels of a window can be a biased few (its
+#: first days), and the estimate of all its rows says more than they do.
+REALIZED_COVERAGE = 0.5
 
 
 # -- data quality ------------------------------------------------------------------------------
@@ -121,3 +131,74 @@ def alarm_reasons(
                 )
             )
     return out
+
+
+# -- the change detector over windows ---------------------------------------------------------
+
+
+def window_values(measurements: Iterable[dict], primary: str, *, min_rows: int) -> list[dict]:
+    """One version's primary metric, one measurement a window, oldest window first:
+    realized where its labels cover REALIZED_COVERAGE of the window's scored rows, the
+    estimate elsewhere; windows with fewer than `min_rows` rows are left out. A window
+    measured again keeps its measurement on the most rows (more rows scored, more labels
+    in), the latest of equals.
+
+    `measurements`: history rows or performance.Measurement dicts of one version, in the
+    order they were recorded."""
+    latest: dict[str, dict[str, dict]] = {}
+    for m in measurements:
+        if m["metric"] != primary or m.get("slice_column") is not None:
+            continue
+        if m["kind"] not in ("realized", "estimated") or not _finite(m.get("value")):
+            continue
+        kinds = latest.setdefault(m["window_start"], {})
+        if m["kind"] not in kinds or (m.get("rows") or 0) >= (kinds[m["kind"]].get("rows") or 0):
+            kinds[m["kind"]] = m
+    out = []
+    for start in sorted(latest):
+        real, est = latest[start].get("realized"), latest[start].get("estimated")
+        covered = real is not None and (
+            est is None or real["rows"] >= REALIZED_COVERAGE * est["rows"]
+        )
+        chosen = real if covered else est
+        if chosen is not None and (chosen.get("rows") or 0) >= min_rows:
+            out.append(chosen)
+    return out
+
+
+def detector_over(
+    base: Baseline, windows: list[dict], *, false_alarm_rate: float, warmup_batches: int
+) -> Detector | None:
+    """The champion's change detector (decisions.detector) folded over its windows in
+    time order, each window a batch of its rows; its state after the last (None: none)."""
+    from modelkeeper.decisions.detector import detect
+
+    past: list[tuple[float, int, float]] = []
+    state = None
+    for w in windows:
+        value, rows = float(w["value"]), int(w["rows"])
+        state = detect(
+            base,
+            past,
+            value,
+            rows,
+            false_alarm_rate=false_alarm_rate,
+            warmup_batches=warmup_batches,
+        )
+        past.append((value, rows, state.statistic))
+    return state
+
+
+def detector_reason(state: Detector, window: dict, version: str | None) -> str:
+    """What an alarming detector says: which metric of which window, the statistic
+    against its threshold, the baseline."""
+    return (
+        f"detector: {window['kind']} {window['metric']} {float(window['value']):.3f} in the "
+        f"window from {str(window['window_start'])[:10]} on {window['rows']} rows; CUSUM "
+        f"{state.statistic:.2f} > threshold {state.threshold:.2f} (baseline "
+        f"{state.baseline:.3f} ± {state.sd:.3f}, v{version})"
+    )
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)

@@ -1,13 +1,15 @@
-"""Late labels: a classification champion's performance per time window, realized and estimated.
+"""Late labels: the champion's performance per time window, realized and estimated.
 
 Labels often arrive days or weeks after the predictions. Two measurements answer "how
 is the champion doing?" per window of time:
 
-- **realized**: rows that have the champion's probability *and* their (late) label are
-  scored with modelkeeper.modeling.evaluation's own metric code, so these numbers are the
-  ones the gate and the model card show.
+- **realized**: rows that have the champion's probability (a regressor's prediction)
+  *and* their (late) label are scored with modelkeeper.modeling.evaluation's own metric
+  code, so these numbers are the ones the gate and the model card show.
 - **estimated**: rows that have only the probability are scored with CBPE
-  (modelkeeper.monitoring.cbpe), calibrated on the champion's labelled holdout.
+  (modelkeeper.monitoring.cbpe), calibrated on the champion's labelled holdout; a
+  regressor's rows (features and prediction) with DLE (modelkeeper.monitoring.dle), a
+  model of the champion's loss fitted on that holdout.
 
 Windows are half-open ``[start + k*every, start + (k+1)*every)`` bins of the time column:
 ``every`` is a pandas Timedelta string (``"7D"`` by default), ``start`` defaults to
@@ -16,8 +18,9 @@ exactly these windows; pass a Monday as ``start`` for Monday-to-Sunday weeks.
 
 The predicted class is ``proba > threshold`` (0.5), what a scikit-learn binary
 classifier's ``predict`` returns (its argmax sends a tie at 0.5 to class 0), unless the
-frame carries the champion's predicted class (``prediction=``). Labels are 0/1.
-Model name and version are the caller's to add to the measurements.
+frame carries the champion's predicted class (``prediction=``). Labels are 0/1. A
+regressor's realized and estimated measurements both come from ``regression``. Model
+name and version are the caller's to add to the measurements.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from modelkeeper.contracts.errors import DataError
 from modelkeeper.contracts.handoff import Handoff
 from modelkeeper.contracts.jsonio import as_float
 from modelkeeper.modeling.evaluation import _metrics
+from modelkeeper.monitoring import dle
 from modelkeeper.monitoring.cbpe import (
     DEFAULT_THRESHOLD,
     Calibrator,
@@ -48,6 +52,7 @@ REALIZED = "realized"
 ESTIMATED = "estimated"
 Kind = Literal["realized", "estimated"]
 DEFAULT_EVERY = "7D"
+REGRESSION_METRICS: tuple[str, ...] = ("rmse", "mae", "r2")  # evaluation's
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,7 @@ class Measurement(Handoff):
     kind: Kind
     metric: str
     value: float
-    rows: int  # labelled rows (realized) or rows with a probability (estimated)
+    rows: int  # labelled rows (realized) or rows with a probability/prediction (estimated)
     slice_column: str | None = None
     slice_value: str | None = None
 
@@ -138,6 +143,54 @@ def estimated(
         return expected_metrics(q[idx], c[idx], predicted[idx], wanted)
 
     return list(_per_window(rows, ESTIMATED, measure, time_column, slices, min_rows, every, start))
+
+
+def regression(
+    frame: pd.DataFrame,
+    *,
+    label: str,
+    prediction: str,
+    estimator: dle.LossEstimator | None,
+    time_column: str,
+    min_rows: int,
+    slices: Sequence[str] = (),
+    every: str | pd.Timedelta = DEFAULT_EVERY,
+    start: Any = None,
+    metrics: Iterable[str] | None = None,
+) -> tuple[list[Measurement], list[Measurement]]:
+    """A regressor's (realized, estimated) measurements per window and slice.
+
+    Realized: rmse, mae and r2 as evaluation computes them, on the rows whose label has
+    arrived, in windows with at least ``min_rows`` of them. Estimated (with an
+    ``estimator``): DLE's rmse and mae on every row with a prediction and its features
+    (a row without any would be estimated from nothing), labels or not.
+    """
+    names = None if metrics is None else {metrics} if isinstance(metrics, str) else set(metrics)
+    _check_columns(frame, [label, prediction, time_column])
+    y, p = _numbers(frame[label]), _numbers(frame[prediction])
+    have = np.isfinite(y) & np.isfinite(p)
+    y_have, p_have = y[have], p[have]
+    wanted = [m for m in REGRESSION_METRICS if names is None or m in names]
+
+    def real(idx: np.ndarray) -> dict[str, float]:
+        got = _metrics(y_have[idx], p_have[idx], None, "regression")
+        return {m: got[m] for m in wanted}
+
+    window = (time_column, slices, min_rows, every, start)
+    realized_ = list(_per_window(frame.loc[have], REALIZED, real, *window))
+    if estimator is None:
+        return realized_, []
+    _check_columns(frame, [*estimator.numeric, *estimator.categorical])
+    featured = frame[[*estimator.numeric, *estimator.categorical]].notna().any(axis=1)
+    rows = frame.loc[np.isfinite(p) & featured.to_numpy()]
+    absolute, squared = estimator.losses(rows)
+    wanted_est = dle.wanted_metrics(wanted)
+
+    def estimate(idx: np.ndarray) -> dict[str, float]:
+        return dle.expected_metrics(absolute[idx], squared[idx], wanted_est)
+
+    window = (time_column, slices, 1, every, start)
+    return realized_, list(_per_window(rows, ESTIMATED, estimate, *window))
 
 
 def window_codes(
@@ -224,6 +277,10 @@ def as_frame(measurements: Iterable[Measurement]) -> pd.DataFrame:
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+
+def _numbers(col: pd.Series) -> np.ndarray:
+    return pd.to_numeric(col, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
 
 
 def _check_columns(frame: pd.DataFrame, columns: Sequence[str]) -> None:

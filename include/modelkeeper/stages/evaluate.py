@@ -195,17 +195,17 @@ def _champion(ws: Workspace, current: VersionInfo, candidate: Candidate, holdout
 
 def _scoring_reference(ws, run, trained, version, holdout_key, holdout) -> None:  # noqa: ANN001
     """What scoring measures the version against once it serves: its holdout with its own
-    out-of-sample prediction (drift of features and predictions), and the calibration of
-    its probabilities on the holdout's labels (CBPE estimates)."""
+    out-of-sample prediction and label (drift of features and predictions; a regressor's
+    DLE loss model is fitted on it), and the calibration of its probabilities on the
+    holdout's labels (CBPE estimates)."""
     from modelkeeper.contracts.errors import DataError
     from modelkeeper.monitoring.cbpe import fit_calibrator
 
     spec, storage = ws.spec, ws.storage
     folder = storage.snapshot_dir(spec.name, run.run_id) / L.REFERENCE_DIR
     y_pred, proba = ws.predict(version.source, holdout_key, holdout)
-    scored = holdout[[*spec.features.all, spec.data_schema.timestamp_column]].assign(
-        prediction=proba if proba is not None else y_pred
-    )
+    columns = [*spec.features.all, spec.data_schema.timestamp_column, spec.target.column]
+    scored = holdout[columns].assign(prediction=proba if proba is not None else y_pred)
     storage.write_parquet(scored, folder / L.HOLDOUT_SCORED_FILE)
     if proba is not None:
         try:
