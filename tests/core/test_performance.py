@@ -20,11 +20,11 @@ from sklearn.isotonic import IsotonicRegression
 
 from modelkeeper.contracts.errors import DataError
 from modelkeeper.contracts.metric_names import CLASSIFICATION
+from modelkeeper.contracts.results import Measurement
 from modelkeeper.monitoring.cbpe import METRICS, Calibrator, estimate, fit_calibrator
 from modelkeeper.monitoring.performance import (
     ESTIMATED,
     REALIZED,
-    Measurement,
     as_frame,
     estimated,
     realized,
@@ -75,7 +75,7 @@ def frame_of(n: int, seed: int, *, days: int = 21) -> pd.DataFrame:
 
 
 def by_key(measurements: list[Measurement]) -> dict[tuple, Measurement]:
-    return {m.key: m for m in measurements}
+    return {m.series_key: m for m in measurements}
 
 
 class TestEstimate:
@@ -394,11 +394,10 @@ class TestWindows:
 
 class TestMeasurement:
     def test_json_round_trip(self):
-        m = Measurement(
-            "2013-01-01T00:00:00", "2013-01-08T00:00:00", ESTIMATED, "roc_auc", 0.71, 900
-        )
+        week = {"window_start": "2013-01-01T00:00:00", "window_end": "2013-01-08T00:00:00"}
+        m = Measurement("", ESTIMATED, "roc_auc", 0.71, rows=900, **week)
         sliced = Measurement(
-            "2013-01-01T00:00:00", "2013-01-08T00:00:00", REALIZED, "f1", 0.3, 210, "origin", "JFK"
+            "", REALIZED, "f1", 0.3, rows=210, slice_column="origin", slice_value="JFK", **week
         )
         for one in (m, sliced):
             assert Measurement.from_dict(json.loads(json.dumps(one.to_dict()))) == one

@@ -13,6 +13,7 @@ Each is a frozen dataclass; `to_dict()` is the JSON that crosses the task bounda
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from modelkeeper.contracts import lineage as L
@@ -304,6 +305,46 @@ class Reconciled(Handoff):
 
     ok: bool
     message: str
+
+
+@dataclass(frozen=True)
+class Measurement(Handoff):
+    """One number about one model version over one window: a realized or estimated metric,
+    overall or for one value of a slice column, a drift share, a detector statistic... A
+    row of the monitoring history (monitoring.history); `model` and `version` are left
+    empty by the code that computes a number and filled by the stage that records it."""
+
+    model: str
+    kind: str  # monitoring.history.Kind
+    metric: str
+    value: float | None
+    version: str | None = None
+    window_start: str | None = None  # ISO, inclusive
+    window_end: str | None = None  # ISO, exclusive
+    rows: int | None = None  # the rows it was measured on
+    slice_column: str | None = None
+    slice_value: str | None = None
+    run_id: str | None = None
+    dag_id: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    recorded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Measurement:
+        m = super().from_dict(data)
+        value = None if m.value is None else float(as_float(m.value))
+        return cls(**{**{f: getattr(m, f) for f in m.__dataclass_fields__}, "value": value})
+
+    def key(self) -> str:
+        """The history row's identity: a retried task writes nothing twice."""
+        parts = (self.model, self.dag_id, self.run_id, self.kind, self.metric, self.version)
+        where = (self.window_start, self.slice_column, self.slice_value)
+        return "|".join(str(p) for p in (*parts, *where))
+
+    @property
+    def series_key(self) -> tuple[str | None, str | None, str | None, str]:
+        """What a realized and an estimated measurement of the same thing share."""
+        return (self.window_start, self.slice_column, self.slice_value, self.metric)
 
 
 # -- the champion at work: score, watch, measure, alarm (stages.serve, stages.measure) -------

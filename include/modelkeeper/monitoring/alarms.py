@@ -88,7 +88,7 @@ def alarm_reasons(
 ) -> list[tuple[str, str]]:
     """(kind, reason) for every threshold of spec.monitoring the measurements cross.
 
-    `metrics` are measurements as dicts (performance.Measurement.to_dict(), plus the
+    `metrics` are measurements as dicts (contracts.results.Measurement.to_dict(), plus the
     version): realized or estimated primary metric, overall or per slice, on windows with
     at least monitoring.min_rows rows.
     """
@@ -143,7 +143,7 @@ def window_values(measurements: Iterable[dict], primary: str, *, min_rows: int) 
     measured again keeps its measurement on the most rows (more rows scored, more labels
     in), the latest of equals.
 
-    `measurements`: history rows or performance.Measurement dicts of one version, in the
+    `measurements`: history rows or Measurement dicts of one version, in the
     order they were recorded."""
     latest: dict[str, dict[str, dict]] = {}
     for m in measurements:

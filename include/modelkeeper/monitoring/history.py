@@ -11,12 +11,12 @@ indexed for "this model's series". A retried task writes nothing twice: a row is
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Literal
+from dataclasses import asdict
+from typing import Literal
 
 import sqlalchemy as sa
 
+from modelkeeper.contracts.results import Measurement
 from modelkeeper.records.sqlstore import SqlStore, keyed_table
 
 Kind = Literal[
@@ -51,29 +51,6 @@ history_table = keyed_table(
     sa.Column("detail", sa.Text),
     sa.Index("ix_modelkeeper_history_series", "model", "kind", "metric", "window_start"),
 )
-
-
-@dataclass(frozen=True)
-class Measurement:
-    model: str
-    kind: Kind
-    metric: str
-    value: float | None
-    version: str | None = None
-    window_start: str | None = None
-    window_end: str | None = None
-    rows: int | None = None
-    slice_column: str | None = None
-    slice_value: str | None = None
-    run_id: str | None = None
-    dag_id: str | None = None
-    detail: dict[str, Any] = field(default_factory=dict)
-    recorded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
-
-    def key(self) -> str:
-        parts = (self.model, self.dag_id, self.run_id, self.kind, self.metric, self.version)
-        where = (self.window_start, self.slice_column, self.slice_value)
-        return "|".join(str(p) for p in (*parts, *where))
 
 
 class History(SqlStore):

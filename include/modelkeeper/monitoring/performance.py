@@ -25,18 +25,15 @@ name and version are the caller's to add to the measurements.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from modelkeeper.contracts.errors import DataError
-from modelkeeper.contracts.handoff import Handoff
-from modelkeeper.contracts.jsonio import as_float
+from modelkeeper.contracts.results import Measurement
 from modelkeeper.modeling.evaluation import _metrics
 from modelkeeper.monitoring import dle
 from modelkeeper.monitoring.cbpe import (
@@ -53,30 +50,6 @@ ESTIMATED = "estimated"
 Kind = Literal["realized", "estimated"]
 DEFAULT_EVERY = "7D"
 REGRESSION_METRICS: tuple[str, ...] = ("rmse", "mae", "r2")  # evaluation's
-
-
-@dataclass(frozen=True)
-class Measurement(Handoff):
-    """One metric of one window (overall, or one value of one slice column)."""
-
-    window_start: str  # ISO, inclusive
-    window_end: str  # ISO, exclusive
-    kind: Kind
-    metric: str
-    value: float
-    rows: int  # labelled rows (realized) or rows with a probability/prediction (estimated)
-    slice_column: str | None = None
-    slice_value: str | None = None
-
-    @classmethod
-    def from_dict(cls, data: Any) -> Measurement:
-        m = super().from_dict(data)
-        return dataclasses.replace(m, value=float(as_float(m.value)))
-
-    @property
-    def key(self) -> tuple[str, str | None, str | None, str]:
-        """What a realized and an estimated measurement of the same thing share."""
-        return (self.window_start, self.slice_column, self.slice_value, self.metric)
 
 
 # -- per window ---------------------------------------------------------------------------------
@@ -258,7 +231,17 @@ def _measurements(
         return
     for metric, number in measure(idx).items():
         if math.isfinite(number):
-            yield Measurement(window[0], window[1], kind, metric, number, len(idx), column, value)
+            yield Measurement(
+                "",
+                kind,
+                metric,
+                number,
+                window_start=window[0],
+                window_end=window[1],
+                rows=len(idx),
+                slice_column=column,
+                slice_value=value,
+            )
 
 
 def as_frame(measurements: Iterable[Measurement]) -> pd.DataFrame:

@@ -91,7 +91,7 @@ def _horizon_start(ws: Workspace, newest: Any) -> Any:
 def _windows(ws: Workspace, run: Run, version: str, part: pd.DataFrame) -> list[dict]:
     """One version's realized and estimated measurements per window, recorded; returns
     those of the primary metric, with the version (what alarm weighs)."""
-    from modelkeeper.monitoring.history import Measurement
+    from dataclasses import replace
 
     spec, policy = ws.spec, ws.spec.monitoring
     common = dict(
@@ -104,28 +104,13 @@ def _windows(ws: Workspace, run: Run, version: str, part: pd.DataFrame) -> list[
         real, est = _regression(ws, version, part, common)
     else:
         real, est = _classification(ws, version, part, common)
+    measured = [
+        replace(m, model=spec.name, version=version, run_id=run.run_id, dag_id=run.dag_id)
+        for m in (*real, *est)
+    ]
     if ws.history is not None:
-        ws.history.record(
-            [
-                Measurement(
-                    spec.name,
-                    m.kind,
-                    m.metric,
-                    m.value,
-                    version=version,
-                    window_start=m.window_start,
-                    window_end=m.window_end,
-                    rows=m.rows,
-                    slice_column=m.slice_column,
-                    slice_value=m.slice_value,
-                    run_id=run.run_id,
-                    dag_id=run.dag_id,
-                )
-                for m in (*real, *est)
-            ]
-        )
-    primary = spec.metrics.primary
-    return [{**m.to_dict(), "version": version} for m in (*real, *est) if m.metric == primary]
+        ws.history.record(measured)
+    return [m.to_dict() for m in measured if m.metric == spec.metrics.primary]
 
 
 def _classification(ws: Workspace, version: str, part: pd.DataFrame, common: dict) -> tuple:
