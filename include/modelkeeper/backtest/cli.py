@@ -69,9 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--k", type=int, default=4, help="every_<k>: retrain every k steps")
     parser.add_argument(
         "--windows",
-        default="56,all",
+        default=None,
         help="extra training windows to compare, in days or 'all' (comma-separated; '' none; "
-        "the spec's own window is skipped)",
+        "the spec's own window is skipped; default: the spec's backtest.windows)",
     )
     parser.add_argument("--drift", choices=("spec", "all", "none"), default="spec")
     parser.add_argument("--data", help="CSV/Parquet file or glob to replay instead")
@@ -96,10 +96,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     spec = get_spec(args.model)
+    chosen = spec.backtest.windows if args.windows is None else args.windows.split(",")
     windows = [
-        ALL_HISTORY_DAYS if w.strip() == "all" else int(w)
-        for w in args.windows.split(",")
-        if w.strip()
+        ALL_HISTORY_DAYS if str(w).strip() == "all" else int(w)
+        for w in chosen
+        if str(w).strip()
     ]
     data = load_data(spec, args.data)
     with tempfile.TemporaryDirectory(prefix=f"backtest-{spec.name}-") as tmp:

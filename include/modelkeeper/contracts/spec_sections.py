@@ -254,6 +254,11 @@ class Backtest(Strict):
         description="steps ingested before the first model is trained (default: enough steps "
         "to fill window.training_days)",
     )
+    windows: list[int | Literal["all"]] = Field(
+        [56, "all"],
+        description="other training windows (days, or all history) replayed beside the "
+        "spec's own, to see whether the window matters more than the trigger",
+    )
 
 
 class FilesDestination(Strict):
