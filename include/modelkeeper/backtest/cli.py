@@ -98,9 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     spec = get_spec(args.model)
     chosen = spec.backtest.windows if args.windows is None else args.windows.split(",")
     windows = [
-        ALL_HISTORY_DAYS if str(w).strip() == "all" else int(w)
-        for w in chosen
-        if str(w).strip()
+        ALL_HISTORY_DAYS if str(w).strip() == "all" else int(w) for w in chosen if str(w).strip()
     ]
     data = load_data(spec, args.data)
     with tempfile.TemporaryDirectory(prefix=f"backtest-{spec.name}-") as tmp:

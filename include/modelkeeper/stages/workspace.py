@@ -60,7 +60,7 @@ class Workspace:
 
     spec: ModelSpec
     storage: Storage
-    registry: Registry
+    registry: Registry | None  # None only for the stages that never touch MLflow (ingest)
     history: History | None = None
     audit: AuditLog | None = None
     model_name: str | None = None

@@ -109,15 +109,18 @@ class ModelkeeperOperator(BaseOperator):
 
         return History(self._engine)
 
-    def workspace(self, *, history: bool = False, audit: bool = False) -> Workspace:
+    def workspace(
+        self, *, history: bool = False, audit: bool = False, registry: bool = True
+    ) -> Workspace:
         """What the core's stage functions work with (modelkeeper.stages); the history and
-        the audit trail only for the stages that write them (they open the database)."""
+        the audit trail only for the stages that write them (they open the database), the
+        registry for all but ingestion (no MLflow Connection needed to take data in)."""
         from modelkeeper.stages.workspace import Workspace
 
         return Workspace(
             spec=self.spec,
             storage=self.storage,
-            registry=self.registry,
+            registry=self.registry if registry else None,
             history=self.history if history else None,
             audit=self.audit if audit else None,
         )

@@ -27,7 +27,7 @@ class CollectOperator(ModelkeeperOperator):
             from airflow.sdk.exceptions import AirflowSkipException
 
             raise AirflowSkipException("no champion yet: new rows wait for one, untaken")
-        ws = self.workspace()
+        ws = self.workspace(registry=False)
         source = stream_spec(ws, self.stream).source
         read_sql = self._sql_reader(source.conn_id) if source.kind == "sql" else None
         return collect(ws, self.run(context), stream=self.stream, read_sql=read_sql)

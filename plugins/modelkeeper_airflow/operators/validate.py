@@ -38,7 +38,9 @@ class ValidateOperator(ModelkeeperOperator):
         from modelkeeper_airflow import links
 
         batch = Batch.from_dict(self.batch)
-        result = validate(self.workspace(), self.run(context), batch, stream=self.stream)
+        result = validate(
+            self.workspace(registry=False), self.run(context), batch, stream=self.stream
+        )
         if result.data_docs:
             name, run_id = self.ingest_spec.name, context["run_id"]
             self.push_link(
