@@ -280,10 +280,8 @@ def _decide(run: PolicyRun, step: int, m: Monitoring) -> tuple[bool, str, str | 
         return retrain, reason, None
     stage_run = Run(run_id=f"{run.ws.name}__step_{step:03d}", dag_id="backtest")
     decision: RetrainDecision = decide(run.ws, stage_run, m)
-    kinds = [
-        k for k, word in (("drift", "data drift"), ("decay", "decay")) if word in decision.reason
-    ]
-    return decision.retrain, decision.reason, "+".join(kinds) or None
+    kinds = [t for t in decision.triggers if t in ALARMS]
+    return decision.retrain, decision.reason, ("+".join(kinds) if decision.retrain else "") or None
 
 
 def _retrain(

@@ -147,7 +147,7 @@ class Shadow(Handoff):
 
     comparison: Comparison
     train_rows: int
-    fit_seconds: float  # the shadow's fit
+    fit_seconds: float  # the shadow's fit (CPU seconds)
     twin_seconds: float = 0.0  # the twin's fit (once per champion in a process)
     baseline: float | None = None  # the champion's metric on its own holdout: the scale
     champion: float | None = None  # the champion's own metric on the batch, for context
@@ -202,7 +202,7 @@ class Trained(Handoff):
     note: str = ""  # why no version was registered, when none was
     twin_version: str | None = None  # the version already trained on this data and spec
     outcome: str = ""  # the run's one-line outcome when no version was registered
-    fit_seconds: float = 0.0  # fitting alone (0: the fit of the same data was reused)
+    fit_seconds: float = 0.0  # CPU seconds of the fit (the same data's fit, when reused)
     train_path: str = ""  # the rows it was trained on (beside holdout_path)
 
 

@@ -54,7 +54,11 @@ def monitor(ws: Workspace, run: Run, accepted: Accepted, *, evidence: bool = Tru
             champion_problem=problem,
         )
     metrics = _batch_metrics(ws, champion.source, accepted, batch)
-    found = gather(ws, run, champion, model, accepted, batch, metrics) if evidence and len(batch) else {}
+    found = (
+        gather(ws, run, champion, model, accepted, batch, metrics)
+        if evidence and len(batch)
+        else {}
+    )
     fresh_until = max(
         filter(None, [champion.tags.get(L.DATA_END), champion.tags.get(L.HELD_UNTIL)]), default=None
     )

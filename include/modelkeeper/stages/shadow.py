@@ -48,8 +48,9 @@ def shadow(
     ts = spec.data_schema.timestamp_column
     before = (pd.Timestamp(labelled[ts].min()) - pd.Timedelta(microseconds=1)).isoformat()
     window = _window(ws, before)
-    if len(window) < 2:
-        return None
+    newer = window[window[ts] > pd.Timestamp(data_end)] if len(window) else window
+    if len(newer) < max(1, spec.retrain.min_new_rows):
+        return None  # the champion saw (nearly) all of it: nothing new to learn from
     rate = min(1.0, conf.sample_rows / len(window))
     twin, shadow_fit = _fit(ws, _window(ws, data_end), rate), _fit(ws, window, rate)
     if twin is None or shadow_fit is None:
@@ -121,13 +122,13 @@ def _fit(ws: Workspace, frame: pd.DataFrame, rate: float) -> tuple[Any, int, flo
         if len(rows) < 2 or (spec.target.task == "classification" and classes < 2):
             ws.memo.shadows[key] = None
         else:
-            started = time.perf_counter()
+            started = time.process_time()  # CPU seconds, as train counts its fit
             try:
                 model = fit(spec, rows)
             except TrainingDataError as exc:
                 log.info("no shadow: %s", exc)
                 model = None
-            seconds = time.perf_counter() - started
+            seconds = time.process_time() - started
             ws.memo.shadows[key] = None if model is None else (model, len(rows), seconds)
     return ws.memo.shadows[key]
 
