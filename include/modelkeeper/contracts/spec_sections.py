@@ -175,6 +175,13 @@ class ShadowChallenger(Strict):
     sample_rows: int = Field(
         20_000, ge=100, description="accepted rows of the training window it is fitted on"
     )
+    max_share: float = Field(
+        0.25,
+        gt=0,
+        le=1,
+        description="at most this share of the window's rows (a shadow costs a fraction of a "
+        "full fit on small data too)",
+    )
     level: float = Field(
         0.95,
         gt=0,

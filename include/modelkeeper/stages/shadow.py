@@ -51,7 +51,7 @@ def shadow(
     newer = window[window[ts] > pd.Timestamp(data_end)] if len(window) else window
     if len(newer) < max(1, spec.retrain.min_new_rows):
         return None  # the champion saw (nearly) all of it: nothing new to learn from
-    rate = min(1.0, conf.sample_rows / len(window))
+    rate = min(conf.max_share, conf.sample_rows / len(window))
     twin, shadow_fit = _fit(ws, _window(ws, data_end), rate), _fit(ws, window, rate)
     if twin is None or shadow_fit is None:
         return None
