@@ -159,15 +159,19 @@ class TestNoNetwork:
                 imported.add(node.module.split(".")[0])
         assert imported & self.NETWORK == set()
 
-    def test_loads_with_sockets_refused(self):
+    @pytest.mark.parametrize(
+        ("module", "loader", "rows"),
+        [("births", "load_births", WEEKS * 7 * STATES), ("stops", "load_stops", 51_920)],
+    )
+    def test_loads_with_sockets_refused(self, module, loader, rows):
         code = (
             "import socket\n"
             "def refuse(*a, **k): raise OSError('network used')\n"
             "socket.socket = socket.create_connection = socket.getaddrinfo = refuse\n"
-            "from modelkeeper.demo.births import load_births\n"
-            "print(len(load_births()))\n"
+            f"from modelkeeper.demo.{module} import {loader}\n"
+            f"print(len({loader}()))\n"
         )
         out = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
         )
-        assert out.stdout.strip() == str(WEEKS * 7 * STATES)
+        assert out.stdout.strip() == str(rows)
