@@ -96,8 +96,8 @@ cat <<MSG
         (new rows, a new champion), monitor_flight_delay (late labels, daily),
         modelkeeper_demo_feed (lands the next week every 5 minutes: flights to score, and the
         labels of the week before), modelkeeper_rollback (manual), modelkeeper_reconcile;
-        retrain_us_births (manual only: no feed lands its data; "make backtest
-        MODEL=us_births" replays them).
+        retrain_us_births and retrain_mpls_stops (manual only: no feed lands their data;
+        "make backtest MODEL=us_births" or "MODEL=mpls_stops" replays them).
   On a first start retrain_flight_delay trains the first champion (a few minutes); then
   score_flight_delay scores the demo's next week and monitor_flight_delay joins its labels
   when they land. To retrain now, trigger retrain_flight_delay with force_retrain=true;

