@@ -182,6 +182,13 @@ class ShadowChallenger(Strict):
         description="at most this share of the window's rows (a shadow costs a fraction of a "
         "full fit on small data too)",
     )
+    fit_share: float = Field(
+        0.25,
+        gt=0,
+        le=1,
+        description="share of the estimator's trees or boosting iterations the shadow and its "
+        "twin fit (n_estimators, or max_iter of the histogram gradient boosters)",
+    )
     level: float = Field(
         0.95,
         gt=0,

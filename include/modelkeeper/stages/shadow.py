@@ -27,6 +27,7 @@ from modelkeeper.contracts import lineage as L
 from modelkeeper.contracts.results import Shadow
 
 if TYPE_CHECKING:
+    from modelkeeper.contracts.spec import ModelSpec
     from modelkeeper.records.registry import VersionInfo
     from modelkeeper.stages.workspace import Workspace
 
@@ -115,7 +116,7 @@ def _fit(ws: Workspace, frame: pd.DataFrame, rate: float) -> tuple[Any, int, flo
     if frame.empty:
         return None
     span = (len(frame), str(frame[ts].min()), str(frame[ts].max()))
-    key = ("shadow", fit_key(ws), *span, round(rate, 4))
+    key = ("shadow", fit_key(ws), *span, round(rate, 4), spec.retrain.shadow.fit_share)
     if key not in ws.memo.shadows:
         rows = sample(ws, frame, rate)
         classes = rows[spec.target.column].nunique()
@@ -124,13 +125,34 @@ def _fit(ws: Workspace, frame: pd.DataFrame, rate: float) -> tuple[Any, int, flo
         else:
             started = time.process_time()  # CPU seconds, as train counts its fit
             try:
-                model = fit(spec, rows)
+                model = fit(recipe(spec), rows)
             except TrainingDataError as exc:
                 log.info("no shadow: %s", exc)
                 model = None
             seconds = time.process_time() - started
             ws.memo.shadows[key] = None if model is None else (model, len(rows), seconds)
     return ws.memo.shadows[key]
+
+
+def recipe(spec: ModelSpec) -> ModelSpec:
+    """The spec with a lighter estimator for the shadow and its twin: a share of its trees
+    or boosting iterations (the two are compared with each other, never with the champion,
+    so they only need to be alike)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    share = spec.retrain.shadow.fit_share
+    cls = spec.estimator.load_class()
+    defaults = cls().get_params()
+    knob = "n_estimators" if "n_estimators" in defaults else None
+    if issubclass(cls, (HistGradientBoostingClassifier, HistGradientBoostingRegressor)):
+        knob = "max_iter"
+    if knob is None or share >= 1:
+        return spec
+    full = spec.estimator.params.get(knob, defaults[knob])
+    params = {**spec.estimator.params, knob: max(10, round(full * share))}
+    return spec.model_copy(
+        update={"estimator": spec.estimator.model_copy(update={"params": params})}
+    )
 
 
 def _output(ws: Workspace, model: Any, frame: pd.DataFrame) -> np.ndarray:
