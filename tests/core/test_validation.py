@@ -374,6 +374,18 @@ class TestSchemaFailures:
             "expect_compound_columns_to_be_unique(column=carrier,flight,origin,time_hour, 6 unexpected",
         )
 
+    def test_a_one_column_key(self, spec: ModelSpec, frame: pd.DataFrame) -> None:
+        """An id column alone is a key too (GX's compound expectation refuses one column)."""
+        schema = spec.data_schema.model_copy(update={"unique_key": ["flight"]})
+        one = spec.model_copy(update={"data_schema": schema})
+        unique = frame.drop_duplicates("flight")
+        assert validate_frame(unique, one).success
+        duplicated = pd.concat([unique, unique.head(2)], ignore_index=True)
+        assert_fails(
+            validate_frame(duplicated, one),
+            "expect_column_values_to_be_unique(column=flight, 4 unexpected",
+        )
+
     def test_single_class_label(self, spec: ModelSpec, frame: pd.DataFrame) -> None:
         frame["delayed"] = 0
 

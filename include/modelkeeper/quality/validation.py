@@ -199,8 +199,11 @@ def _expectations(spec: ModelSpec, checks: Checks = "all") -> list[Any]:
         out.append(
             gxe.ExpectTableRowCountToBeBetween(min_value=schema.min_rows, max_value=schema.max_rows)
         )
-    if schema.unique_key:
-        out.append(gxe.ExpectCompoundColumnsToBeUnique(column_list=list(schema.unique_key)))
+    key = list(schema.unique_key or [])
+    if len(key) == 1:  # GX's compound expectation refuses a single column
+        out.append(gxe.ExpectColumnValuesToBeUnique(column=key[0]))
+    elif key:
+        out.append(gxe.ExpectCompoundColumnsToBeUnique(column_list=key))
     if table_level and spec.target.task == "classification":
         out.append(
             gxe.ExpectColumnUniqueValueCountToBeBetween(column=spec.target.column, min_value=2)
