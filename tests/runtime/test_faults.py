@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from modelkeeper.contracts.lineage import ALIAS_MOVES
 from modelkeeper.records.audit import reconcile
 from tests.helpers import accepted_rows
 from tests.runtime.conftest import RETRY_DELAY, mlflow_runs, ts
@@ -64,9 +65,11 @@ def test_kill_during_training_is_retried_without_duplicates(runtime, registry, f
     assert len(all_versions) == 1, "the killed attempt left a second version behind"
 
     audit = rt.audit()
-    promotions = [e for e in audit.events(MODEL) if e["run_id"] == run_id]
-    assert [(e["event"], e["version_after"]) for e in promotions] == [
-        ("promotion", version.version)
+    # One decision row (why it trained) and one promotion row, however many tries ran.
+    rows = [e for e in audit.events(MODEL) if e["run_id"] == run_id]
+    assert [(e["event"], e["version_after"]) for e in rows] == [
+        ("decision", None),
+        ("promotion", version.version),
     ]
     ok, message = reconcile(audit, MODEL, champion.version)
     assert ok, message
@@ -103,7 +106,7 @@ def test_kill_during_promotion_is_retried_and_audited_once(runtime, registry, fi
     assert mlflow_run.data.tags["outcome"].startswith("promoted: first model")
 
     audit = rt.audit()
-    rows = [e for e in audit.events(MODEL) if e["run_id"] == run_id]
+    rows = [e for e in audit.events(MODEL) if e["run_id"] == run_id and e["event"] in ALIAS_MOVES]
     assert len(rows) == 1, rows
     assert rows[0]["event"] == "promotion"
     assert rows[0]["version_before"] is None and rows[0]["version_after"] == champion.version
@@ -179,7 +182,7 @@ def test_mlflow_down_during_logging_retries_then_fails_cleanly(
 
     rt, server = runtime, outage_mlflow
     champion_before = registry.alias(MODEL).version
-    audit_rows_before = len(rt.audit().events(MODEL))
+    moves_before = [e for e in rt.audit().events(MODEL) if e["event"] in ALIAS_MOVES]
     rt.patch_connection("mlflow_default", host=server.url)
     t0 = time.monotonic()
     try:
@@ -239,7 +242,8 @@ def test_mlflow_down_during_logging_retries_then_fails_cleanly(
 
     # Nothing else moved: the session registry's champion, the audit trail, the data.
     assert registry.alias(MODEL).version == champion_before
-    assert len(rt.audit().events(MODEL)) == audit_rows_before
+    # (the forced run's "decision" row is written before `train`: the decision was taken)
+    assert [e for e in rt.audit().events(MODEL) if e["event"] in ALIAS_MOVES] == moves_before
     storage = rt.storage()
     assert not storage.quarantine_dir(MODEL, run_id).exists()
     assert accepted_rows(storage, MODEL, run_id) == 0

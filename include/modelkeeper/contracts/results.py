@@ -169,6 +169,7 @@ class Monitoring(Handoff):
     drift_threshold: float | None = None  # calibrated on the champion's reference
     detector: Detector | None = None
     shadow: Shadow | None = None
+    shadow_note: str | None = None  # why there is no shadow, when the spec asks for one
     held_back: str | None = None  # a refused candidate holds age/floor/detector triggers
 
 

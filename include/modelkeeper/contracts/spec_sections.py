@@ -182,6 +182,12 @@ class ShadowChallenger(Strict):
         description="at most this share of the window's rows (a shadow costs a fraction of a "
         "full fit on small data too)",
     )
+    min_rows: int = Field(
+        2_000,
+        ge=1,
+        description="but never fewer rows than this (all of a smaller window): fitted on less, "
+        "the two fits' own noise passes for a difference the new data makes",
+    )
     fit_share: float = Field(
         0.25,
         gt=0,

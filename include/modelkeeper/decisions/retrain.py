@@ -171,6 +171,8 @@ def _evidence(m: Monitoring, spec: ModelSpec) -> list[str]:
         out.append(
             f"shadow {c.advantage:+.4f} [{c.lo:+.4f}, {c.hi:+.4f}] (needs {min_gain(spec, _scale(m)):+.4f})"
         )
+    elif m.shadow_note:
+        out.append(m.shadow_note)
     if m.detector is not None:
         out.append(m.detector.describe())
     if m.drift_share is not None:

@@ -49,8 +49,10 @@ def gather(
         "drift_summary": None if drifted is None else drifted.summary,
         "drift_threshold": None if drifted is None else drift_threshold(ws, champion, model, batch),
         "detector": detector(ws, run, champion, metrics, len(batch)),
-        "shadow": shadow(ws, champion, batch, str(accepted.path)),
     }
+    found = shadow(ws, champion, batch, str(accepted.path))
+    out["shadow"] = found if not isinstance(found, str) else None
+    out["shadow_note"] = found if isinstance(found, str) else None
     out["held_back"] = held_back(ws, champion, accepted)
     _record(ws, run, champion, len(batch), out)
     return out

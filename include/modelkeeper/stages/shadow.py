@@ -37,25 +37,31 @@ _BUCKETS = 10_000  # the hash's resolution for the sampling rate
 
 def shadow(
     ws: Workspace, champion: VersionInfo, batch: pd.DataFrame, batch_key: str
-) -> Shadow | None:
-    """The shadow's advantage over the champion's twin on `batch`; None when it cannot be
-    had (turned off, too few labelled rows, nothing to train on)."""
+) -> Shadow | str | None:
+    """The shadow's advantage over the champion's twin on `batch`; else, when it cannot be
+    had, a note saying why (None when the spec turns the shadow off)."""
     spec = ws.spec
     conf = spec.retrain.shadow
+    if not conf.enabled:
+        return None
     labelled = batch[batch[spec.target.column].notna()] if len(batch) else batch
     data_end = champion.tags.get(L.DATA_END)
-    if not conf.enabled or not data_end or len(labelled) < max(1, spec.retrain.min_new_rows):
-        return None
+    least = max(1, spec.retrain.min_new_rows)
+    if not data_end:
+        return f"no shadow: champion v{champion.version} does not say what data it learned from"
+    if len(labelled) < least:
+        return f"no shadow: {len(labelled)} labelled rows in the batch, fewer than {least}"
     ts = spec.data_schema.timestamp_column
     before = (pd.Timestamp(labelled[ts].min()) - pd.Timedelta(microseconds=1)).isoformat()
     window = _window(ws, before)
     newer = window[window[ts] > pd.Timestamp(data_end)] if len(window) else window
-    if len(newer) < max(1, spec.retrain.min_new_rows):
-        return None  # the champion saw (nearly) all of it: nothing new to learn from
-    rate = min(conf.max_share, conf.sample_rows / len(window))
+    if len(newer) < least:  # a retrain now would learn from the same rows
+        return f"no shadow: {len(newer)} rows before this batch that the champion has not seen"
+    rows = min(conf.sample_rows, max(conf.min_rows, conf.max_share * len(window)))
+    rate = min(1.0, rows / len(window))
     twin, shadow_fit = _fit(ws, _window(ws, data_end), rate), _fit(ws, window, rate)
     if twin is None or shadow_fit is None:
-        return None
+        return "no shadow: nothing to fit on in the training window"
     from modelkeeper.decisions.stats import compare
 
     metric = spec.metrics.primary
