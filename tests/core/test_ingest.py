@@ -204,6 +204,60 @@ accept(batch, spec, storage, sys.argv[3])
 """
 
 
+def _keep_last(spec: ModelSpec) -> ModelSpec:
+    schema = spec.data_schema.model_copy(update={"duplicates": "keep_last"})
+    return spec.model_copy(update={"data_schema": schema})
+
+
+class TestDuplicates:
+    """One rule for rows that repeat the unique key in a batch, whether they came in one
+    file or in two (issue 23 item 2: two files in one run used to lose them silently)."""
+
+    SHARED = "6 rows share their unique_key value with another row"
+
+    @pytest.mark.parametrize("files", ["one file", "two files"])
+    def test_refused_with_their_count_however_they_arrive(self, spec, storage, flights, files):
+        week0 = demo.week_frame(flights, 0)
+        repeated = week0.head(3).assign(temp=week0["temp"].head(3) + 1)
+        if files == "one file":
+            land(storage, "week_00.parquet", pd.concat([week0, repeated], ignore_index=True))
+        else:
+            land(storage, "week_00.parquet", week0)
+            land(storage, "week_00_fix.parquet", repeated)
+        batch, accepted = run(spec, storage, "run-1")
+        assert not accepted.success and accepted.rows == 0
+        assert self.SHARED in accepted.summary and "schema.duplicates: refuse" in accepted.summary
+        # nothing lost: every file is kept aside whole
+        for f in batch.files:
+            kept = storage.quarantine_dir(spec.name, "run-1") / f.name / "batch.parquet"
+            assert len(pd.read_parquet(kept)) == f.rows
+        assert pool(spec, storage).empty
+
+    def test_a_clean_file_beside_one_with_repeats_is_accepted(self, spec, storage, flights):
+        week0, week1 = demo.week_frame(flights, 0), demo.week_frame(flights, 1)
+        land(storage, "week_00.parquet", pd.concat([week0, week0.head(3)], ignore_index=True))
+        land(storage, "week_01.parquet", week1)
+        _, accepted = run(spec, storage, "run-1")
+        assert accepted.rows == len(week1), accepted.summary
+        assert "week_00.parquet" in accepted.summary and self.SHARED in accepted.summary
+
+    @pytest.mark.parametrize("files", ["one file", "two files"])
+    def test_keep_last_keeps_the_last_and_says_how_many(self, spec, storage, flights, files):
+        spec = _keep_last(spec)
+        week0 = demo.week_frame(flights, 0)
+        repeated = week0.head(3).assign(temp=100.0)  # the rows' last word
+        if files == "one file":
+            land(storage, "week_00.parquet", pd.concat([week0, repeated], ignore_index=True))
+        else:
+            land(storage, "week_00.parquet", week0)
+            land(storage, "week_00_fix.parquet", repeated)
+        _, accepted = run(spec, storage, "run-1")
+        assert accepted.success and accepted.rows == len(week0), accepted.summary
+        assert "3 rows that repeated a unique_key dropped" in accepted.summary
+        got = pool(spec, storage).merge(repeated[KEY], on=KEY)
+        assert len(got) == 3 and (got["temp"] == 100.0).all()
+
+
 class TestKilledBetweenPoolAndManifest:
     """A real SIGKILL right after the pool partitions are written, before the commit."""
 

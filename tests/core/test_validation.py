@@ -371,7 +371,8 @@ class TestSchemaFailures:
 
         assert_fails(
             outcome,
-            "expect_compound_columns_to_be_unique(column=carrier,flight,origin,time_hour, 6 unexpected",
+            "expect_compound_columns_to_be_unique(column=carrier,flight,origin,time_hour, 6 rows share "
+            "their unique_key value with another row",
         )
 
     def test_a_one_column_key(self, spec: ModelSpec, frame: pd.DataFrame) -> None:
@@ -383,7 +384,7 @@ class TestSchemaFailures:
         duplicated = pd.concat([unique, unique.head(2)], ignore_index=True)
         assert_fails(
             validate_frame(duplicated, one),
-            "expect_column_values_to_be_unique(column=flight, 4 unexpected",
+            "expect_column_values_to_be_unique(column=flight, 4 rows share their unique_key value",
         )
 
     def test_single_class_label(self, spec: ModelSpec, frame: pd.DataFrame) -> None:

@@ -73,7 +73,13 @@ class DataSchema(Strict):
     max_rows: int | None = None
     extra_columns: Literal["warn", "fail"] = "warn"
     unique_key: list[str] | None = Field(
-        None, description="columns that identify a row; duplicates fail"
+        None, description="columns that identify a row (see duplicates)"
+    )
+    duplicates: Literal["refuse", "keep_last"] = Field(
+        "refuse",
+        description="rows of one batch (one file or several) that repeat a unique_key: "
+        "refuse the batch, or keep the last one (file order, then row order) and say how many "
+        "were dropped; either way the count is reported",
     )
 
     @field_validator("columns")

@@ -98,6 +98,7 @@ class _Review:
     warnings: list[str] = field(default_factory=list)
     verdict: ValidationOutcome | None = None  # the whole batch's, when it was validated
     accepted: list[str] = field(default_factory=list)
+    dropped: int = 0  # rows that repeated a unique_key, dropped under duplicates: keep_last
     by_key: dict[str, BatchFile] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -157,7 +158,7 @@ class _Review:
     def judge_alone(self, keys: list[str]) -> list[str]:
         """Each file on its own, row checks only; the keys that passed."""
         for k in keys:
-            verdict = self.validate(self.frames[k], self.spec, checks="rows")
+            verdict = self.validate(self.dedupe(self.frames[k]), self.spec, checks="rows")
             self.verdicts[k] = verdict
             if not verdict.success:
                 name = self.file(k).name
@@ -177,10 +178,26 @@ class _Review:
         if not frames:
             return pd.DataFrame()
         df = pd.concat(frames, ignore_index=True, sort=False) if len(frames) > 1 else frames[0]
-        key = self.spec.data_schema.unique_key
-        if key and len(frames) > 1 and set(key) <= set(df.columns):
-            df = df.drop_duplicates(subset=key, keep="last").reset_index(drop=True)  # later wins
+        self.dropped = self.dropped_in(df)
+        return self.dedupe(df)
+
+    def dedupe(self, df: pd.DataFrame) -> pd.DataFrame:
+        """One rule for rows that repeat the unique key, however many files they came in:
+        under `duplicates: keep_last` the last one stays; under `refuse` they stay for the
+        validation to refuse, with their count."""
+        if self.spec.data_schema.duplicates == "keep_last" and self.dropped_in(df):
+            key = self.spec.data_schema.unique_key
+            return df.drop_duplicates(subset=key, keep="last").reset_index(drop=True)
         return df
+
+    def dropped_in(self, df: pd.DataFrame) -> int:
+        """The rows `dedupe` drops from `df` (0 under `refuse`)."""
+        key = self.spec.data_schema.unique_key
+        if self.spec.data_schema.duplicates != "keep_last" or not key:
+            return 0
+        if df.empty or not set(key) <= set(df.columns):
+            return 0
+        return int(df.duplicated(subset=key, keep="last").sum())
 
 
 def _result(
@@ -212,7 +229,7 @@ def _result(
     index = review.docs / "index.html"
     return Accepted(
         success=all(o.outcome == "accepted" for o in outcomes.values()),
-        summary=_summary(outcomes, rows, verdict, review.batch.since),
+        summary=_summary(outcomes, rows, verdict, review.batch.since, review),
         rows=rows,
         path=path,
         start=start,
@@ -226,14 +243,22 @@ def _result(
     )
 
 
-def _summary(outcomes: dict[str, FileOutcome], rows: int, verdict: Any, since: str | None) -> str:
+def _summary(
+    outcomes: dict[str, FileOutcome], rows: int, verdict: Any, since: str | None, review: _Review
+) -> str:
     bad = [o for o in outcomes.values() if o.outcome != "accepted"]
     n = len(outcomes)
     if n == 0:
         return f"no new data since {since or 'the start'} (the last run that took any)"
     if not bad:
         checks = f"; {verdict.summary}" if verdict is not None else ""
-        return f"validation passed: {n} new file(s), {rows} rows accepted{checks}"
+        dropped = (
+            f" ({review.dropped} rows that repeated a unique_key dropped, the last of each "
+            "kept: schema.duplicates keep_last)"
+            if review.dropped and rows
+            else ""
+        )
+        return f"validation passed: {n} new file(s), {rows} rows accepted{dropped}{checks}"
     words = "; ".join(
         o.reason if o.outcome == "quarantined" else f"unreadable: {o.reason}" for o in bad
     )

@@ -81,6 +81,9 @@ def _exception_message(info: Any) -> str | None:
     return None
 
 
+_UNIQUE = ("expect_compound_columns_to_be_unique", "expect_column_values_to_be_unique")
+
+
 def _detail(r: Any, kwargs: dict, dtypes: dict[str, str]) -> str:
     column = kwargs.get("column")
     if r.expectation_config is not None and r.expectation_config.type == "expect_column_to_exist":
@@ -91,6 +94,12 @@ def _detail(r: Any, kwargs: dict, dtypes: dict[str, str]) -> str:
             return f"error: column not in the frame ({error})"
         return f"error: {error}"
     res = r.result or {}
+    kind = r.expectation_config.type if r.expectation_config is not None else ""
+    if kind in _UNIQUE and res.get("unexpected_count") is not None:
+        return (
+            f"{res['unexpected_count']} rows share their unique_key value with another row "
+            "(schema.duplicates: refuse)"
+        )
     parts = []
     type_check = kwargs.get("type_list") is not None and column in dtypes
     if type_check:
