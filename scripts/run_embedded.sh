@@ -16,6 +16,10 @@ export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False
 export AIRFLOW__API__PORT=$AIRFLOW_PORT
 export AIRFLOW__API__HOST=127.0.0.1          # not reachable from other machines
+# The public address: tasks reach the execution API at <base_url>/execution/ (else they
+# call :8080 whatever the port), and links (MLflow's airflow_run_url, notifications) are
+# absolute. Set AIRFLOW__API__BASE_URL yourself behind a proxy.
+export AIRFLOW__API__BASE_URL=${AIRFLOW__API__BASE_URL:-http://127.0.0.1:$AIRFLOW_PORT}
 export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=30
 export AIRFLOW__CORE__PARALLELISM=4            # a laptop, not a cluster: fewer worker processes
 # Tasks may start before the API server answers; let them retry instead of dying.
