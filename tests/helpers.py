@@ -205,7 +205,8 @@ def run_dag_tasks(
     for task_id in order:
         task = tasks[task_id]
         ups = task.upstream_task_ids
-        rule = str(getattr(task, "trigger_rule", "all_success"))
+        rule = getattr(task, "trigger_rule", "all_success")
+        rule = str(getattr(rule, "value", rule))  # str(TriggerRule.X) is "TriggerRule.X"
         if ups and rule.endswith("all_success") and any(states.get(u) == "skipped" for u in ups):
             states[task_id] = "skipped"
             continue

@@ -281,6 +281,56 @@ class TestAlarms:
         assert "realized_decay" in alarm["kinds"] and "below floor 0.620" in alarm["reason"]
 
 
+class TestNothingStranded:
+    """Issue 23 item 1: a scoring run that fails after validate accepted its rows used to
+    strand them (the next run only collects new files). Weeks 40-41: no other test's."""
+
+    def test_a_failed_run_s_rows_are_scored_by_the_next_run(self, world, monkeypatch):
+        from modelkeeper.contracts.spec import get_spec
+        from modelkeeper.data.keys import anti_join
+        from modelkeeper.demo import load_flights, week_frame
+        from modelkeeper.serving import scoring
+        from tests.helpers import run_operator
+        from tests.procs import free_port
+
+        storage, spec = world["storage"], get_spec(MODEL)
+        week40, week41 = week_frame(load_flights(), 40), week_frame(load_flights(), 41)
+        land_features(storage, 40, week40)
+        tasks, xcoms = dag_tasks("build_score_dag"), {}
+        for task_id in ("collect", "validate"):
+            run_operator(tasks[task_id], "manual__fails", xcoms)
+        assert xcoms[("validate", "return_value")]["rows"] == len(week40)
+        with monkeypatch.context() as dead:  # MLflow gone while `score` runs (no retries left)
+            dead.setenv(
+                "AIRFLOW_CONN_MLFLOW_DEFAULT",
+                json.dumps({"conn_type": "http", "host": f"http://127.0.0.1:{free_port()}"}),
+            )
+            dead.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+            with pytest.raises(Exception, match="(?i)connect|refused|max retries"):
+                run_operator(tasks["score"], "manual__fails", xcoms)
+
+        def unscored(frame):
+            return anti_join(frame, scoring.read_log(spec, storage), list(spec.scoring.key), spec)
+
+        assert len(unscored(week40)) == len(week40)  # accepted, not predicted: owed
+        # Nothing new has landed: the next run still goes on, for the owed rows.
+        states, xcoms = score("manual__catch_up")
+        assert states["score"] == states["watch"] == "success", states
+        scored = xcoms[("score", "return_value")]
+        assert scored["caught_up"] == ["manual__fails"] and scored["rows"] == len(week40)
+        assert unscored(week40).empty
+        watched = xcoms[("watch", "return_value")]
+        assert watched["rows"] == len(week40)
+        # Settled: the run after that has nothing to do, and new rows are scored alone.
+        states, _ = score("manual__settled")
+        assert states["score"] == "skipped", states
+        land_features(storage, 41, week41)
+        states, xcoms = score("manual__next")
+        scored = xcoms[("score", "return_value")]
+        assert scored["caught_up"] == [] and scored["rows"] == len(week41)
+        assert unscored(week41).empty
+
+
 def _ignore_earlier_alarms(monkeypatch) -> None:
     """The cooldown as if no alarm had fired before this test."""
     from datetime import UTC, datetime

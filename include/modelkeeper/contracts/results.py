@@ -365,6 +365,10 @@ class Scored(Handoff):
     destination: str | None = None
     path: str | None = None  # this run's predictions, one Parquet file (monitoring reads it)
     note: str = ""
+    # The features of every row scored, when earlier runs' owed rows were caught up too
+    # (serving.pending); else None and watch reads validate's accepted rows.
+    rows_path: str | None = None
+    caught_up: list[str] = field(default_factory=list)  # the earlier runs whose rows those were
 
 
 @dataclass(frozen=True)

@@ -28,15 +28,17 @@ log = logging.getLogger(__name__)
 def score(ws: Workspace, run: Run, accepted: Accepted, *, sql_engine: Any = None) -> Scored:
     """Predictions of the accepted rows; `sql_engine` is the destination's database when
     the spec writes to SQL. Scored.version is None when there is nothing to score with."""
-    from modelkeeper.serving import scoring
+    from modelkeeper.serving import pending, scoring
 
     spec, storage = ws.spec, ws.storage
-    if not accepted.path:
+    owed = pending.owed(storage, spec, run.run_id)  # earlier batches without predictions
+    if not accepted.path and not owed:
         return Scored(version=None, rows=0, note="nothing accepted to score")
     model, version = ws.registry.load_champion_pyfunc(ws.name)
     if model is None:
-        return Scored(version=None, rows=0, note="no champion to score with")
-    batch = storage.read_parquet(accepted.path)
+        waiting = accepted.rows + sum(len(rows) for _, rows in owed)
+        return Scored(version=None, rows=0, note=f"no champion to score with: {waiting} rows wait")
+    batch = _with_owed(ws, accepted, owed)
     predicted, timings, failed = scoring.predict_timed(
         model, batch[spec.features.all], spec.target.task
     )
@@ -53,9 +55,20 @@ def score(ws: Workspace, run: Run, accepted: Accepted, *, sql_engine: Any = None
     path = storage.write_parquet(
         fresh, storage.snapshot_dir(spec.name, run.run_id) / "predictions.parquet"
     )
+    rows_path = None
+    if owed:  # what watch measures: every row scored here
+        folder = storage.snapshot_dir(spec.name, run.run_id)
+        rows_path = str(storage.write_parquet(batch, folder / "scored_rows.parquet"))
+        log.info(
+            "caught up %s rows accepted by earlier runs that never stored their predictions: %s",
+            sum(len(rows) for _, rows in owed),
+            ", ".join(earlier for earlier, _ in owed),
+        )
+    pending.settle(storage, spec.name, [run.run_id, *(e for e, _ in owed)], by=run.run_id)
     p50, p95 = scoring.latency(timings)
     volume = {"rows": len(fresh), "failed_rows": failed, "p50_ms_per_1k": p50, "p95_ms_per_1k": p95}
-    _record(ws, run, "scoring", volume, version=version, rows=len(fresh), window=accepted)
+    window = _span(ws, batch, accepted)
+    _record(ws, run, "scoring", volume, version=version, rows=len(fresh), window=window)
     log.info(
         "scored %s rows with %s v%s (%s already predicted by it, %s failed); predict "
         "p50 %.1f / p95 %.1f ms per 1k rows; written to %s and the prediction log",
@@ -78,6 +91,8 @@ def score(ws: Workspace, run: Run, accepted: Accepted, *, sql_engine: Any = None
         log_files=log_files,
         destination=destination,
         path=str(path),
+        rows_path=rows_path,
+        caught_up=[earlier for earlier, _ in owed],
     )
 
 
@@ -87,7 +102,7 @@ def watch(ws: Workspace, run: Run, accepted: Accepted, scored: Scored) -> Watche
     from modelkeeper.monitoring.drift import DriftError, compute_drift
 
     spec = ws.spec
-    batch = ws.storage.read_parquet(accepted.path)
+    batch = ws.storage.read_parquet(scored.rows_path or accepted.path)
     current = _with_probability(ws, batch, scored)
     reference = _holdout_reference(ws, scored.version)
     reports = ws.storage.report_dir(spec.name, run.run_id)
@@ -105,7 +120,7 @@ def watch(ws: Workspace, run: Run, accepted: Accepted, scored: Scored) -> Watche
         log.warning("drift not computed: %s", exc)
         drift = None
     quality = alarms.quality(batch, spec)
-    window = {"version": scored.version, "rows": len(batch), "window": accepted}
+    window = {"version": scored.version, "rows": len(batch), "window": _span(ws, batch, accepted)}
     if drift is not None:
         _record(ws, run, "drift", {"drift_share": drift.drifted_share}, **window)
         details = {
@@ -130,6 +145,33 @@ def watch(ws: Workspace, run: Run, accepted: Accepted, scored: Scored) -> Watche
         prediction_drift=None if drift is None else drift.columns.get("prediction"),
         worst_quality=None if worst is None else {"measure": worst[0], "share": worst[1]},
     )
+
+
+def _with_owed(
+    ws: Workspace, accepted: Accepted, owed: list[tuple[str, pd.DataFrame]]
+) -> pd.DataFrame:
+    """This run's accepted rows after the rows earlier runs still owe, one row per key (the
+    newest accepted wins: a corrected row re-landed since)."""
+    import pandas as pd
+
+    frames = [rows for _, rows in owed]
+    if accepted.path:
+        frames.append(ws.storage.read_parquet(accepted.path))
+    batch = pd.concat(frames, ignore_index=True, sort=False) if len(frames) > 1 else frames[0]
+    if owed:
+        key = list(ws.spec.scoring.key)
+        batch = batch.drop_duplicates(subset=key, keep="last").reset_index(drop=True)
+    return batch
+
+
+def _span(ws: Workspace, batch: pd.DataFrame, accepted: Accepted) -> Accepted:
+    """`accepted` with the event-time span of the rows actually scored (owed rows too)."""
+    from dataclasses import replace
+
+    ts = batch[ws.spec.data_schema.timestamp_column]
+    if ts.empty:
+        return accepted
+    return replace(accepted, start=ts.min().isoformat(), end=ts.max().isoformat())
 
 
 def _with_probability(ws: Workspace, batch: pd.DataFrame, scored: Scored) -> pd.DataFrame:

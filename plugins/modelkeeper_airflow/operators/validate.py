@@ -56,6 +56,12 @@ class ValidateOperator(ModelkeeperOperator):
         self.log.info("%s", result.summary)
         return result
 
+    def _owed_batches(self, context: Any) -> list[str]:
+        """Earlier scoring runs whose accepted rows were never predicted (a failed run)."""
+        from modelkeeper.serving.pending import owed
+
+        return [run_id for run_id, _ in owed(self.storage, self.spec, context["run_id"])]
+
     def _no_new_data(self, context: Any, batch: Batch) -> None:
         """What a run with nothing new means depends on why it started.
 
@@ -75,6 +81,11 @@ class ValidateOperator(ModelkeeperOperator):
 
         run_type = getattr(context["dag_run"].run_type, "value", context["dag_run"].run_type)
         since = batch.since or "the start"
+        if self.stream == "scoring" and (owed := self._owed_batches(context)):
+            self.log.info(
+                "no new scoring data since %s; runs %s still owe predictions", since, owed
+            )
+            return
         if self.stream is not None:  # scoring or labels: nothing new is nothing to do
             raise AirflowSkipException(f"no new {self.stream} data since {since}")
         alarm = self.alarm_reason(context)
