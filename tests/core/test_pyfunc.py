@@ -2,44 +2,53 @@
 
 pyfunc enforces the logged signature, so these tests go through a real local MLflow
 store, the registry's `champion` alias and Parquet files written the way the demo feed
-writes them, never through the in-memory model alone.
+writes them, never through the in-memory model alone. Every spec dtype, nullable or not,
+is tried in a batch with missing values and in one without, for a classifier and a
+regressor, through `mlflow.pyfunc.load_model` and through MLflow's scoring server.
 """
 
 from __future__ import annotations
+
+import json
 
 import cloudpickle
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from mlflow.exceptions import MlflowException
 from mlflow.models import get_model_info
+from mlflow.pyfunc import scoring_server
 
 from modelkeeper.contracts.lineage import CHAMPION
 from modelkeeper.contracts.spec import ModelSpec
 from modelkeeper.demo import land_next_weeks, load_flights, week_frame
 from modelkeeper.modeling.training import features_frame, fit
 
-#: The MLflow column type each spec dtype is declared as (int: see `declared`).
-MLFLOW_TYPES = {"float": "double", "bool": "boolean", "category": "string", "datetime": "datetime"}
+#: The MLflow column type each spec dtype is declared as (a nullable int: see `declared`),
+#: the contract records/mlflow_schema.py implements.
+MLFLOW_TYPES = {
+    "int": "long",
+    "float": "double",
+    "bool": "boolean",
+    "category": "string",
+    "datetime": "datetime",
+}
 
 
 def declared(spec: ModelSpec) -> dict[str, str]:
-    """What the signature must say for each feature, in the spec's order."""
-    out = {}
-    for name in spec.features.all:
-        rule = spec.data_schema.column(name)
-        if rule.dtype == "int":  # one that may hold missing values can only be a float column
-            out[name] = "double" if rule.nullable else "long"
-        else:
-            out[name] = MLFLOW_TYPES[rule.dtype]
-    return out
+    """What the signature must say for each feature, in the spec's order: a nullable int
+    lands as int64 or float64 (NaN), and only `any` takes both."""
+    return {
+        rule.name: "any" if rule.dtype == "int" and rule.nullable else MLFLOW_TYPES[rule.dtype]
+        for rule in spec.feature_rules
+    }
 
 
 def promote(registry, spec: ModelSpec, model, train: pd.DataFrame) -> str:
     """Log `model` the way TrainOperator does, register it and make it the champion."""
     run = registry.ensure_run(spec.name, f"test-{spec.name}", {})
-    uri = registry.log_model(run, model, features_frame(train.head(5), spec))
+    example = features_frame(train.head(5), spec)
+    uri = registry.log_model(run, model, example, columns=spec.feature_rules)
     version = registry.register(spec.registered_model_name, uri, run, tags={})
     moved, _ = registry.move_champion(spec.registered_model_name, version.version, None)
     assert moved
@@ -54,7 +63,24 @@ def consumer(registry, uri: str):
 
 
 def signature(uri: str) -> dict[str, str]:
-    return {c["name"]: c["type"] for c in get_model_info(uri).signature.inputs.to_dict()}
+    columns = get_model_info(uri).signature.inputs.to_dict()
+    assert all(c["required"] for c in columns)  # the pipeline needs every one
+    return {c["name"]: c["type"] for c in columns}
+
+
+def served(registry, uri: str, frame: pd.DataFrame) -> np.ndarray:
+    """Predictions from MLflow's scoring server (what `mlflow models serve` runs) for a
+    JSON request made of `frame` the way MLflow's own helper makes one."""
+    from fastapi.testclient import TestClient
+
+    app = scoring_server.init(consumer(registry, uri))
+    payload = mlflow.models.convert_input_example_to_serving_input(frame)
+    with TestClient(app) as client:
+        response = client.post(
+            "/invocations", content=payload, headers={"Content-Type": "application/json"}
+        )
+    assert response.status_code == 200, response.text
+    return np.asarray(json.loads(response.text)["predictions"])
 
 
 @pytest.fixture(scope="module")
@@ -101,106 +127,241 @@ class TestFlightDelayChampion:
         assert b"modelkeeper" not in cloudpickle.dumps(model)
 
 
-def typed_variant(spec: ModelSpec) -> ModelSpec:
-    """flight_delay plus a feature of every other kind: bool, datetime, nullable int and
-    nullable bool (numeric features), next to its int, float and category ones."""
+#: Each spec dtype, nullable and not, and a flight_delay feature (or a new one) of that kind.
+KINDS = {
+    ("int", False): "hour",
+    ("int", True): "seats",
+    ("float", False): "distance",
+    ("float", True): "temp",
+    ("bool", False): "weekend",
+    ("bool", True): "wifi",
+    ("category", False): "carrier",
+    ("category", True): "gate",
+    ("datetime", False): "departs",
+    ("datetime", True): "scheduled",
+}
+NULLABLE = [name for (_, nullable), name in KINDS.items() if nullable]
+
+
+def typed_variant(spec: ModelSpec, task: str, class_path: str) -> ModelSpec:
+    """flight_delay with a feature of every spec dtype, nullable and not (`KINDS`), and for
+    a regressor a float target (taxi minutes)."""
     raw = spec.model_dump(by_alias=True)
-    raw["name"] = "flight_delay_typed"
+    raw["name"] = f"flight_delay_{task}"
     raw["schema"]["columns"] += [
-        {"name": "weekend", "dtype": "bool", "nullable": False},
-        {"name": "scheduled", "dtype": "datetime"},
         {"name": "seats", "dtype": "int", "min": 1, "max": 600},
+        {"name": "weekend", "dtype": "bool", "nullable": False},
         {"name": "wifi", "dtype": "bool"},
+        {"name": "gate", "dtype": "category", "allowed": ["A", "B", "C"]},
+        {"name": "departs", "dtype": "datetime", "nullable": False},
+        {"name": "scheduled", "dtype": "datetime"},
+        {"name": "taxi_minutes", "dtype": "float", "nullable": False},
     ]
-    raw["features"]["numeric"] += ["weekend", "scheduled", "seats", "wifi"]
-    return ModelSpec.model_validate(raw)
+    raw["features"]["numeric"] += ["seats", "weekend", "wifi", "departs", "scheduled"]
+    raw["features"]["categorical"] += ["gate"]
+    raw["estimator"] = {"class_path": class_path, "params": {}}
+    if task == "regression":
+        raw["target"] = {"column": "taxi_minutes", "task": "regression"}
+        raw["metrics"] = {"primary": "rmse"}
+    typed = ModelSpec.model_validate(raw)
+    for (dtype, nullable), name in KINDS.items():
+        rule = typed.data_schema.column(name)
+        assert (rule.dtype, rule.nullable) == (dtype, nullable)
+    return typed
 
 
-def with_typed_columns(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
-    """The variant's extra columns, with missing values where the spec allows them."""
+def with_typed_columns(frame: pd.DataFrame, seed: int, *, gaps: bool) -> pd.DataFrame:
+    """The variant's extra columns; with `gaps`, missing values in every nullable feature
+    (about one in ten), without them none at all."""
     rng = np.random.default_rng(seed)
     n = len(frame)
     out = frame.copy()
+    out["seats"] = rng.integers(50, 400, n)
     out["weekend"] = out["day_of_week"] >= 5
-    out["scheduled"] = out["time_hour"].where(rng.random(n) > 0.05)  # NaT
-    out["seats"] = rng.integers(50, 400, n).astype("float64")
-    out.loc[rng.random(n) < 0.1, "seats"] = np.nan  # an int column with gaps lands as float
-    out["wifi"] = pd.Series(rng.random(n) < 0.5, dtype=object).where(rng.random(n) > 0.1, None)
+    out["wifi"] = rng.random(n) < 0.5
+    out["gate"] = rng.choice(np.array(["A", "B", "C"], dtype=object), n)
+    out["departs"] = out["time_hour"]
+    out["scheduled"] = out["time_hour"] - pd.Timedelta(days=30)
+    out["taxi_minutes"] = 10 + out["hour"] / 2 + out["seats"] / 40 + rng.normal(0, 2, n)
+    if gaps:  # the column types a batch with missing values lands in
+        missing = {name: rng.random(n) < 0.1 for name in NULLABLE}
+        out["seats"] = out["seats"].astype("float64").mask(missing["seats"])
+        out["wifi"] = out["wifi"].astype(object).mask(missing["wifi"], None)
+        out["gate"] = out["gate"].mask(missing["gate"], None)
+        out["scheduled"] = out["scheduled"].mask(missing["scheduled"])
+        out["temp"] = out["temp"].mask(missing["temp"])
+    else:
+        out = out.dropna(subset=NULLABLE).reset_index(drop=True)
     return out
 
 
+def landed(storage, frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    """`frame` as a consumer reads it back from the Parquet file a feed lands."""
+    path = storage.write_parquet(frame, storage.landing_dir() / "typed" / f"{name}.parquet")
+    return pd.read_parquet(path)
+
+
+#: The consumer's column types of each batch, as Parquet gives them back.
+LANDED_DTYPES = {
+    "gaps": {
+        "hour": "int64",
+        "seats": "float64",
+        "distance": "float64",
+        "temp": "float64",
+        "weekend": "bool",
+        "wifi": "object",
+        "carrier": "object",
+        "gate": "object",
+        "departs": "datetime64[ns]",
+        "scheduled": "datetime64[ns]",
+    },
+    "no gaps": {
+        "hour": "int64",
+        "seats": "int64",  # what the old signature (double) refused
+        "distance": "float64",
+        "temp": "float64",
+        "weekend": "bool",
+        "wifi": "bool",
+        "carrier": "object",
+        "gate": "object",
+        "departs": "datetime64[ns]",
+        "scheduled": "datetime64[ns]",
+    },
+}
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param(
+            ("classification", "sklearn.ensemble.HistGradientBoostingClassifier"), id="classifier"
+        ),
+        pytest.param(("regression", "sklearn.linear_model.Ridge"), id="regressor"),
+    ],
+)
+def typed(request, spec) -> ModelSpec:
+    """A classifier (trees: missing values and categories native) and a regressor (linear:
+    imputed, scaled, one-hot), so both pipelines `build_pipeline` makes are served."""
+    return typed_variant(spec, *request.param)
+
+
+@pytest.fixture(scope="module")
+def typed_train(train) -> pd.DataFrame:
+    return with_typed_columns(train, seed=0, gaps=True)
+
+
+@pytest.fixture(scope="module")
+def typed_model(typed, typed_train):
+    return fit(typed, typed_train)
+
+
+def landed_week(flights, storage, kind: str) -> pd.DataFrame:
+    """Week 3 (after the training weeks) landed with ("gaps") or without missing values."""
+    week = with_typed_columns(week_frame(flights, 3), seed=1, gaps=kind == "gaps")
+    return landed(storage, week, kind.replace(" ", "_"))
+
+
+@pytest.fixture(params=["gaps", "no gaps"])
+def batch(request, flights, storage) -> tuple[str, pd.DataFrame]:
+    return request.param, landed_week(flights, storage, request.param)
+
+
 class TestEveryFeatureKind:
-    @pytest.fixture(scope="class")
-    def typed(self, spec) -> ModelSpec:
-        return typed_variant(spec)
-
-    @pytest.fixture(scope="class")
-    def typed_train(self, train) -> pd.DataFrame:
-        return with_typed_columns(train, seed=0)
-
-    @pytest.fixture(scope="class")
-    def typed_model(self, typed, typed_train):
-        return fit(typed, typed_train)
-
-    @pytest.fixture
-    def landed(self, flights, storage) -> pd.DataFrame:
-        week = with_typed_columns(week_frame(flights, 3), seed=1)
-        path = storage.write_parquet(week, storage.landing_dir() / "typed" / "week_03.parquet")
-        return pd.read_parquet(path)
-
-    def test_landed_dtypes(self, landed):
+    def test_landed_dtypes(self, batch):
         # What a consumer holds: the columns as Parquet gives them back.
-        assert landed["weekend"].dtype == bool
-        assert pd.api.types.is_datetime64_dtype(landed["scheduled"])
-        assert landed["scheduled"].isna().any()
-        assert landed["seats"].dtype == "float64" and landed["seats"].isna().any()
-        assert landed["wifi"].dtype == object and landed["wifi"].isna().any()
-        assert landed["hour"].dtype == "int64" and landed["carrier"].dtype == object
+        kind, frame = batch
+        assert {c: str(frame[c].dtype) for c in LANDED_DTYPES[kind]} == LANDED_DTYPES[kind]
+        has_gaps = frame[NULLABLE].isna().any()
+        assert has_gaps.all() if kind == "gaps" else not has_gaps.any()
 
     def test_signature(self, typed, typed_model, typed_train, mlflow_store):
         uri = promote(mlflow_store, typed, typed_model, typed_train)
         assert signature(uri) == declared(typed)
-        assert {k: signature(uri)[k] for k in ("weekend", "scheduled", "seats", "wifi")} == {
+        assert {name: signature(uri)[name] for name in KINDS.values()} == {
+            "hour": "long",
+            "seats": "any",  # int64 without gaps, float64 with them: no MLflow type takes both
+            "distance": "double",
+            "temp": "double",
             "weekend": "boolean",
-            "scheduled": "datetime",
-            "seats": "double",
             "wifi": "boolean",
+            "carrier": "string",
+            "gate": "string",
+            "departs": "datetime",
+            "scheduled": "datetime",
         }
 
     def test_pyfunc_predicts_on_a_landed_file(
-        self, typed, typed_model, typed_train, landed, mlflow_store
+        self, typed, typed_model, typed_train, batch, mlflow_store
     ):
+        _, frame = batch
         uri = promote(mlflow_store, typed, typed_model, typed_train)
-        pyfunc = consumer(mlflow_store, uri)
 
-        predicted = pyfunc.predict(landed)
+        predicted = consumer(mlflow_store, uri).predict(frame)
 
-        np.testing.assert_array_equal(predicted, mlflow.sklearn.load_model(uri).predict(landed))
-        np.testing.assert_array_equal(predicted, typed_model.predict(features_frame(landed, typed)))
+        np.testing.assert_array_equal(predicted, mlflow.sklearn.load_model(uri).predict(frame))
+        np.testing.assert_array_equal(predicted, typed_model.predict(features_frame(frame, typed)))
+        assert len(predicted) == len(frame) and not np.isnan(predicted).any()
 
-    def test_what_the_estimator_sees(self, typed, typed_model, landed):
+    def test_scoring_server_predicts_on_a_landed_file(
+        self, typed, typed_model, typed_train, batch, mlflow_store
+    ):
+        _, frame = batch
+        uri = promote(mlflow_store, typed, typed_model, typed_train)
+        rows = frame.head(200)
+
+        predicted = served(mlflow_store, uri, rows)
+
+        expected = typed_model.predict(features_frame(rows, typed))
+        np.testing.assert_allclose(predicted, expected, rtol=1e-9)
+
+    @pytest.mark.parametrize(
+        "seats",
+        [
+            pytest.param(lambda s: s.fillna(100).astype("int64"), id="int64"),
+            pytest.param(lambda s: s.fillna(100).astype("int32"), id="int32"),
+            pytest.param(lambda s: s.astype(object).where(s.notna(), None), id="object-None"),
+        ],
+    )
+    def test_a_nullable_int_in_any_int_dtype(
+        self, typed, typed_model, typed_train, flights, storage, mlflow_store, seats
+    ):
+        frame = landed_week(flights, storage, "gaps")
+        uri = promote(mlflow_store, typed, typed_model, typed_train)
+        sent = frame.assign(seats=seats(frame["seats"].astype("float64")))
+
+        predicted = consumer(mlflow_store, uri).predict(sent)
+
+        as_landed = frame.assign(seats=sent["seats"].astype("float64"))
+        np.testing.assert_array_equal(
+            predicted, typed_model.predict(features_frame(as_landed, typed))
+        )
+
+    def test_what_the_estimator_sees(self, typed, typed_model, batch):
+        if typed.target.task != "classification":
+            pytest.skip("the linear pipeline imputes, scales and one-hot encodes")
+        _, frame = batch
         prepare = typed_model.named_steps["prepare"]
-        seen = pd.DataFrame(prepare.transform(landed), columns=prepare.get_feature_names_out())
-        days = (landed["scheduled"] - pd.Timestamp("1970-01-01")) / pd.Timedelta(days=1)
+        seen = pd.DataFrame(prepare.transform(frame), columns=prepare.get_feature_names_out())
+        days = (frame["scheduled"] - pd.Timestamp("1970-01-01")) / pd.Timedelta(days=1)
         np.testing.assert_array_equal(seen["datetime__scheduled"], days.to_numpy())
-        assert seen["datetime__scheduled"].isna().sum() == landed["scheduled"].isna().sum() > 0
-        wifi = landed["wifi"].map({True: 1.0, False: 0.0})
+        assert seen["datetime__scheduled"].isna().sum() == frame["scheduled"].isna().sum()
+        wifi = frame["wifi"].map({True: 1.0, False: 0.0})
         np.testing.assert_array_equal(seen["numeric__wifi"], wifi.to_numpy(dtype=float))
-        np.testing.assert_array_equal(seen["numeric__weekend"], landed["weekend"].astype(float))
-        np.testing.assert_array_equal(seen["numeric__seats"], landed["seats"])
+        np.testing.assert_array_equal(seen["numeric__weekend"], frame["weekend"].astype(float))
+        np.testing.assert_array_equal(seen["numeric__seats"], frame["seats"].astype(float))
         assert seen.shape[1] == len(typed.features.all)  # categories are codes, not one-hot
 
-    def test_nullable_int_without_gaps_must_be_sent_as_float(
-        self, typed, typed_model, typed_train, landed, mlflow_store
+    def test_a_value_that_is_not_a_number_is_refused(
+        self, typed, typed_model, typed_train, flights, storage, mlflow_store
     ):
-        """A batch whose nullable int column has no gaps may land as int64. MLflow refuses
-        int64 for a double column (not every int64 is a float64), and no declaration takes
-        both that and a float column with NaN: a consumer sends such a column as float."""
+        # MLflow passes an `any` column on unchecked: the pipeline refuses what it cannot read.
+        frame = landed_week(flights, storage, "no gaps")
         uri = promote(mlflow_store, typed, typed_model, typed_train)
-        pyfunc = consumer(mlflow_store, uri)
-        no_gaps = landed.assign(seats=landed["seats"].fillna(100).astype("int64"))
+        sent = frame.assign(seats=frame["seats"].astype(object))
+        sent.loc[0, "seats"] = "many"
 
-        with pytest.raises(MlflowException, match="Can not safely convert int64 to float64"):
-            pyfunc.predict(no_gaps)
-        as_float = no_gaps.assign(seats=no_gaps["seats"].astype("float64"))
-        assert len(pyfunc.predict(as_float)) == len(landed)
+        with pytest.raises(ValueError, match="could not convert string to float: 'many'"):
+            consumer(mlflow_store, uri).predict(sent)
+
+    def test_loading_needs_no_modelkeeper(self, typed_model):
+        assert b"modelkeeper" not in cloudpickle.dumps(typed_model)

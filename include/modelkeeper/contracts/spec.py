@@ -162,6 +162,11 @@ class ModelSpec(Strict):
         return f"monitor_{self.name}"
 
     @property
+    def feature_rules(self) -> list[ColumnRule]:
+        """The schema's rules of the features, in the features' order (the model's inputs)."""
+        return [self.data_schema.column(name) for name in self.features.all]
+
+    @property
     def label_column(self) -> str:
         return (self.labels.column if self.labels else None) or self.target.column
 

@@ -230,9 +230,10 @@ def _as_category():
 def features_frame(df: pd.DataFrame, spec: ModelSpec, *, copy: bool = True) -> pd.DataFrame:
     """The feature columns, in the spec's order, typed as the schema declares them.
 
-    These are the dtypes a landed file gives back, and the model's signature is inferred
-    from them: int stays int64 (but a nullable int column is float64: a batch with
-    missing values can only hold them as floats), float is float64, bool is bool
+    These are the dtypes a landed file gives back (the model's signature takes them, and a
+    nullable int column as int64 too: `records.mlflow_schema`): int stays int64 (but a
+    nullable int column is float64: a batch with missing values can only hold them as
+    floats), float is float64, bool is bool
     (object True/False/None when it has missing values), datetime is naive datetime64,
     category is object strings with None for missing. Columns already in their dtype are
     not converted; `copy=False` then shares them with `df` (fit's way: no copy of the

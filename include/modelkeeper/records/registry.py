@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib.metadata import version as pkg_version
 from pathlib import Path
@@ -37,6 +37,8 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from modelkeeper.contracts.spec_sections import ColumnRule
 
 __all__ = [
     "CHAMPION",
@@ -201,22 +203,27 @@ class Registry:
         model: Any,
         example: pd.DataFrame,
         datasets: list[tuple[pd.DataFrame, str, str, str | None]] = (),
+        columns: Sequence[ColumnRule] = (),
     ) -> str:
         """Log the fitted pipeline with signature and input example; returns the model URI.
 
-        The signature is inferred from `example` as it is typed, and pyfunc enforces it on
-        every prediction: pass rows typed as the spec declares them
-        (`training.features_frame`: int stays long, category string, bool boolean,
-        datetime datetime). Ints cast to float would make pyfunc refuse landed rows
-        ("Can not safely convert int64 to float64").
+        pyfunc enforces the signature on every prediction. With `columns` (the spec's rules
+        of the features, in order) the inputs are declared from the spec
+        (`mlflow_schema.input_schema`: a column is accepted as a landed file gives it back,
+        with or without missing values); without, they are inferred from `example` as it
+        is typed. The outputs are inferred from the model's predictions on `example`.
         `datasets` are (frame, name, source, context) logged with `mlflow.log_input`.
         """
         import mlflow.sklearn
-        from mlflow.models import infer_signature
+        from mlflow.models import ModelSignature, infer_signature
+
+        from modelkeeper.records.mlflow_schema import input_schema
 
         mlflow = self._fluent()
         with _without_int_hint():
             signature = infer_signature(example, model.predict(example))
+        if columns:
+            signature = ModelSignature(inputs=input_schema(columns), outputs=signature.outputs)
         # Explicit requirements: inferring them costs 15+ s and lists test tools.
         requirements = [
             f"{p}=={pkg_version(p)}" for p in ("scikit-learn", "pandas", "numpy", "cloudpickle")
@@ -388,9 +395,9 @@ class Registry:
 @contextlib.contextmanager
 def _without_int_hint() -> Iterator[None]:
     """MLflow warns, for every frame with an int column it infers a schema of, that
-    missing values would break it. features_frame declares an int column that may hold
-    missing values double already (and dataset schemas are not enforced): the hint is
-    not repeated into every training log."""
+    missing values would break it. The spec declares the model's inputs (a nullable int
+    column takes both, `mlflow_schema.input_schema`) and dataset schemas are not enforced:
+    the hint is not repeated into every training log."""
     import warnings
 
     with warnings.catch_warnings():

@@ -155,6 +155,7 @@ def _fit(ws: Workspace, run: Run, snap: _Snapshot) -> Fitted:
         run.mlflow_run_id,
         model,
         features_frame(split.train.head(5), spec),
+        columns=spec.feature_rules,
         datasets=[
             (
                 split.train[[*spec.features.all, target]],
