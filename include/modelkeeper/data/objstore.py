@@ -33,6 +33,7 @@ manifest record (manifest.py), `batch.json` of a snapshot, `index.html` of Data 
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 import shutil
@@ -138,6 +139,30 @@ def copy(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Location:
     if not is_remote(source):
         return atomic_write(dst, lambda tmp: shutil.copyfile(source, tmp))
     return put_bytes(dst, read_bytes(source))
+
+
+def move(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Location:
+    """Move one file whole: a rename locally (a copy and delete across devices), a
+    server-side copy and delete on an object store. The source is gone afterwards."""
+    source, target = location(src), location(dst)
+    if not is_remote(source) and not is_remote(target):
+        assert isinstance(target, Path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(source, target)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            copy(source, target)  # another device: copy whole, then delete
+            Path(source).unlink()
+        return target
+    if is_remote(source) and is_remote(target) and source.protocol == target.protocol:
+        fs, key = _fs(source)
+        fs.mv(key, _fs(target)[1])
+        return target
+    copy(source, target)
+    source.unlink()
+    return target
 
 
 def upload_tree(local_dir: Path, dst: str | os.PathLike[str], *, last: str | None = None) -> None:
