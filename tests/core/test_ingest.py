@@ -190,6 +190,55 @@ class TestFiles:
         assert len(Manifest(storage, spec.name).records()) == 1
 
 
+class TestUnmatchedFiles:
+    """Files in the landing folder that the source's pattern does not match are named in
+    a warning and the summary, once per identity (the run's record keeps them)."""
+
+    def test_named_once_then_again_when_they_change(self, spec, storage, flights):
+        land(storage, "week_00.parquet", demo.week_frame(flights, 0))
+        folder = storage.landing_dir() / "flights"
+        demo.week_frame(flights, 1).to_csv(folder / "week_01.csv", index=False)
+        (folder / "week_02.parquet.tmp").write_bytes(b"PAR1 an upload in progress")
+        (folder / ".week_02.parquet.x7f3.tmp").write_bytes(b"PAR1 a hidden temporary")
+        (folder / "notes.txt").write_text("landed by hand\n")
+        land(storage, "2013/week_03.parquet", demo.week_frame(flights, 3))  # a sub-folder
+        batch, accepted = run(spec, storage, "run-1")
+        assert [Path(f.source).name for f in batch.files] == ["week_00.parquet"]
+        assert accepted.success, accepted.summary
+        [warning] = [w for w in accepted.warnings if "not taken" in w]
+        names = [
+            ".week_02.parquet.x7f3.tmp",
+            "2013/week_03.parquet",
+            "notes.txt",
+            "week_01.csv",
+            "week_02.parquet.tmp",
+        ]
+        assert "5 file(s)" in warning and "landing/flights/*.parquet" in warning
+        assert all(name in warning for name in names), warning
+        assert warning in accepted.summary
+        assert sorted(u.name for u in batch.unmatched) == names
+
+        _, again = run(spec, storage, "run-2")  # the same files: not named again
+        assert not [w for w in again.warnings if "not taken" in w]
+        assert "not taken" not in again.summary
+
+        (folder / "notes.txt").write_text("landed by hand, then edited\n")  # a new identity
+        _, third = run(spec, storage, "run-3")
+        [warning] = [w for w in third.warnings if "not taken" in w]
+        assert "1 file(s)" in warning and "notes.txt" in warning and "week_01.csv" not in warning
+        assert "no new data" in third.summary and "notes.txt" in third.summary
+
+    def test_a_long_list_is_cut_short(self, spec, storage, flights):
+        land(storage, "week_00.parquet", demo.week_frame(flights, 0))
+        folder = storage.landing_dir() / "flights"
+        for i in range(25):
+            (folder / f"part_{i:02d}.csv").write_text("x\n1\n")
+        batch, accepted = run(spec, storage, "run-1")
+        [warning] = [w for w in accepted.warnings if "not taken" in w]
+        assert "25 file(s)" in warning and "part_00.csv" in warning and "and 15 more" in warning
+        assert "part_24.csv" not in warning and len(batch.unmatched) == 25
+
+
 def disk_bytes(root: Path, *, skip: tuple[str, ...] = ()) -> int:
     """Bytes of the files under `root`, leaving out its top-level folders `skip`."""
     return sum(

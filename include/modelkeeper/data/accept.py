@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from modelkeeper.contracts.results import Accepted, Batch, BatchFile, FileOutcome
+from modelkeeper.data.collect import describe_unmatched
 from modelkeeper.data.manifest import Manifest
 from modelkeeper.data.pool import commit_accepted
 
@@ -80,6 +81,7 @@ def accept(
         files=list(review.outcomes.values()),
         result=result,
         manifest=manifest,
+        unmatched=batch.unmatched,
     )
     _move_rejected(storage, batch, result)
     return result
@@ -118,6 +120,9 @@ class _Review:
     def open(self, storage: Storage, taken: dict[str, dict]) -> None:
         """Read the files worth validating; settle at once the ones that are not."""
         self.warnings = list(self.batch.skipped)
+        unmatched = describe_unmatched(self.batch.unmatched, self.spec)
+        if unmatched:
+            self.warnings.append(unmatched)
         has_key = bool(self.spec.data_schema.unique_key)
         for f in self.batch.files:
             if f.key in taken:  # a cleared old run: another run committed this file since
@@ -249,6 +254,14 @@ def _result(
 
 
 def _summary(
+    outcomes: dict[str, FileOutcome], rows: int, verdict: Any, since: str | None, review: _Review
+) -> str:
+    text = _verdict(outcomes, rows, verdict, since, review)
+    unmatched = describe_unmatched(review.batch.unmatched, review.spec)
+    return f"{text}; {unmatched}" if unmatched else text
+
+
+def _verdict(
     outcomes: dict[str, FileOutcome], rows: int, verdict: Any, since: str | None, review: _Review
 ) -> str:
     bad = [o for o in outcomes.values() if o.outcome != "accepted"]

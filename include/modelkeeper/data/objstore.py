@@ -233,6 +233,25 @@ def staged_dir(path: str | os.PathLike[str], *, last: str | None = None) -> Iter
         upload_tree(Path(scratch), loc, last=last)
 
 
+def find_info(folder: str, *, recursive: bool = True) -> list[tuple[str, str, dict[str, Any]]]:
+    """(full URI, name relative to `folder`, fsspec info) of each file in a URI folder and,
+    when `recursive`, the folders below it; in name order. A missing folder gives []."""
+    from fsspec.core import url_to_fs
+
+    protocol = folder.split("://", 1)[0]
+    fs, path = url_to_fs(folder, **storage_options(protocol))
+    path = path.rstrip("/")
+    try:
+        found = fs.find(path, maxdepth=None if recursive else 1, detail=True)
+    except FileNotFoundError:
+        return []
+    return [
+        (fs.unstrip_protocol(p), p[len(path) + 1 :], info)
+        for p, info in sorted(found.items())
+        if info.get("type") == "file" and p.startswith(path + "/")
+    ]
+
+
 def glob_info(pattern: str) -> list[tuple[str, dict[str, Any]]]:
     """(full URI, fsspec info) of each file matching a URI glob, in name order."""
     from fsspec.core import url_to_fs
