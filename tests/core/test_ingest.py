@@ -17,6 +17,7 @@ import time
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -187,6 +188,130 @@ class TestFiles:
         again = accept(batch, spec, storage, "run-1")
         assert again == first
         assert len(Manifest(storage, spec.name).records()) == 1
+
+
+class TestUnmatchedFiles:
+    """Files in the landing folder that the source's pattern does not match are named in
+    a warning and the summary, once per identity (the run's record keeps them)."""
+
+    def test_named_once_then_again_when_they_change(self, spec, storage, flights):
+        land(storage, "week_00.parquet", demo.week_frame(flights, 0))
+        folder = storage.landing_dir() / "flights"
+        demo.week_frame(flights, 1).to_csv(folder / "week_01.csv", index=False)
+        (folder / "week_02.parquet.tmp").write_bytes(b"PAR1 an upload in progress")
+        (folder / ".week_02.parquet.x7f3.tmp").write_bytes(b"PAR1 a hidden temporary")
+        (folder / "notes.txt").write_text("landed by hand\n")
+        land(storage, "2013/week_03.parquet", demo.week_frame(flights, 3))  # a sub-folder
+        batch, accepted = run(spec, storage, "run-1")
+        assert [Path(f.source).name for f in batch.files] == ["week_00.parquet"]
+        assert accepted.success, accepted.summary
+        [warning] = [w for w in accepted.warnings if "not taken" in w]
+        names = [
+            ".week_02.parquet.x7f3.tmp",
+            "2013/week_03.parquet",
+            "notes.txt",
+            "week_01.csv",
+            "week_02.parquet.tmp",
+        ]
+        assert "5 file(s)" in warning and "landing/flights/*.parquet" in warning
+        assert all(name in warning for name in names), warning
+        assert warning in accepted.summary
+        assert sorted(u.name for u in batch.unmatched) == names
+
+        _, again = run(spec, storage, "run-2")  # the same files: not named again
+        assert not [w for w in again.warnings if "not taken" in w]
+        assert "not taken" not in again.summary
+
+        (folder / "notes.txt").write_text("landed by hand, then edited\n")  # a new identity
+        _, third = run(spec, storage, "run-3")
+        [warning] = [w for w in third.warnings if "not taken" in w]
+        assert "1 file(s)" in warning and "notes.txt" in warning and "week_01.csv" not in warning
+        assert "no new data" in third.summary and "notes.txt" in third.summary
+
+    def test_a_long_list_is_cut_short(self, spec, storage, flights):
+        land(storage, "week_00.parquet", demo.week_frame(flights, 0))
+        folder = storage.landing_dir() / "flights"
+        for i in range(25):
+            (folder / f"part_{i:02d}.csv").write_text("x\n1\n")
+        batch, accepted = run(spec, storage, "run-1")
+        [warning] = [w for w in accepted.warnings if "not taken" in w]
+        assert "25 file(s)" in warning and "part_00.csv" in warning and "and 15 more" in warning
+        assert "part_24.csv" not in warning and len(batch.unmatched) == 25
+
+
+def disk_bytes(root: Path, *, skip: tuple[str, ...] = ()) -> int:
+    """Bytes of the files under `root`, leaving out its top-level folders `skip`."""
+    return sum(
+        p.stat().st_size
+        for p in root.rglob("*")
+        if p.is_file() and p.relative_to(root).parts[0] not in skip
+    )
+
+
+class TestQuarantineOnce:
+    """A rejected file's bytes sit once under the storage root: in quarantine (the snapshot
+    collect took moves there), not in the snapshot and quarantine both."""
+
+    @staticmethod
+    def land_bad(storage: Storage, flights: pd.DataFrame, kind: str) -> Path:
+        path = storage.landing_dir() / "flights" / "week_01.parquet"
+        if kind == "unreadable":
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"PAR1" + os.urandom(1_500_000))
+            return path
+        week = demo.week_frame(flights, 1)
+        rng = np.random.default_rng(0)
+        # hour out of range fails validation; an extra column of random text (extra_columns:
+        # warn) makes the file large, so a second copy shows against the reports' size.
+        notes = [rng.bytes(96).hex() for _ in range(len(week))]
+        return land(storage, "week_01.parquet", week.assign(hour=99, note=notes))
+
+    @pytest.mark.parametrize(
+        "kind",
+        [pytest.param("invalid", id="fails-validation"), pytest.param("unreadable", id="corrupt")],
+    )
+    def test_a_large_bad_file_lands_once(self, spec, storage, flights, kind):
+        size = self.land_bad(storage, flights, kind).stat().st_size
+        before = disk_bytes(storage.root)
+        _, accepted = run(spec, storage, "run-1")
+        assert not accepted.success and "week_01.parquet" in accepted.summary
+        # Everything the run wrote but GX's reports and Data Docs (the same whatever the
+        # file's size): the file once, and a few small JSON and text files.
+        grown = disk_bytes(storage.root, skip=("reports",)) - before
+        assert size < grown < 1.3 * size, (grown, size)
+        root = storage.root
+        copies = [
+            p.relative_to(root).as_posix()
+            for p in root.rglob("*")
+            if p.is_file()
+            and p.parts[len(root.parts)] not in ("landing", "reports")
+            and p.stat().st_size > size / 2
+        ]
+        folder = f"quarantine/{spec.name}/run-1/week_01.parquet"
+        kept = "batch.parquet" if kind == "invalid" else "week_01.parquet"
+        assert copies == [f"{folder}/{kept}"]
+        if kind == "invalid":
+            assert len(pd.read_parquet(root / folder / kept)) == len(demo.week_frame(flights, 1))
+
+    def test_a_kill_after_the_commit_is_finished_by_the_retry(
+        self, spec, storage, flights, monkeypatch
+    ):
+        self.land_bad(storage, flights, "invalid")
+        batch = collect(spec, storage, "run-1")
+        [snapshot] = [Path(f.snapshot) for f in batch.files]
+
+        def killed(self, src, dst):
+            raise KeyboardInterrupt("killed after the commit, before the move")
+
+        with monkeypatch.context() as m:
+            m.setattr(Storage, "move_into", killed)
+            with pytest.raises(KeyboardInterrupt):
+                accept(batch, spec, storage, "run-1")
+        assert Manifest(storage, spec.name).record("run-1") is not None and snapshot.exists()
+        again = accept(batch, spec, storage, "run-1")  # the retry returns the record
+        assert not again.success and not snapshot.exists()
+        [outcome] = again.files
+        assert (Path(outcome.quarantine) / "batch.parquet").is_file()
 
 
 KILLED = """

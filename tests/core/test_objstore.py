@@ -168,6 +168,26 @@ class TestIngestOnS3:
             "unreadable"
         )
 
+    def test_unmatched_objects_are_named_and_a_rejected_file_kept_once(
+        self, spec, s3_storage, flights
+    ):
+        folder = s3_storage.landing_dir() / "flights"
+        week = demo.week_frame(flights, 0)
+        s3_storage.write_parquet(week.assign(hour=99), folder / "week_00.parquet")  # fails GX
+        objstore.put_bytes(folder / "week_01.csv", b"time_hour,carrier\n")
+        objstore.put_bytes(folder / "2013" / "week_02.parquet", b"PAR1")
+        batch = collect(spec, s3_storage, "run-1")
+        accepted = accept(batch, spec, s3_storage, "run-1")
+        assert not accepted.success
+        [warning] = [w for w in accepted.warnings if "not taken" in w]
+        assert "2 file(s)" in warning and "2013/week_02.parquet, week_01.csv" in warning
+        parquet = [
+            k for k in keys_under(s3_storage, "") if k.endswith(".parquet") and "landing/" not in k
+        ]
+        assert parquet == ["quarantine/flight_delay/run-1/week_00.parquet/batch.parquet"]
+        again = accept(collect(spec, s3_storage, "run-2"), spec, s3_storage, "run-2")
+        assert "not taken" not in again.summary and not again.warnings
+
 
 KILLED_BEFORE_COMMIT = """
 import os, signal, sys

@@ -289,6 +289,20 @@ class TestNoNewData:
         with pytest.raises(AirflowFailException, match="no new data since .*force_retrain"):
             run_operator(op, "scheduled__1", xcoms, run_type="scheduled")
 
+    def test_scheduled_run_names_a_file_its_pattern_does_not_match(self, world, empty_batch):
+        stray = world["storage"].landing_dir() / "flights" / "week_09.csv"
+        stray.write_text("time_hour,carrier\n")
+        try:
+            xcoms = empty_batch("scheduled__stray")
+            op = retrain_tasks(MODEL)["validate"]
+            with pytest.raises(
+                AirflowFailException,
+                match=r"no new data since .*not taken: 1 file\(s\).*: week_09\.csv .*force_retrain",
+            ):
+                run_operator(op, "scheduled__stray", xcoms, run_type="scheduled")
+        finally:
+            stray.unlink()
+
     def test_scheduled_run_on_a_tick_another_run_served_stays_green(self, world, empty_batch):
         from datetime import UTC, datetime
 

@@ -47,6 +47,16 @@ class BatchFile(Handoff):
 
 
 @dataclass(frozen=True)
+class Unmatched(Handoff):
+    """A file in the source's landing folder that its pattern does not match: not taken,
+    named once (the run's manifest record keeps its identity)."""
+
+    source: str  # path or URI
+    key: str  # its identity, as a taken file's
+    name: str  # relative to the landing folder ("notes.txt", "2013/week_03.parquet")
+
+
+@dataclass(frozen=True)
 class Batch(Handoff):
     """collect's result: the new files of a run, as references."""
 
@@ -57,6 +67,7 @@ class Batch(Handoff):
     end: str | None  # latest
     since: str | None  # files: the last commit before; SQL: the watermark read from
     skipped: list[str] = field(default_factory=list)  # known-unreadable files passed over
+    unmatched: list[Unmatched] = field(default_factory=list)  # not named by an earlier run
 
 
 @dataclass(frozen=True)

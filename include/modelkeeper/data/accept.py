@@ -7,7 +7,8 @@ files only (every row older than the pool's newest) gets the row checks but not 
 bounds: a few late rows are a supplement, not a short batch. Files whose columns differ
 are validated one by one first: a renamed column is reported as missing in the file that
 lacks it. A file that passes on its own but fails the whole-batch checks (row count, both
-classes) is quarantined with the batch. manifest.py has the commit protocol.
+classes) is quarantined with the batch. A rejected file's rows are kept once: its snapshot
+moves into the quarantine folder after the commit. manifest.py has the commit protocol.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from modelkeeper.contracts.results import Accepted, Batch, BatchFile, FileOutcome
+from modelkeeper.data.collect import describe_unmatched
 from modelkeeper.data.manifest import Manifest
 from modelkeeper.data.pool import commit_accepted
 
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from modelkeeper.quality.report import ValidationOutcome
 
 ACCEPTED_SNAPSHOT = "accepted.parquet"
+QUARANTINED_ROWS = "batch.parquet"  # a rejected file's rows, in its quarantine folder
 
 Validate = Callable[..., "ValidationOutcome"]
 
@@ -53,7 +56,9 @@ def accept(
     manifest = Manifest(storage, spec.name)
     done = manifest.record(run_id)
     if done is not None and done.get("result"):
-        return Accepted.from_dict(done["result"])
+        recorded = Accepted.from_dict(done["result"])
+        _move_rejected(storage, batch, recorded)  # a kill after the commit left some
+        return recorded
     review = _Review(
         batch,
         spec,
@@ -76,7 +81,9 @@ def accept(
         files=list(review.outcomes.values()),
         result=result,
         manifest=manifest,
+        unmatched=batch.unmatched,
     )
+    _move_rejected(storage, batch, result)
     return result
 
 
@@ -113,6 +120,9 @@ class _Review:
     def open(self, storage: Storage, taken: dict[str, dict]) -> None:
         """Read the files worth validating; settle at once the ones that are not."""
         self.warnings = list(self.batch.skipped)
+        unmatched = describe_unmatched(self.batch.unmatched, self.spec)
+        if unmatched:
+            self.warnings.append(unmatched)
         has_key = bool(self.spec.data_schema.unique_key)
         for f in self.batch.files:
             if f.key in taken:  # a cleared old run: another run committed this file since
@@ -246,6 +256,14 @@ def _result(
 def _summary(
     outcomes: dict[str, FileOutcome], rows: int, verdict: Any, since: str | None, review: _Review
 ) -> str:
+    text = _verdict(outcomes, rows, verdict, since, review)
+    unmatched = describe_unmatched(review.batch.unmatched, review.spec)
+    return f"{text}; {unmatched}" if unmatched else text
+
+
+def _verdict(
+    outcomes: dict[str, FileOutcome], rows: int, verdict: Any, since: str | None, review: _Review
+) -> str:
     bad = [o for o in outcomes.values() if o.outcome != "accepted"]
     n = len(outcomes)
     if n == 0:
@@ -267,7 +285,9 @@ def _summary(
 
 
 def _quarantine(storage: Storage, spec: ModelSpec, run_id: str, review: _Review) -> str | None:
-    """Keep every rejected file aside with its report; returns the run's quarantine folder."""
+    """Keep every rejected file's report aside; returns the run's quarantine folder. The
+    rows follow after the commit (`_move_rejected`): until then the snapshot is what a
+    retry reads."""
     root = storage.quarantine_dir(spec.name, run_id)
     bad = {k: o for k, o in review.outcomes.items() if o.outcome != "accepted"}
     if not bad:
@@ -275,12 +295,7 @@ def _quarantine(storage: Storage, spec: ModelSpec, run_id: str, review: _Review)
     for k, o in bad.items():
         if o.outcome == "unreadable":
             continue  # collect copied the bytes already
-        f = review.file(k)
-        folder = root / f.name
-        if k in review.frames:
-            storage.write_parquet(review.frames[k], folder / "batch.parquet")
-        elif f.snapshot:
-            storage.copy_into(f.snapshot, folder / "batch.parquet")
+        folder = root / review.file(k).name
         verdict = review.verdicts.get(k) or review.verdict
         report = (
             verdict.to_dict() if verdict is not None else {"success": False, "reason": o.reason}
@@ -293,3 +308,17 @@ def _quarantine(storage: Storage, spec: ModelSpec, run_id: str, review: _Review)
         root / "REASON.txt",
     )
     return str(root)
+
+
+def _move_rejected(storage: Storage, batch: Batch, result: Accepted) -> None:
+    """Move each quarantined file's snapshot into its quarantine folder, once the run's
+    record is committed (a retry before the commit reads the snapshot): the rows sit once
+    under the root, not in the snapshot and the quarantine both. Idempotent, so a retry
+    after a kill finishes what is left."""
+    snapshots = {f.key: f.snapshot for f in batch.files}
+    for o in result.files:
+        snapshot = snapshots.get(o.key)
+        if o.outcome != "quarantined" or not o.quarantine or not snapshot:
+            continue
+        if storage.at(snapshot).exists():
+            storage.move_into(snapshot, storage.at(o.quarantine) / QUARANTINED_ROWS)

@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 
 from modelkeeper.contracts.errors import ConfigError
-from modelkeeper.contracts.results import Batch, BatchFile
+from modelkeeper.contracts.results import Batch, BatchFile, Unmatched
 from modelkeeper.contracts.spec import FileSource, SqlSource
 from modelkeeper.data.keys import anti_join
 from modelkeeper.data.manifest import Manifest
@@ -19,6 +19,7 @@ from modelkeeper.data.sources import (
     FileId,
     SourceError,
     list_files,
+    list_unmatched,
     naive_utc,
     parse_timestamps,
     read_file,
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from modelkeeper.data.storage import Storage
 
 BATCH_META = "batch.json"
+NAMED_AT_MOST = 10  # unmatched files named in a warning; batch.json lists them all
 
 
 def collect(
@@ -44,7 +46,9 @@ def collect(
 
     Idempotent per run: a complete snapshot (batch.json is written last) is returned as
     is, so a retry sees exactly what the first attempt saw. Unreadable files are copied to
-    quarantine here and reported in the batch; `accept` records them.
+    quarantine here and reported in the batch; `accept` records them. Files in the landing
+    folder that the pattern does not match, and that no run named yet, are listed in the
+    batch's `unmatched` (`accept` warns and records them).
     """
     folder = storage.snapshot_dir(spec.name, run_id)
     meta = folder / BATCH_META
@@ -53,8 +57,9 @@ def collect(
     manifest = Manifest(storage, spec.name)
     source = spec.source
     skipped: list[str] = []
+    unmatched: list[Unmatched] = []
     if isinstance(source, FileSource):
-        files, skipped, since = _new_files(spec, storage, run_id, manifest, folder)
+        files, skipped, unmatched, since = _new_files(spec, storage, run_id, manifest, folder)
     elif isinstance(source, SqlSource):
         if read_sql is None:
             raise ConfigError(f"model {spec.name!r} has a SQL source: collect needs read_sql")
@@ -71,20 +76,43 @@ def collect(
         end=max(ends) if ends else None,
         since=since,
         skipped=skipped,
+        unmatched=unmatched,
     )
     storage.write_json(batch.to_dict(), meta)
     return batch
 
 
+def describe_unmatched(unmatched: list[Unmatched], spec: ModelSpec) -> str | None:
+    """The warning that names the files a source's pattern left out (None without any)."""
+    if not unmatched or not isinstance(spec.source, FileSource):
+        return None
+    pattern = spec.source.path
+    names = [u.name for u in unmatched[:NAMED_AT_MOST]]
+    more = len(unmatched) - len(names)
+    listed = ", ".join(names) + (f" and {more} more (batch.json lists them)" if more else "")
+    return (
+        f"not taken: {len(unmatched)} file(s) in the landing folder do not match the source "
+        f"pattern {pattern}: {listed} (each named once; rename or move a file for a run to "
+        "take it)"
+    )
+
+
 def _new_files(
     spec: ModelSpec, storage: Storage, run_id: str, manifest: Manifest, folder: Location
-) -> tuple[list[BatchFile], list[str], str | None]:
+) -> tuple[list[BatchFile], list[str], list[Unmatched], str | None]:
     source = spec.source
     assert isinstance(source, FileSource)
     taken, seen = manifest.taken(excluding=run_id), manifest.paths()
     files: list[BatchFile] = []
     skipped: list[str] = []
-    for fid in list_files(source.path, base=storage.root):
+    listed = list_files(source.path, base=storage.root)
+    named = manifest.named(excluding=run_id)
+    unmatched = [
+        Unmatched(fid.path, fid.key, name)
+        for name, fid in list_unmatched(source.path, base=storage.root, matched=listed)
+        if fid.key not in named
+    ]
+    for fid in listed:
         before = taken.get(fid.key)
         if before is not None:
             if before["outcome"] == "unreadable":
@@ -96,7 +124,7 @@ def _new_files(
         snapshot = folder / "files" / f"{len(files):04d}.parquet"
         files.append(_snapshot_file(spec, storage, run_id, fid, snapshot, fid.path in seen))
     last = manifest.last_take()
-    return files, skipped, last["committed_at"] if last else None
+    return files, skipped, unmatched, last["committed_at"] if last else None
 
 
 def _snapshot_file(

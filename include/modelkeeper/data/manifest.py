@@ -5,6 +5,7 @@ Under the storage root:
     manifest/<model>/<run>.json               one commit record per run that validated
     accepted/<model>/date=YYYY-MM-DD/<run>.parquet   accepted rows, by event date (pool.py)
     snapshots/<model>/<run>/files/NNNN.parquet        each new file as collect read it
+                                              (a rejected one moves to quarantine/)
 
 The protocol, so that a kill -9 anywhere neither loses nor doubles a batch:
 
@@ -20,7 +21,11 @@ The protocol, so that a kill -9 anywhere neither loses nor doubles a batch:
   (readers keep the last committed version of a key). Without a unique_key there is no
   way to tell a correction from new rows: the re-landed file is quarantined as a conflict.
 - An unreadable file is quarantined once (its record says so) and skipped with a warning
-  by every later run.
+  by every later run. A file that fails validation is quarantined once too: after the
+  commit its snapshot moves into the run's quarantine folder (a retry finishes the move).
+- Files in the landing folder that the source's pattern does not match are not taken;
+  the run names them in a warning and its summary, and its record keeps their
+  identities, so each is named once (a changed file has another identity).
 - SQL sources re-read `source.lookback_minutes` before the last accepted event time and
   drop rows whose unique_key is already in the pool: late rows committed within the
   lookback and rows tying the watermark are taken exactly once. Rows committed later
@@ -74,6 +79,16 @@ class Manifest:
             for f in r["files"]:
                 out.setdefault(f["key"], {"run_id": r["run_id"], "outcome": f["outcome"]})
         return out
+
+    def named(self, *, excluding: str | None = None) -> set[str]:
+        """Identities of the files not matching the source's pattern that a run has named
+        already (each is named once; changed, it has another identity)."""
+        return {
+            u["key"]
+            for r in self.records()
+            if r["run_id"] != excluding
+            for u in r.get("unmatched", [])
+        }
 
     def paths(self) -> set[str]:
         return {f["source"] for r in self.records() for f in r["files"]}

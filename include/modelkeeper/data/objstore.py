@@ -33,6 +33,7 @@ manifest record (manifest.py), `batch.json` of a snapshot, `index.html` of Data 
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 import shutil
@@ -140,6 +141,30 @@ def copy(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Location:
     return put_bytes(dst, read_bytes(source))
 
 
+def move(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Location:
+    """Move one file whole: a rename locally (a copy and delete across devices), a
+    server-side copy and delete on an object store. The source is gone afterwards."""
+    source, target = location(src), location(dst)
+    if not is_remote(source) and not is_remote(target):
+        assert isinstance(target, Path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(source, target)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            copy(source, target)  # another device: copy whole, then delete
+            Path(source).unlink()
+        return target
+    if is_remote(source) and is_remote(target) and source.protocol == target.protocol:
+        fs, key = _fs(source)
+        fs.mv(key, _fs(target)[1])
+        return target
+    copy(source, target)
+    source.unlink()
+    return target
+
+
 def upload_tree(local_dir: Path, dst: str | os.PathLike[str], *, last: str | None = None) -> None:
     """Copy a local folder's files under `dst`, `last` (a relative name) after all others,
     so a reader that trusts the folder once `last` exists never sees it half copied."""
@@ -206,6 +231,25 @@ def staged_dir(path: str | os.PathLike[str], *, last: str | None = None) -> Iter
     with tempfile.TemporaryDirectory(prefix="modelkeeper-stage-") as scratch:
         yield Path(scratch)
         upload_tree(Path(scratch), loc, last=last)
+
+
+def find_info(folder: str, *, recursive: bool = True) -> list[tuple[str, str, dict[str, Any]]]:
+    """(full URI, name relative to `folder`, fsspec info) of each file in a URI folder and,
+    when `recursive`, the folders below it; in name order. A missing folder gives []."""
+    from fsspec.core import url_to_fs
+
+    protocol = folder.split("://", 1)[0]
+    fs, path = url_to_fs(folder, **storage_options(protocol))
+    path = path.rstrip("/")
+    try:
+        found = fs.find(path, maxdepth=None if recursive else 1, detail=True)
+    except FileNotFoundError:
+        return []
+    return [
+        (fs.unstrip_protocol(p), p[len(path) + 1 :], info)
+        for p, info in sorted(found.items())
+        if info.get("type") == "file" and p.startswith(path + "/")
+    ]
 
 
 def glob_info(pattern: str) -> list[tuple[str, dict[str, Any]]]:

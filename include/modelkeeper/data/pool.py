@@ -18,7 +18,7 @@ from modelkeeper.data.partitions import in_days, read_partitions, write_partitio
 from modelkeeper.data.sources import naive_utc, parse_timestamps
 
 if TYPE_CHECKING:
-    from modelkeeper.contracts.results import Accepted, FileOutcome
+    from modelkeeper.contracts.results import Accepted, FileOutcome, Unmatched
     from modelkeeper.contracts.spec import ModelSpec
     from modelkeeper.data.storage import Storage
 
@@ -32,6 +32,7 @@ def commit_accepted(
     files: list[FileOutcome] = (),  # type: ignore[assignment]
     result: Accepted | None = None,
     manifest: Manifest | None = None,
+    unmatched: list[Unmatched] = (),  # type: ignore[assignment]
 ) -> None:
     """Add validated rows to the pool and commit the run's record: pool first, then the
     record (the commit), so a crash in between leaves nothing any reader trusts."""
@@ -55,6 +56,7 @@ def commit_accepted(
             "pool": pool,
             "watermark": watermark,
             "result": None if result is None else result.to_dict(),
+            "unmatched": [u.to_dict() for u in unmatched],
         }
     )
 

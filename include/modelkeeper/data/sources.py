@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob
 import io
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,6 +26,7 @@ from modelkeeper.contracts.errors import DataError
 
 WATERMARK_PLACEHOLDER = "{watermark}"
 EPOCH_LITERAL = "'1970-01-01 00:00:00'"
+_WILDCARD = re.compile(r"[*?[]")  # what makes a path part a glob (glob.has_magic's test)
 
 
 class SourceError(DataError):
@@ -89,12 +91,68 @@ def list_files(pattern: str, *, base: str | os.PathLike[str]) -> list[FileId]:
         return out
     from modelkeeper.data.objstore import glob_info  # only URIs need fsspec
 
-    out = []
-    for uri, info in glob_info(pattern):
-        mtime = info.get("mtime") or info.get("LastModified") or info.get("created")
-        etag = info.get("ETag") or info.get("etag") or info.get("md5Hash")
-        out.append(FileId(uri, int(info.get("size") or 0), _iso(mtime), etag and str(etag)))
-    return out
+    return [_file_id(uri, info) for uri, info in glob_info(pattern)]
+
+
+def landing_folder(pattern: str, *, base: str | os.PathLike[str]) -> str:
+    """The folder `pattern` looks in: its path up to the first part with a wildcard (the
+    parent of a pattern without one), absolute or a full URI like list_files' paths."""
+    if not _is_uri(pattern) and _is_uri(base):
+        pattern = f"{str(base).rstrip('/')}/{pattern}"
+    if not _is_uri(pattern) and not os.path.isabs(pattern):
+        pattern = str(Path(base) / pattern)
+    if _is_uri(pattern):
+        scheme, rest = pattern.split("://", 1)
+        head, parts = f"{scheme}://", rest.split("/")
+    else:
+        pattern = os.path.abspath(pattern)
+        head, parts = "", pattern.split(os.sep)
+    fixed = next((i for i, part in enumerate(parts) if _WILDCARD.search(part)), len(parts) - 1)
+    return head + "/".join(parts[:fixed]) if head else os.sep.join(parts[:fixed]) or os.sep
+
+
+def list_unmatched(
+    pattern: str, *, base: str | os.PathLike[str], matched: list[FileId]
+) -> list[tuple[str, FileId]]:
+    """The files in `pattern`'s landing folder (and the folders below it) that it does not
+    match, each with its name relative to that folder, in name order.
+
+    Hidden files and partial uploads count: a producer expects every file it put there to
+    be either taken or named. A landing folder that holds the storage root (a pattern
+    such as `*.parquet` relative to it) is listed without its sub-folders, which are the
+    store's own.
+    """
+    folder = landing_folder(pattern, base=base)
+    taken = {f.path for f in matched}
+    sep = "/" if _is_uri(folder) else os.sep
+    root = str(base).rstrip("/") if _is_uri(base) else os.path.abspath(base)
+    shallow = root == folder or root.startswith(folder.rstrip(sep) + sep)
+    out: list[tuple[str, FileId]] = []
+    if _is_uri(folder):
+        from modelkeeper.data.objstore import find_info
+
+        for uri, name, info in find_info(folder, recursive=not shallow):
+            if uri not in taken:
+                out.append((name, _file_id(uri, info)))
+        return sorted(out)
+    for here, dirs, files in os.walk(folder):
+        if shallow:
+            dirs.clear()
+        for name in files:
+            path = os.path.abspath(os.path.join(here, name))
+            if path in taken or not os.path.isfile(path):
+                continue
+            st = os.stat(path)
+            rel = os.path.relpath(path, folder).replace(os.sep, "/")
+            out.append((rel, FileId(path, st.st_size, _iso(st.st_mtime_ns / 1e9))))
+    return sorted(out)
+
+
+def _file_id(uri: str, info: dict) -> FileId:
+    """A listed object's identity from what fsspec reports for it."""
+    mtime = info.get("mtime") or info.get("LastModified") or info.get("created")
+    etag = info.get("ETag") or info.get("etag") or info.get("md5Hash")
+    return FileId(uri, int(info.get("size") or 0), _iso(mtime), etag and str(etag))
 
 
 def read_file(file: FileId | str, fmt: Literal["parquet", "csv"]) -> pd.DataFrame:

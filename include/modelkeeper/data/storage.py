@@ -96,6 +96,10 @@ class Storage:
     def copy_into(self, src: PathLike, path: PathLike) -> Location:
         return objstore.copy(src, path)
 
+    def move_into(self, src: PathLike, path: PathLike) -> Location:
+        """Move a file the store wrote (a snapshot) elsewhere under it: one copy, not two."""
+        return objstore.move(src, path)
+
     # -- reads -------------------------------------------------------------------------
     @staticmethod
     def read_json(path: PathLike, default: Any = None) -> Any:

@@ -37,10 +37,14 @@ def collect(
     read_sql: Callable[[str], pd.DataFrame] | None = None,
 ) -> Batch:
     from modelkeeper.data.collect import collect as snapshot
+    from modelkeeper.data.collect import describe_unmatched
 
-    batch = snapshot(stream_spec(ws, stream), ws.storage, run.run_id, read_sql=read_sql)
+    spec = stream_spec(ws, stream)
+    batch = snapshot(spec, ws.storage, run.run_id, read_sql=read_sql)
     for skipped in batch.skipped:
         log.warning("skipping %s", skipped)
+    if batch.unmatched:
+        log.warning("%s", describe_unmatched(batch.unmatched, spec))
     for f in batch.files:
         if f.error:
             log.warning("%s (copied to %s)", f.error, f.quarantine)

@@ -70,17 +70,20 @@ class ValidateOperator(ModelkeeperOperator):
         alarm: go on too (decide shows the alarm's reason). Asset-triggered otherwise: an
         earlier run already took this update; skip, stay green. Scheduled: fine if another
         run took new data within the last schedule period (an Asset run on the same tick);
-        otherwise the producer may have stopped: fail.
+        otherwise the producer may have stopped: fail. Files the source's pattern left out
+        are named with the time (a `week_09.csv` beside `*.parquet` files explains a lot).
         """
         from datetime import datetime
 
         from airflow.sdk.exceptions import AirflowSkipException
 
         from modelkeeper.contracts.errors import DataError
+        from modelkeeper.data.collect import describe_unmatched
         from modelkeeper.data.manifest import Manifest, previous_tick
 
         run_type = getattr(context["dag_run"].run_type, "value", context["dag_run"].run_type)
-        since = batch.since or "the start"
+        unmatched = describe_unmatched(batch.unmatched, self.ingest_spec)
+        since = (batch.since or "the start") + (f" ({unmatched})" if unmatched else "")
         if self.stream == "scoring" and (owed := self._owed_batches(context)):
             self.log.info(
                 "no new scoring data since %s; runs %s still owe predictions", since, owed
