@@ -205,7 +205,17 @@ class TestLateLabels:
         land_labels(world["storage"], 30, pd.concat([unscored, again], ignore_index=True))
         states, xcoms = monitor("manual__monitor_odd")
         assert states["validate_labels"] == states["measure"] == "success", states
-        assert xcoms[("measure", "return_value")]["joined"] == before  # nothing new joined
+        measured = xcoms[("measure", "return_value")]
+        assert measured["joined"] == before  # nothing new joined
+        # counted, not dropped (issue 23 item 4): in the result and the history
+        assert measured["unmatched"] == len(unscored), measured
+        [row] = world["history"].series(MODEL, kind="labels", metric="unmatched")[-1:]
+        assert row["value"] == len(unscored) and row["run_id"] == "manual__monitor_odd"
+        # kept for a later join: once those rows are scored, their labels join
+        land_features(world["storage"], 32, unscored)
+        assert score("manual__score_late_keys")[0]["score"] == "success"
+        measured = monitor("manual__monitor_late_keys")[1][("measure", "return_value")]
+        assert measured["joined"] == before + len(unscored) and measured["unmatched"] == 0
 
     def test_duplicate_keys_in_one_labels_file_are_quarantined(self, world):
         from modelkeeper.demo import load_flights, week_frame

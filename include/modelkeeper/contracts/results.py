@@ -401,6 +401,7 @@ class Measured(Handoff):
     joined: int  # predictions that have their label now
     pending: int  # predictions still waiting for one
     measurements: list[dict]  # the primary metric's, for the alarm
+    unmatched: int = 0  # labels of the open windows whose key no prediction has (yet)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ Kind = Literal[
     "alarm",
     "detector",  # the champion's change detector after each labelled batch
     "evidence",  # the shadow's advantage and the drift share a retrain decision weighed
+    "labels",  # late labels: how many match no prediction (yet)
 ]
 
 history_table = keyed_table(

@@ -51,15 +51,18 @@ def measure(ws: Workspace, run: Run) -> Measured:
         predictions = _with_features(ws, predictions, since)
     labels = load_pool(stream_spec(spec, "labels"), storage, since=since)
     joined = alarms.join_labels(predictions, labels, spec)
+    unmatched = _unmatched(ws, run, labels, newest)
     found = []
     for version, part in joined.groupby(scoring.VERSION):
         found += _windows(ws, run, str(version), part)
     label = spec.label_column
     have = int(joined[label].notna().sum())
     log.info(
-        "%s predictions joined with their label, %s pending; %s",
+        "%s predictions joined with their label, %s pending, %s labels match no prediction "
+        "(kept: joined when one arrives); %s",
         have,
         len(joined) - have,
+        unmatched,
         "; ".join(
             f"v{m['version']} {m['kind']} {m['metric']} {m['value']:.3f} "
             f"({m['window_start'][:10]}, {m['rows']} rows)"
@@ -68,7 +71,40 @@ def measure(ws: Workspace, run: Run) -> Measured:
         )
         or "no window measured",
     )
-    return Measured(joined=have, pending=len(joined) - have, measurements=found)
+    return Measured(
+        joined=have, pending=len(joined) - have, measurements=found, unmatched=unmatched
+    )
+
+
+def _unmatched(ws: Workspace, run: Run, labels: pd.DataFrame, logged: pd.DataFrame) -> int:
+    """Labels of the open windows whose key no prediction has (yet): counted and recorded
+    (history kind "labels"), never dropped; they stay in the labels pool, and a later run
+    joins them when their prediction comes (a scoring batch caught up late)."""
+    from modelkeeper.data.keys import anti_join
+    from modelkeeper.monitoring.history import Measurement
+
+    spec = ws.spec
+    if labels.empty:
+        return 0
+    missing = len(anti_join(labels, logged, list(spec.labels.key), spec))
+    if ws.history is not None:
+        ts = labels[spec.data_schema.timestamp_column]
+        ws.history.record(
+            [
+                Measurement(
+                    spec.name,
+                    "labels",
+                    "unmatched",
+                    float(missing),
+                    rows=len(labels),
+                    run_id=run.run_id,
+                    dag_id=run.dag_id,
+                    window_start=ts.min().isoformat(),
+                    window_end=ts.max().isoformat(),
+                )
+            ]
+        )
+    return missing
 
 
 def _horizon_start(ws: Workspace, newest: Any) -> Any:
