@@ -59,6 +59,14 @@ class TestDecide:
         assert d.promote and d.verdict == "BLESSED"
         assert d.reason.startswith("promoted: first model, roc_auc 0.660")
 
+    def test_a_first_model_without_checks_has_no_stray_separator(self, spec):
+        """Issue 23 item 16: the reason used to end with "; " when no check was listed."""
+        bare = spec.model_copy(
+            update={"promotion": spec.promotion.model_copy(update={"floor": None})}
+        )
+        d = decide(cand(auc=0.66), None, bare)
+        assert d.promote and not d.reason.rstrip().endswith(";"), d.reason
+
     def test_improvement_reason_is_readable(self, spec):
         d = decide(cand(auc=0.731, log_loss=0.44), champ(auc=0.712), spec)
         assert d.promote

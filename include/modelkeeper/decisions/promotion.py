@@ -66,7 +66,7 @@ def decide(
         return refuse(why, checks)
     primary, value = spec.metrics.primary, candidate.score.metrics[spec.metrics.primary]
     if champion is None:
-        reason = f"promoted: first model, {primary} {_f(value)}; " + "; ".join(checks)
+        reason = "; ".join([f"promoted: first model, {primary} {_f(value)}", *checks])
         return Decision(True, reason, checks, **base)
     if unusable:
         # Nothing to compare with: the absolute checks passed, and a person decides.
