@@ -459,6 +459,12 @@ class TestComposeFile:
             pytest.param("AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION", "true", id="paused"),
             pytest.param("AIRFLOW__CORE__LOAD_EXAMPLES", "false", id="no-examples"),
             pytest.param("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "false", id="login"),
+            # absolute links in MLflow runs and notifications (issue 23 item 16)
+            pytest.param(
+                "AIRFLOW__API__BASE_URL",
+                "${AIRFLOW__API__BASE_URL:-http://localhost:8080}",
+                id="base-url",
+            ),
         ],
     )
     def test_airflow_setting(self, services, key, expected):
