@@ -22,11 +22,13 @@ with DAG(
     tags=["modelkeeper", "governance"],
     **dag_args(PLATFORM_OWNER),
     params={
+        # No default: a rollback names its model on purpose (a pre-selected first model
+        # is one click from rolling back the wrong one). The form asks for it.
         "model": Param(
-            _models[0] if _models else "",
+            None,
             type="string",
             enum=_models or [""],
-            description="Model to roll back.",
+            description="Model to roll back (none is pre-selected).",
         ),
         "target_version": Param(
             PREVIOUS,

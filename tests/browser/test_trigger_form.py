@@ -65,12 +65,18 @@ def _open(page, airflow_ui, shots, dag_id: str) -> tuple[FormState, dict]:
     return state, params
 
 
+#: DAGs whose form must be filled in before they run: the Param a person has to choose.
+CHOSEN_ON_PURPOSE = {"modelkeeper_rollback": "model"}
+
+
 def test_modelkeeper_dags_trigger_with_their_defaults(page, airflow_ui, shots):
     assert airflow_ui.import_errors() == []
     dag_ids = airflow_ui.dag_ids(tag="modelkeeper")
     assert dag_ids, "no DAG tagged 'modelkeeper' in the UI"
     problems = {}
     for dag_id in dag_ids:
+        if dag_id in CHOSEN_ON_PURPOSE:
+            continue
         state, params = _open(page, airflow_ui, shots, dag_id)
         if not state.clean:
             problems[dag_id] = _describe(state, params)
@@ -90,3 +96,14 @@ def test_probe_shows_both_outcomes(page, airflow_ui, shots, dag_id):
     else:
         assert not state.submit_enabled, f"{param}: {_describe(state, params)}"
         assert state.section_errors == ["Run Parameters"], f"{param}: {_describe(state, params)}"
+
+
+@pytest.mark.parametrize("dag_id", list(CHOSEN_ON_PURPOSE))
+def test_a_rollback_names_its_model_on_purpose(page, airflow_ui, shots, dag_id):
+    """Issue 23 item 14: the rollback form used to pre-select the alphabetically first
+    model. Now nothing is selected and the Trigger button waits for a choice."""
+    state, params = _open(page, airflow_ui, shots, dag_id)
+    param = CHOSEN_ON_PURPOSE[dag_id]
+    assert params[param]["value"] is None, params[param]
+    assert not state.submit_enabled, _describe(state, params)
+    assert state.section_errors == ["Run Parameters"], _describe(state, params)

@@ -220,6 +220,8 @@ class TestRollbackDag:
                 False,
                 id="too-short-reason",
             ),
+            # issue 23 item 14: no model is pre-selected; a run must name one
+            pytest.param({"target_version": "previous", "reason": "x y z"}, False, id="no-model"),
         ],
     )
     def test_params_schema(self, params, conf, ok):
