@@ -1,6 +1,6 @@
 """What a backtest's records add up to: per-policy summaries, the targets, report.json.
 
-Quarters and halves are of the whole replay (warm-up included); the targets are the bar
+Quarters and halves are of the replayed steps (after the warm-up); the targets are the bar
 the spec policy is held to against the schedules.
 """
 

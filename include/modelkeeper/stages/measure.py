@@ -77,18 +77,23 @@ def measure(ws: Workspace, run: Run) -> Measured:
 
 
 def _unmatched(ws: Workspace, run: Run, labels: pd.DataFrame, logged: pd.DataFrame) -> int:
-    """Labels of the open windows whose key no prediction has (yet): counted and recorded
-    (history kind "labels"), never dropped; they stay in the labels pool, and a later run
-    joins them when their prediction comes (a scoring batch caught up late)."""
+    """Labels of the open windows, from the first prediction on, whose key no prediction
+    has (yet): counted and recorded (history kind "labels"), never dropped; they stay in
+    the labels pool, and a later run joins them when their prediction comes."""
     from modelkeeper.data.keys import anti_join
     from modelkeeper.monitoring.history import Measurement
 
     spec = ws.spec
+    ts = spec.data_schema.timestamp_column
+    if not labels.empty and not logged.empty:
+        # rows older than the first prediction were never meant to be scored (the training
+        # data the labels stream may share a landing folder with)
+        labels = labels[labels[ts] >= logged[ts].min()]
     if labels.empty:
         return 0
     missing = len(anti_join(labels, logged, list(spec.labels.key), spec))
     if ws.history is not None:
-        ts = labels[spec.data_schema.timestamp_column]
+        times = labels[ts]
         ws.history.record(
             [
                 Measurement(
@@ -99,8 +104,8 @@ def _unmatched(ws: Workspace, run: Run, labels: pd.DataFrame, logged: pd.DataFra
                     rows=len(labels),
                     run_id=run.run_id,
                     dag_id=run.dag_id,
-                    window_start=ts.min().isoformat(),
-                    window_end=ts.max().isoformat(),
+                    window_start=times.min().isoformat(),
+                    window_end=times.max().isoformat(),
                 )
             ]
         )
