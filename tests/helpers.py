@@ -270,3 +270,8 @@ def run_pipeline(
         if task_id == "decide" and "train" not in out:
             skipped |= {"train", "evaluate", "approve", "promote"}  # the branch not taken
     return xcoms
+
+
+#: Trigger-form Params a person must choose on purpose (no default; the form's Trigger
+#: button waits for them): DAG id -> Param name. Every other Param has a valid default.
+CHOSEN_ON_PURPOSE = {"modelkeeper_rollback": "model"}

@@ -18,6 +18,7 @@ import pytest
 
 from tests.browser.probes import PROBE_TAG, PROBES
 from tests.browser.ui import FormState, TriggerDialog
+from tests.helpers import CHOSEN_ON_PURPOSE
 
 # About 70 s alone (a fresh Airflow ~25 s, then ~5 s per dialog), ~100 s beside the
 # runtime tier under xdist: over the ~60 s that `make test-fast` allows a module.
@@ -63,10 +64,6 @@ def _open(page, airflow_ui, shots, dag_id: str) -> tuple[FormState, dict]:
     state = dialog.state()
     dialog.screenshot(str(shots / f"{dag_id}.png"))
     return state, params
-
-
-#: DAGs whose form must be filled in before they run: the Param a person has to choose.
-CHOSEN_ON_PURPOSE = {"modelkeeper_rollback": "model"}
 
 
 def test_modelkeeper_dags_trigger_with_their_defaults(page, airflow_ui, shots):
