@@ -8,19 +8,19 @@ from modelkeeper.reporting.charts import Chart, Series, line_chart
 from modelkeeper.reporting.render import render
 
 COLOURS = ["#888888", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"]
-#: The policy tables' columns: (summary key, header in words).
+#: The policy tables' columns: (summary key, header in words, decimals).
 COLUMNS = [
-    ("mean", "mean"),
-    ("second_half_mean", "second half"),
-    ("gap_to_always", "vs always"),
-    ("retrains", "registered retrains"),
-    ("second_half_retrains", "in the second half"),
-    ("promotions", "promotions"),
-    ("training_seconds", "training s (shadows incl.)"),
-    ("shadow_seconds", "of which shadows"),
-    ("compute_seconds", "all stages s"),
-    ("alarms", "alarms"),
-    ("alarms_paid_off", "paid off"),
+    ("mean", "mean", 4),
+    ("second_half_mean", "second half", 4),
+    ("gap_to_always", "vs always", 4),
+    ("retrains", "registered retrains", 0),
+    ("second_half_retrains", "in the second half", 0),
+    ("promotions", "promotions", 0),
+    ("training_seconds", "training s (shadows incl.)", 1),
+    ("shadow_seconds", "of which shadows", 1),
+    ("compute_seconds", "all stages s", 1),
+    ("alarms", "alarms", 0),
+    ("alarms_paid_off", "paid off", 0),
 ]
 
 

@@ -17,12 +17,14 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, S
 DASH = "—"  # what a missing value shows as
 
 
-def num(value: Any, digits: int = 3) -> str:
-    """A float with `digits` decimals, an int as it is, None as a dash."""
+def num(value: Any, digits: int = 3, trim: bool = False) -> str:
+    """A float with `digits` decimals (`trim`: without trailing zeros), an int as it is,
+    None as a dash."""
     if value is None:
         return DASH
     if isinstance(value, float):
-        return f"{value:.{digits}f}"
+        text = f"{value:.{digits}f}"
+        return text.rstrip("0").rstrip(".") if trim and "." in text else text
     return str(value)
 
 
