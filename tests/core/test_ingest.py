@@ -334,6 +334,15 @@ def _keep_last(spec: ModelSpec) -> ModelSpec:
     return spec.model_copy(update={"data_schema": schema})
 
 
+def _land_with_repeats(storage: Storage, week: pd.DataFrame, repeated: pd.DataFrame, files: str):
+    """`week` and rows repeating some of its keys: in one file, or the repeats in a second."""
+    if files == "one file":
+        land(storage, "week_00.parquet", pd.concat([week, repeated], ignore_index=True))
+    else:
+        land(storage, "week_00.parquet", week)
+        land(storage, "week_00_fix.parquet", repeated)
+
+
 class TestDuplicates:
     """One rule for rows that repeat the unique key in a batch, whether they came in one
     file or in two (issue 23 item 2: two files in one run used to lose them silently)."""
@@ -344,11 +353,7 @@ class TestDuplicates:
     def test_refused_with_their_count_however_they_arrive(self, spec, storage, flights, files):
         week0 = demo.week_frame(flights, 0)
         repeated = week0.head(3).assign(temp=week0["temp"].head(3) + 1)
-        if files == "one file":
-            land(storage, "week_00.parquet", pd.concat([week0, repeated], ignore_index=True))
-        else:
-            land(storage, "week_00.parquet", week0)
-            land(storage, "week_00_fix.parquet", repeated)
+        _land_with_repeats(storage, week0, repeated, files)
         batch, accepted = run(spec, storage, "run-1")
         assert not accepted.success and accepted.rows == 0
         assert self.SHARED in accepted.summary and "schema.duplicates: refuse" in accepted.summary
@@ -371,11 +376,7 @@ class TestDuplicates:
         spec = _keep_last(spec)
         week0 = demo.week_frame(flights, 0)
         repeated = week0.head(3).assign(temp=100.0)  # the rows' last word
-        if files == "one file":
-            land(storage, "week_00.parquet", pd.concat([week0, repeated], ignore_index=True))
-        else:
-            land(storage, "week_00.parquet", week0)
-            land(storage, "week_00_fix.parquet", repeated)
+        _land_with_repeats(storage, week0, repeated, files)
         _, accepted = run(spec, storage, "run-1")
         assert accepted.success and accepted.rows == len(week0), accepted.summary
         assert "3 rows that repeated a unique_key dropped" in accepted.summary
