@@ -188,26 +188,20 @@ class _Review:
         if not frames:
             return pd.DataFrame()
         df = pd.concat(frames, ignore_index=True, sort=False) if len(frames) > 1 else frames[0]
-        self.dropped = self.dropped_in(df)
-        return self.dedupe(df)
+        kept = self.dedupe(df)
+        self.dropped = len(df) - len(kept)
+        return kept
 
     def dedupe(self, df: pd.DataFrame) -> pd.DataFrame:
         """One rule for rows that repeat the unique key, however many files they came in:
         under `duplicates: keep_last` the last one stays; under `refuse` they stay for the
         validation to refuse, with their count."""
-        if self.spec.data_schema.duplicates == "keep_last" and self.dropped_in(df):
-            key = self.spec.data_schema.unique_key
-            return df.drop_duplicates(subset=key, keep="last").reset_index(drop=True)
-        return df
-
-    def dropped_in(self, df: pd.DataFrame) -> int:
-        """The rows `dedupe` drops from `df` (0 under `refuse`)."""
         key = self.spec.data_schema.unique_key
         if self.spec.data_schema.duplicates != "keep_last" or not key:
-            return 0
+            return df
         if df.empty or not set(key) <= set(df.columns):
-            return 0
-        return int(df.duplicated(subset=key, keep="last").sum())
+            return df
+        return df.drop_duplicates(subset=key, keep="last").reset_index(drop=True)
 
 
 def _result(
