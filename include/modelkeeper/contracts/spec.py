@@ -167,6 +167,20 @@ class ModelSpec(Strict):
         return [self.data_schema.column(name) for name in self.features.all]
 
     @property
+    def row_keys(self) -> list[list[str]]:
+        """Every key that identifies a row of this model's data: `schema.unique_key`, the
+        scoring key and the labels key, each once. Whichever path reads a file (training
+        ingestion, scoring rows, labels), its rows must not repeat any of these keys whose
+        columns the path reads (`schema.duplicates` says refuse, or keep the last): one file,
+        one verdict. A stream's spec (data/streams.py) has its own key as `unique_key`."""
+        keys: list[list[str]] = []
+        sections = (self.scoring, self.labels)
+        for key in (self.data_schema.unique_key, *(s.key if s else None for s in sections)):
+            if key and list(key) not in keys:
+                keys.append(list(key))
+        return keys
+
+    @property
     def label_column(self) -> str:
         return (self.labels.column if self.labels else None) or self.target.column
 

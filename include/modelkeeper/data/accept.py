@@ -193,15 +193,17 @@ class _Review:
         return kept
 
     def dedupe(self, df: pd.DataFrame) -> pd.DataFrame:
-        """One rule for rows that repeat the unique key, however many files they came in:
-        under `duplicates: keep_last` the last one stays; under `refuse` they stay for the
-        validation to refuse, with their count."""
-        key = self.spec.data_schema.unique_key
-        if self.spec.data_schema.duplicates != "keep_last" or not key:
+        """One rule for rows that repeat a key of the model, however many files they came in
+        and whichever path reads them: under `duplicates: keep_last` the last one stays;
+        under `refuse` they stay for the validation to refuse, with their count."""
+        if self.spec.data_schema.duplicates != "keep_last" or df.empty:
             return df
-        if df.empty or not set(key) <= set(df.columns):
-            return df
-        return df.drop_duplicates(subset=key, keep="last").reset_index(drop=True)
+        # Each of the model's keys, as the validation checks them (ModelSpec.row_keys).
+        declared = {rule.name for rule in self.spec.data_schema.columns}
+        for key in self.spec.row_keys:
+            if set(key) <= declared and set(key) <= set(df.columns):
+                df = df.drop_duplicates(subset=key, keep="last").reset_index(drop=True)
+        return df
 
 
 def _result(

@@ -11,7 +11,8 @@ The expectation suite is a pure function of the spec (``schema`` + ``target``):
 * numeric columns lie within ``min``/``max`` and are finite (+/-inf always fails);
 * category columns with ``allowed`` values have at most ``max_unseen_share`` others;
 * the row count is within ``min_rows``/``max_rows`` (per-row checks pass on empty frames);
-* ``unique_key`` rows are unique; a classification target has at least two classes;
+* rows are unique by each of the spec's keys whose columns the suite checks (``unique_key``,
+  the scoring and the labels key: ``ModelSpec.row_keys``); a classification target has at least two classes;
 * undeclared columns warn or fail per ``schema.extra_columns``.
 
 ``checks="rows"`` leaves out the two table-level expectations (row count bounds and the
@@ -199,11 +200,16 @@ def _expectations(spec: ModelSpec, checks: Checks = "all") -> list[Any]:
         out.append(
             gxe.ExpectTableRowCountToBeBetween(min_value=schema.min_rows, max_value=schema.max_rows)
         )
-    key = list(schema.unique_key or [])
-    if len(key) == 1:  # GX's compound expectation refuses a single column
-        out.append(gxe.ExpectColumnValuesToBeUnique(column=key[0]))
-    elif key:
-        out.append(gxe.ExpectCompoundColumnsToBeUnique(column_list=key))
+    # Every key of the model whose columns this suite checks, on every path alike (one
+    # file, one verdict: training data, scoring rows and labels).
+    declared = {rule.name for rule in schema.columns}
+    for key in spec.row_keys:
+        if not set(key) <= declared:
+            continue
+        if len(key) == 1:  # GX's compound expectation refuses a single column
+            out.append(gxe.ExpectColumnValuesToBeUnique(column=key[0]))
+        else:
+            out.append(gxe.ExpectCompoundColumnsToBeUnique(column_list=key))
     if table_level and spec.target.task == "classification":
         out.append(
             gxe.ExpectColumnUniqueValueCountToBeBetween(column=spec.target.column, min_value=2)
