@@ -145,15 +145,19 @@ def window_values(measurements: Iterable[dict], primary: str, *, min_rows: int) 
 
     `measurements`: history rows or Measurement dicts of one version, in the
     order they were recorded."""
+    from modelkeeper.monitoring.history import prevailing
+
     latest: dict[str, dict[str, dict]] = {}
-    for m in measurements:
-        if m["metric"] != primary or m.get("slice_column") is not None:
-            continue
-        if m["kind"] not in ("realized", "estimated") or not _finite(m.get("value")):
-            continue
-        kinds = latest.setdefault(m["window_start"], {})
-        if m["kind"] not in kinds or (m.get("rows") or 0) >= (kinds[m["kind"]].get("rows") or 0):
-            kinds[m["kind"]] = m
+    wanted = [
+        m
+        for m in measurements
+        if m["metric"] == primary
+        and m.get("slice_column") is None
+        and m["kind"] in ("realized", "estimated")
+        and _finite(m.get("value"))
+    ]
+    for m in prevailing(wanted, per_version=False):  # one version's (or unnamed) rows
+        latest.setdefault(m["window_start"], {})[m["kind"]] = m
     out = []
     for start in sorted(latest):
         real, est = latest[start].get("realized"), latest[start].get("estimated")

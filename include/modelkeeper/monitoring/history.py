@@ -11,6 +11,7 @@ indexed for "this model's series". A retried task writes nothing twice: a row is
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict
 from typing import Literal
 
@@ -52,6 +53,27 @@ history_table = keyed_table(
     sa.Column("detail", sa.Text),
     sa.Index("ix_modelkeeper_history_series", "model", "kind", "metric", "window_start"),
 )
+
+
+def prevailing(rows: Iterable[dict], *, per_version: bool = True) -> list[dict]:
+    """One measurement per (kind, metric, window, slice[, version]): the one on the most rows,
+    the latest recorded of equals, in the order `rows` came. A window is re-measured while
+    its labels may still arrive; a smaller sample never replaces a larger one for the same
+    period (an estimate from the 3 rows of a late run does not overwrite one from 6,300).
+    `rows`: history rows or Measurement dicts, in the order they were recorded."""
+    best: dict[tuple, tuple[int, dict]] = {}
+    for i, row in enumerate(rows):
+        key = (
+            row.get("kind"),
+            row.get("metric"),
+            row.get("window_start"),
+            row.get("slice_column"),
+            row.get("slice_value"),
+            row.get("version") if per_version else None,
+        )
+        if key not in best or (row.get("rows") or 0) >= (best[key][1].get("rows") or 0):
+            best[key] = (i, row)
+    return [row for _, row in sorted(best.values(), key=lambda found: found[0])]
 
 
 class History(SqlStore):

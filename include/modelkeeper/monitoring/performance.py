@@ -130,13 +130,15 @@ def regression(
     every: str | pd.Timedelta = DEFAULT_EVERY,
     start: Any = None,
     metrics: Iterable[str] | None = None,
+    estimate_min_rows: int = 1,
 ) -> tuple[list[Measurement], list[Measurement]]:
     """A regressor's (realized, estimated) measurements per window and slice.
 
     Realized: rmse, mae and r2 as evaluation computes them, on the rows whose label has
     arrived, in windows with at least ``min_rows`` of them. Estimated (with an
     ``estimator``): DLE's rmse and mae on every row with a prediction and its features
-    (a row without any would be estimated from nothing), labels or not.
+    (a row without any would be estimated from nothing), labels or not, in windows with
+    at least ``estimate_min_rows`` such rows.
     """
     names = None if metrics is None else {metrics} if isinstance(metrics, str) else set(metrics)
     _check_columns(frame, [label, prediction, time_column])
@@ -162,7 +164,7 @@ def regression(
     def estimate(idx: np.ndarray) -> dict[str, float]:
         return dle.expected_metrics(absolute[idx], squared[idx], wanted_est)
 
-    window = (time_column, slices, 1, every, start)
+    window = (time_column, slices, estimate_min_rows, every, start)
     return realized_, list(_per_window(rows, ESTIMATED, estimate, *window))
 
 

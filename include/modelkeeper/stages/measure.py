@@ -2,13 +2,13 @@
 
 measure joins the labels that arrived to the prediction log by key; per window and per
 version that served it, it records the realized metrics where enough labels are in and
-estimates everywhere, into the history: CBPE from a classifier's probabilities
-(calibrated on the version's holdout), DLE from a regressor's features and prediction (a
-model of its loss fitted on that holdout). alarm folds the serving version's change
-detector over its windows and compares the latest measurements with the spec's fixed
-thresholds where it sets them; only the version serving now can raise an alarm (a
-retrain replaces the champion, not a version already replaced); within the cooldown a
-second alarm is recorded as suppressed.
+estimates where enough rows were scored (`labels.min_rows`, both), into the history: CBPE
+from a classifier's probabilities (calibrated on the version's holdout), DLE from a
+regressor's features and prediction (a model of its loss fitted on that holdout).
+alarm folds the serving version's change detector over its windows and compares the latest
+measurements with the spec's fixed thresholds where it sets them; only the version
+serving now can raise an alarm (a retrain replaces the champion, not a version already
+replaced); within the cooldown a second alarm is recorded as suppressed.
 """
 
 from __future__ import annotations
@@ -167,7 +167,11 @@ def _classification(ws: Workspace, version: str, part: pd.DataFrame, common: dic
         **common,
     )
     est = performance.estimated(
-        part, proba=scoring.PROBABILITY, calibrator=_calibrator(ws, version), min_rows=1, **common
+        part,
+        proba=scoring.PROBABILITY,
+        calibrator=_calibrator(ws, version),
+        min_rows=_estimate_min_rows(ws),
+        **common,
     )
     return real, est
 
@@ -183,8 +187,16 @@ def _regression(ws: Workspace, version: str, part: pd.DataFrame, common: dict) -
         prediction=scoring.PREDICTION,
         estimator=_loss_estimator(ws, version),
         min_rows=ws.spec.labels.min_rows,
+        estimate_min_rows=_estimate_min_rows(ws),
         **common,
     )
+
+
+def _estimate_min_rows(ws: Workspace) -> int:
+    """The minimum sample of an estimate (CBPE, DLE): the rows a window needs to be
+    measured at all (`labels.min_rows`), as for a realized metric. A window's first few
+    scored rows give no estimate: from 3 rows it is noise, yet it would stand for the week."""
+    return ws.spec.labels.min_rows
 
 
 def _with_features(ws: Workspace, predictions: pd.DataFrame, since: Any) -> pd.DataFrame:

@@ -2,8 +2,8 @@
 
 Inputs are what the core already returns: the spec, the registry's champion version,
 `AuditLog.events(model)` and `History.series(model)`. The monitor re-measures windows
-whose labels may still arrive, so one window can have several rows over time: the last
-recorded one is the current number for that window.
+whose labels may still arrive, so one window can have several rows over time: the one on
+the most rows (the last recorded of equals) is the current number for that window.
 """
 
 from __future__ import annotations
@@ -123,14 +123,22 @@ def champion_since(events: list[dict], champion: str | None) -> tuple[str | None
 def windows(series: list[dict], primary: str) -> list[Window]:
     """One entry per window of the primary metric (whole population, not slices): realized
     and estimated in service, or a candidate's at evaluation (its holdout's window)."""
+    from modelkeeper.monitoring.history import prevailing
+
     found: dict[str, dict[str, Any]] = {}
-    for row in series:
-        if row["kind"] not in (REALIZED, ESTIMATED, EVALUATION) or row["metric"] != primary:
-            continue
-        if row.get("slice_column") or not row.get("window_start"):
-            continue
+    rows = [
+        row
+        for row in series
+        if row["kind"] in (REALIZED, ESTIMATED, EVALUATION)
+        and row["metric"] == primary
+        and not row.get("slice_column")
+        and row.get("window_start")
+    ]
+    # A window re-measured keeps its measurement on the most rows (the latest of equals):
+    # a smaller sample never replaces a larger one.
+    for row in prevailing(rows, per_version=False):
         w = found.setdefault(row["window_start"], {"end": row.get("window_end")})
-        w[row["kind"]] = row["value"]  # later rows (same window re-measured) win
+        w[row["kind"]] = row["value"]
         w["version"] = row.get("version")
     return [
         Window(start, w["end"], w.get(REALIZED), w.get(ESTIMATED), w["version"], w.get(EVALUATION))
