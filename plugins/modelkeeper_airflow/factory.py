@@ -9,7 +9,17 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from airflow.sdk import DAG, Asset, AssetAny, AssetOrTimeSchedule, CronTriggerTimetable, Param
+from airflow.sdk import (
+    DAG,
+    Asset,
+    AssetAny,
+    AssetOrTimeSchedule,
+    CronTriggerTimetable,
+    DeadlineAlert,
+    DeadlineReference,
+    Param,
+    SyncCallback,
+)
 
 from modelkeeper.contracts import lineage as L
 from modelkeeper_airflow.callbacks import close_mlflow_run
@@ -225,7 +235,7 @@ Scores new rows with the champion, loaded as any MLflow consumer loads it
 the label; a bad batch is quarantined and nothing is predicted from it) → score
 (destination + prediction log, latency p50/p95) → watch (drift against the champion's
 out-of-sample holdout, prediction drift, data quality) → alarm (an Asset event that
-retrains, with a cooldown). Runs {when}.
+retrains, with a cooldown). Runs {when}. {deadline}
 """
 
 MONITOR_DOC = """\
@@ -245,7 +255,7 @@ def _when(cron: str | None, assets: list[str]) -> str:
     return " and ".join(parts) or "when triggered"
 
 
-def _dag(spec: ModelSpec, dag_id: str, doc: str, schedule, kind: str) -> DAG:
+def _dag(spec: ModelSpec, dag_id: str, doc: str, schedule, kind: str, **kw) -> DAG:
     return DAG(
         dag_id=dag_id,
         description=f"{kind} of {spec.name}",
@@ -254,6 +264,24 @@ def _dag(spec: ModelSpec, dag_id: str, doc: str, schedule, kind: str) -> DAG:
         tags=["modelkeeper", f"model:{spec.name}", kind],
         on_failure_callback=_on_failure(spec),
         **dag_args(spec.owner),
+        **kw,
+    )
+
+
+def scoring_deadline(spec: ModelSpec) -> DeadlineAlert | None:
+    """A `score_<model>` run not finished `scoring.deadline_minutes` after it was queued:
+    Airflow's deadline alert calls callbacks.scoring_deadline_missed (on a worker, a
+    SyncCallback), which tells the owner through notify."""
+    minutes = spec.scoring.deadline_minutes if spec.scoring else None
+    if minutes is None:
+        return None
+    from modelkeeper_airflow.callbacks import scoring_deadline_missed
+
+    return DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=timedelta(minutes=minutes),
+        callback=SyncCallback(scoring_deadline_missed, kwargs={"model": spec.name}),
+        name=f"score_{spec.name} finished within {minutes:g} min",
     )
 
 
@@ -268,9 +296,21 @@ def build_score_dag(spec: ModelSpec) -> DAG:
     """`score_<model>`, for a spec with a `scoring` section."""
     assert spec.scoring is not None
     assets = [spec.scoring.trigger_asset, L.champion_asset(spec.name)]
-    doc = SCORE_DOC.format(name=spec.name, when=_when(spec.scoring.schedule, assets))
+    minutes = spec.scoring.deadline_minutes
+    doc = SCORE_DOC.format(
+        name=spec.name,
+        when=_when(spec.scoring.schedule, assets),
+        deadline=(
+            f"A run not finished {minutes:g} minutes after it was queued alarms the owner "
+            "(a deadline alert)."
+            if minutes
+            else ""
+        ),
+    )
     schedule = _schedule(spec.scoring.schedule, assets)
-    with _dag(spec, spec.score_dag_id, doc, schedule, "scoring") as dag:
+    deadline = scoring_deadline(spec)
+    extra = {} if deadline is None else {"deadline": deadline}
+    with _dag(spec, spec.score_dag_id, doc, schedule, "scoring", **extra) as dag:
         validate = _collected(spec.name, "scoring")
         score = ScoreOperator(task_id="score", accepted=validate.output, model=spec.name)
         watch = WatchOperator(

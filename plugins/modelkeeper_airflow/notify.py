@@ -95,7 +95,9 @@ class Message:
     def html(self) -> str:
         from modelkeeper_airflow.templates import render
 
-        return render("notification.html.j2", message=self, links={"Run", f"Task {self.task_id}"})
+        urls = {k for k, v in self.details.items() if k.endswith("_url") and isinstance(v, str)}
+        links = {"Run", f"Task {self.task_id}", *urls}
+        return render("notification.html.j2", message=self, links=links)
 
     def payload(self) -> dict[str, Any]:
         return {
@@ -205,6 +207,13 @@ def task_url(dag_id: str, run_id: str, task_id: str, map_index: int | None = -1)
     """A task instance's page (its log) in the run, as `ti.log_url` builds it."""
     mapped = f"/mapped/{map_index}" if map_index is not None and map_index >= 0 else ""
     return f"{run_url(dag_id, run_id)}/tasks/{quote(task_id, safe='')}{mapped}"
+
+
+def approval_url(dag_id: str, run_id: str, task_id: str, map_index: int | None = -1) -> str:
+    """Where a person answers an approval task: its page's Required Actions tab (what
+    HITLOperator.generate_link_to_ui builds, with the run id quoted and base_url's path
+    kept)."""
+    return f"{task_url(dag_id, run_id, task_id, map_index)}/required_actions"
 
 
 def _email(address: str, message: Message, context: Mapping[str, Any]) -> None:

@@ -6,6 +6,9 @@ whole week, then the first 3 rows of the next; monitor_<model> measures after ea
 health page's windows (plugins' ui.health, shaped from the real history) must show the
 week's estimate, from all its rows: an estimate carries its row count, a minimum sample
 (`labels.min_rows`) applies, and a smaller sample never replaces a larger one.
+The same world shows the labels' deadline (issue 23 item 12): predictions still unlabelled
+`labels.expected_delay_days` after scoring are overdue (tests/operators/test_deadlines.py
+has the owner's e-mail).
 """
 
 from __future__ import annotations
@@ -82,3 +85,27 @@ class TestEstimateSample:
         assert estimated[-1].start == _start(2)
         assert estimated[-1].estimated == pytest.approx(whole["value"])
         assert estimated[-1].version == served["version"]
+
+
+class TestLabelsDeadline:
+    def test_predictions_unlabelled_past_the_expected_delay_are_overdue(self, served):
+        """Nothing is overdue before labels.expected_delay_days have passed since scoring;
+        after, every prediction still without its label is, until its label lands."""
+        from datetime import UTC, datetime, timedelta
+
+        from modelkeeper.stages.measure import measure
+        from modelkeeper.stages.workspace import Run
+        from tests.core.test_measure import _labels
+
+        ws = served["ws"]
+        delay = timedelta(days=ws.spec.labels.expected_delay_days)
+        now = datetime.now(UTC)
+        run = Run(run_id="monitor_deadline", dag_id="monitor_test")
+        assert measure(ws, run, now=now).overdue == 0
+        late = measure(ws, run, now=now + delay + timedelta(hours=1))
+        assert late.overdue == ROWS + 3 and late.overdue_since is not None
+        _labels(ws, _week("classification", 2), "labels_2")
+        after = measure(ws, Run(run_id="monitor_after", dag_id="monitor_test"), now=now + 2 * delay)
+        assert after.overdue == 3  # week 3's first rows: their labels are still to come
+        recorded = ws.history.series(ws.spec.name, kind="deadline", metric="labels_overdue")
+        assert [r["value"] for r in recorded][-1] == 3

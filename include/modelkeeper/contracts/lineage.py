@@ -102,8 +102,10 @@ AuditAction = Literal[
 ALIAS_MOVES: tuple[AuditAction, ...] = ("promotion", "rollback")  # change the champion alias
 
 # What the owner is told about (spec `notify.on`).
-NotifyEvent = Literal["alarm", "promotion", "refusal", "failure"]
-NOTIFY_ALARM, NOTIFY_PROMOTION, NOTIFY_REFUSAL, NOTIFY_FAILURE = NotifyEvent.__args__
+NotifyEvent = Literal["alarm", "promotion", "refusal", "failure", "approval"]
+NOTIFY_ALARM, NOTIFY_PROMOTION, NOTIFY_REFUSAL, NOTIFY_FAILURE, NOTIFY_APPROVAL = (
+    NotifyEvent.__args__
+)
 
 # What a promote, rollback or rejection step did, and the audit action it is recorded as.
 Action = Literal["promoted", "kept", "refused", "dry_run", "rejected", "rolled_back", "noop"]

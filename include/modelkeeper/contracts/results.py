@@ -402,6 +402,8 @@ class Measured(Handoff):
     pending: int  # predictions still waiting for one
     measurements: list[dict]  # the primary metric's, for the alarm
     unmatched: int = 0  # labels of the open windows whose key no prediction has (yet)
+    overdue: int = 0  # predictions still unlabelled labels.expected_delay_days after scoring
+    overdue_since: str | None = None  # when the oldest of those was scored
 
 
 @dataclass(frozen=True)

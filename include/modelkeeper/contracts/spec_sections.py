@@ -309,6 +309,12 @@ class Scoring(Strict):
     destination: FilesDestination | SqlDestination = Field(discriminator="kind")
     schedule: str | None = None
     trigger_asset: str | None = Field(None, description="Asset whose updates trigger scoring")
+    deadline_minutes: float | None = Field(
+        120,
+        gt=0,
+        description="a score_<model> run not finished this long after it was queued raises "
+        "an alarm to the owner (an Airflow deadline alert); null: no deadline",
+    )
 
 
 class Labels(Strict):
@@ -317,7 +323,12 @@ class Labels(Strict):
     source: FileSource | SqlSource = Field(discriminator="kind")
     key: list[str] = Field(min_length=1)
     column: str | None = Field(None, description="the label column (default: target.column)")
-    expected_delay_days: float = Field(7, ge=0, description="how late labels usually come")
+    expected_delay_days: float = Field(
+        7,
+        ge=0,
+        description="how late labels usually come: a prediction still without its label this "
+        "long after it was scored raises an alarm to the owner (monitor_<model>'s measure)",
+    )
     trigger_asset: str | None = Field(None, description="Asset whose updates bring labels")
     min_rows: int = Field(200, ge=1, description="labelled rows a window needs to be measured")
 

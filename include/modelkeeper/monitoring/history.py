@@ -31,6 +31,7 @@ Kind = Literal[
     "detector",  # the champion's change detector after each labelled batch
     "evidence",  # the shadow's advantage and the drift share a retrain decision weighed
     "labels",  # late labels: how many match no prediction (yet)
+    "deadline",  # predictions whose label is overdue (labels.expected_delay_days)
 ]
 
 history_table = keyed_table(

@@ -5,7 +5,9 @@ version that served it, it records the realized metrics where enough labels are 
 estimates where enough rows were scored (`labels.min_rows`, both), into the history: CBPE
 from a classifier's probabilities (calibrated on the version's holdout), DLE from a
 regressor's features and prediction (a model of its loss fitted on that holdout).
-alarm folds the serving version's change detector over its windows and compares the latest
+Predictions still unlabelled `labels.expected_delay_days` after scoring are counted as
+overdue (the labels' deadline; monitor_<model>'s measure task tells the owner). alarm
+folds the serving version's change detector over its windows and compares the latest
 measurements with the spec's fixed thresholds where it sets them; only the version
 serving now can raise an alarm (a retrain replaces the champion, not a version already
 replaced); within the cooldown a second alarm is recorded as suppressed.
@@ -32,8 +34,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def measure(ws: Workspace, run: Run) -> Measured:
-    """Realized and estimated metrics of the windows that can still change."""
+def measure(ws: Workspace, run: Run, *, now: datetime | None = None) -> Measured:
+    """Realized and estimated metrics of the windows that can still change; the
+    predictions whose label is overdue at `now` (default: the wall clock)."""
     from modelkeeper.data.pool import load_pool
     from modelkeeper.data.streams import stream_spec
     from modelkeeper.monitoring import alarms
@@ -52,6 +55,7 @@ def measure(ws: Workspace, run: Run) -> Measured:
     labels = load_pool(stream_spec(spec, "labels"), storage, since=since)
     joined = alarms.join_labels(predictions, labels, spec)
     unmatched = _unmatched(ws, run, labels, newest)
+    overdue, overdue_since = _overdue(ws, run, joined, now)
     found = []
     for version, part in joined.groupby(scoring.VERSION):
         found += _windows(ws, run, str(version), part)
@@ -71,9 +75,60 @@ def measure(ws: Workspace, run: Run) -> Measured:
         )
         or "no window measured",
     )
+    if overdue:
+        log.warning(
+            "%s predictions still without their label %s days after scoring (the oldest "
+            "scored at %s): labels.expected_delay_days passed",
+            overdue,
+            spec.labels.expected_delay_days,
+            overdue_since,
+        )
     return Measured(
-        joined=have, pending=len(joined) - have, measurements=found, unmatched=unmatched
+        joined=have,
+        pending=len(joined) - have,
+        measurements=found,
+        unmatched=unmatched,
+        overdue=overdue,
+        overdue_since=overdue_since,
     )
+
+
+def _overdue(ws: Workspace, run: Run, joined: pd.DataFrame, now: datetime | None) -> tuple:
+    """Predictions still without their label `labels.expected_delay_days` after they were
+    scored (the labels' deadline): how many, and when the oldest was scored; recorded
+    (history kind "deadline", metric "labels_overdue", zero too: the series shows when
+    they came)."""
+    import pandas as pd
+
+    from modelkeeper.monitoring.history import Measurement
+    from modelkeeper.serving import scoring
+
+    spec = ws.spec
+    if joined.empty or scoring.SCORED_AT not in joined.columns:
+        return 0, None
+    delay = spec.labels.expected_delay_days
+    due = pd.Timestamp(now or datetime.now(UTC)) - pd.Timedelta(days=delay)
+    due = due.tz_localize(UTC) if due.tzinfo is None else due
+    scored = pd.to_datetime(joined[scoring.SCORED_AT], utc=True, errors="coerce")
+    late = (joined[spec.label_column].isna() & (scored < due)).to_numpy()
+    count = int(late.sum())
+    since = scored[late].min().isoformat() if count else None
+    if ws.history is not None:
+        ws.history.record(
+            [
+                Measurement(
+                    spec.name,
+                    "deadline",
+                    "labels_overdue",
+                    float(count),
+                    rows=len(joined),
+                    run_id=run.run_id,
+                    dag_id=run.dag_id,
+                    detail={"expected_delay_days": delay, "oldest_scored_at": since},
+                )
+            ]
+        )
+    return count, since
 
 
 def _unmatched(ws: Workspace, run: Run, labels: pd.DataFrame, logged: pd.DataFrame) -> int:

@@ -62,7 +62,33 @@ class PromotionApprovalOperator(ModelkeeperOperator, ApprovalOperator):
             f"over v{evaluated.champion_version or '-'}?"
         )
         self.body = _body(spec.metrics.primary, evaluated)
-        return super().execute(context)  # defers until a person answers
+        # The parent calls its notifiers once the request is written, before it waits.
+        self.notifiers = [*self.notifiers, lambda ctx: self._ask_owner(ctx, evaluated)]
+        # ApprovalOperator's, by name: super() would find ModelkeeperOperator.execute first
+        # (this class's MRO), which runs stage() (there is none) instead of asking.
+        return ApprovalOperator.execute(self, context)  # waits until a person answers
+
+    def _ask_owner(self, context: Any, evaluated: Evaluated) -> None:
+        """Tell the owner a person must answer, with a direct link to this task's page
+        (`[api] base_url` + /dags/<dag>/runs/<run>/tasks/<task>/required_actions)."""
+        from modelkeeper.contracts import lineage as L
+        from modelkeeper_airflow.notify import approval_url, notify
+
+        dag_id, run_id = context["dag"].dag_id, context["run_id"]
+        url = approval_url(dag_id, run_id, self.task_id, getattr(context["ti"], "map_index", -1))
+        for line in notify(
+            self.spec,
+            L.NOTIFY_APPROVAL,
+            subject=self.subject,
+            text=f"{evaluated.decision.reason}. Approve or reject: {url}",
+            context=context,
+            details={
+                "candidate_version": evaluated.candidate_version,
+                "champion_version": evaluated.champion_version,
+                "approval_url": url,
+            },
+        ):
+            self.log.info("approval request: %s", line)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         if "chosen_options" not in event:  # timed out or failed: the parent raises

@@ -96,7 +96,8 @@ class WatchOperator(ModelkeeperOperator):
 
 class MeasureOperator(ModelkeeperOperator):
     """Join the labels that arrived to the prediction log; realized metrics where a window
-    has enough labels, CBPE estimates from the probabilities everywhere; into the history.
+    has enough labels, estimates (CBPE, DLE) where it has enough scored rows; into the
+    history. Labels overdue (`labels.expected_delay_days` after scoring) alarm the owner.
 
     :param labels: the labels stream's validate result (None when nothing new arrived).
     """
@@ -110,7 +111,32 @@ class MeasureOperator(ModelkeeperOperator):
     def stage(self, context: Any) -> Measured:
         from modelkeeper.stages.measure import measure
 
-        return measure(self.workspace(history=True), self.run(context))
+        measured = measure(self.workspace(history=True), self.run(context))
+        if measured.overdue:
+            for line in labels_overdue(self.spec, measured, context):
+                self.log.warning("labels overdue: %s", line)
+        return measured
+
+
+def labels_overdue(spec: Any, measured: Measured, context: Any) -> list[str]:
+    """Tell the owner that labels missed their deadline (event "alarm"; no retrain: it is
+    the labels that are late, not the model that is worse); the delivery lines."""
+    from modelkeeper.contracts import lineage as L
+    from modelkeeper_airflow.notify import notify
+
+    delay = spec.labels.expected_delay_days
+    return notify(
+        spec,
+        L.NOTIFY_ALARM,
+        subject=f"{spec.name}: {measured.overdue} labels overdue",
+        text=(
+            f"{measured.overdue} predictions still have no label {delay:g} days after they "
+            f"were scored (labels.expected_delay_days); the oldest was scored at "
+            f"{measured.overdue_since}. Check the labels feed ({spec.labels.source.kind})."
+        ),
+        context=context,
+        details={"overdue": measured.overdue, "oldest_scored_at": measured.overdue_since},
+    )
 
 
 class AlarmOperator(ModelkeeperOperator):
