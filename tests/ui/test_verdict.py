@@ -79,7 +79,7 @@ class TestVerdict:
                 id="suppressed-after-an-answered-alarm",
             ),
             pytest.param(
-                [_alarm("2026-02-10T06:00:00+00:00", "fired")], [], "healthy",
+                [*_realized([0.7] * 3), _alarm("2026-02-10T06:00:00+00:00", "fired")], [], "healthy",
                 "2026-03-01T00:00:00", "", id="alarm-answered-by-the-promotion",
             ),
             pytest.param(
@@ -105,8 +105,14 @@ class TestVerdict:
 
     def test_no_champion_is_degraded_but_an_unknown_one_decides_nothing(self):
         assert _health([], events=(), champion=None).verdict.level == "degraded"
-        unknown = H.model_health(get_spec("flight_delay"), None, [], [], notice="registry down")
+        spec = get_spec("flight_delay")
+        unknown = H.model_health(spec, None, [], _realized([0.7] * 3), notice="registry down")
         assert unknown.verdict.level == "healthy"
+
+    def test_nothing_measured_yet_is_no_verdict(self):
+        """A new model with a champion but no measurement is not called healthy."""
+        v = _health([]).verdict
+        assert (v.level, v.conditions, v.color) == ("unknown", [], "#777")
 
     def test_the_rule_names_the_spec_s_thresholds(self):
         rule = " ".join(_health([]).verdict.rule)

@@ -11,7 +11,9 @@ thresholds, so the page can print it beside the verdict:
   promotion or refusal after it), alarms suppressed by the cooldown since, the latest
   estimated primary metric past the floor, the latest scored batch's drift share at or
   above `monitoring.drift_share`, or no champion;
-- healthy: none of these.
+- healthy: none of these, on measurements (a window's realized or estimated metric, or
+  a scored batch's drift);
+- unknown (grey): none of these, and nothing measured yet: a new model is not "healthy".
 
 Each condition knows since when it holds (the first window of the streak, the alarm's or
 the run's time); the verdict's "since" is the earliest of the deciding level's.
@@ -22,8 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-HEALTHY, DEGRADED, FAILING = "healthy", "degraded", "failing"
-COLORS = {HEALTHY: "#2e7d32", DEGRADED: "#b26a00", FAILING: "#c0392b"}
+HEALTHY, DEGRADED, FAILING, UNKNOWN = "healthy", "degraded", "failing", "unknown"
+COLORS = {HEALTHY: "#2e7d32", DEGRADED: "#b26a00", FAILING: "#c0392b", UNKNOWN: "#777"}
 #: audit events that answer an alarm: a retrain looked at it
 ANSWERS = ("decision", "promotion", "refusal", "rejection", "rollback")
 
@@ -207,6 +209,11 @@ def verdict(
         if conditions
         else HEALTHY
     )
+    measured = any(w.realized is not None or w.estimated is not None for w in windows) or any(
+        p.share is not None for p in drift
+    )
+    if level == HEALTHY and not measured:
+        level = UNKNOWN
     deciding = [c for c in conditions if c.level == level and c.since]
     if deciding:
         since = min(c.since for c in deciding)
@@ -247,4 +254,10 @@ def rule(spec: Any) -> list[str]:
         "degraded: an alarm fired and no retrain has answered it yet, or alarms were "
         f"suppressed by the cooldown ({cooldown:g} h) since; {estimated}{drift}or no champion"
     )
-    return [failing, degraded, "healthy: none of these"]
+    return [
+        failing,
+        degraded,
+        "healthy: none of these, on measurements (a window's realized or estimated "
+        f"{primary}, or a scored batch's drift)",
+        "unknown: none of these, and nothing measured yet",
+    ]
