@@ -108,9 +108,15 @@ class MeasureOperator(ModelkeeperOperator):
         self.labels = labels
 
     def stage(self, context: Any) -> Measured:
+        from modelkeeper.contracts import lineage as L
+        from modelkeeper.records.outcome import of_measured
         from modelkeeper.stages.measure import measure
 
-        return measure(self.workspace(history=True), self.run(context))
+        result = measure(self.workspace(history=True), self.run(context))
+        # the run's note (the listener): unmatched labels are counted where people look
+        line = of_measured(result.joined, result.pending, result.unmatched)
+        context["ti"].xcom_push(key=L.OUTCOME_XCOM, value=line)
+        return result
 
 
 class AlarmOperator(ModelkeeperOperator):
@@ -145,6 +151,13 @@ class AlarmOperator(ModelkeeperOperator):
             watched=Watched.from_dict(self.watched) if self.watched else None,
             measured=Measured.from_dict(self.measured) if self.measured else None,
         )
+        if result.status != "none":  # the run's note: the alarm after the labels line
+            from modelkeeper.records.outcome import of_alarm, of_measured
+
+            m = Measured.from_dict(self.measured) if self.measured else None
+            before = of_measured(m.joined, m.pending, m.unmatched) if m else None
+            line = of_alarm(result.status, result.reason, before)
+            context["ti"].xcom_push(key=L.OUTCOME_XCOM, value=line)
         if result.status == "none":
             raise AirflowSkipException("no alarm")
         if result.status == "suppressed":
