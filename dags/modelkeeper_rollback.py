@@ -4,6 +4,10 @@ Trigger with **model**, **target_version** (`previous` or a version number) and 
 **reason**. The move goes through the same compare-and-set and one-slot pool as
 promotion and is written to the audit trail with your user name. Triggering the same
 rollback again is a no-op.
+
+Before you trigger, the form shows (as of the file's last parse) each model's champion,
+what `previous` points at and the record of its versions, from the audit trail
+(plugins/modelkeeper_airflow/rollback_form.py).
 """
 
 from airflow.sdk import DAG, Param
@@ -12,8 +16,10 @@ from modelkeeper.contracts.lineage import PREVIOUS
 from modelkeeper.contracts.spec import valid_specs
 from modelkeeper_airflow.factory import PLATFORM_OWNER, PROMOTION_POOL, dag_args
 from modelkeeper_airflow.operators.rollback import RollbackOperator
+from modelkeeper_airflow.rollback_form import form
 
 _models = [s.name for s in valid_specs()]
+_form = form(_models)  # champions and version records, from the audit trail (one query each)
 
 with DAG(
     dag_id="modelkeeper_rollback",
@@ -28,13 +34,14 @@ with DAG(
             None,
             type="string",
             enum=_models or [""],
-            description="Model to roll back (none is pre-selected).",
+            values_display=_form["labels"],
+            description_md=_form["model_md"],
         ),
         "target_version": Param(
             PREVIOUS,
             type="string",
             pattern=rf"^({PREVIOUS}|[0-9]+)$",
-            description="`previous` or a registered version number.",
+            description_md=_form["target_md"],
         ),
         # Nullable, not "": the trigger form treats an empty string as a missing value.
         "reason": Param(

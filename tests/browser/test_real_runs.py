@@ -205,3 +205,175 @@ def _key(run_id: str) -> str:
     from modelkeeper.data.storage import run_key
 
     return run_key(run_id)
+
+
+# -- issue 23 items 4, 13, 14, 16: what people see after a monitor run and a failed run ---
+MONITOR = f"monitor_{MODEL}"
+UNSCORED = 30  # labels whose key no prediction has
+
+
+def _run_to_end(ui, dag_id: str, timeout: float = 600) -> tuple[str, str]:
+    """Trigger `dag_id` and wait until it succeeds or fails: (run_id, state)."""
+    ui.ok("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+    run_id = ui.ok("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": {}})[
+        "dag_run_id"
+    ]
+    ended: dict = {}
+
+    def done() -> bool:
+        ended["state"] = ui.ok("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"]
+        return ended["state"] in ("success", "failed")
+
+    wait_for(f"{dag_id} to end", done, timeout, interval=3)
+    ui.ok("PATCH", f"/dags/{dag_id}", json={"is_paused": True})
+    return run_id, ended["state"]
+
+
+def _note(ui, dag_id: str, run_id: str) -> str | None:
+    """The run's note: the listener sets it in the scheduler as the run ends."""
+    found: dict = {}
+
+    def noted() -> bool:
+        found["note"] = ui.ok("GET", f"/dags/{dag_id}/dagRuns/{run_id}").get("note")
+        return bool(found["note"])
+
+    wait_for(f"a note on {dag_id} {run_id}", noted, 30, interval=1)
+    return found["note"]
+
+
+def _task_log(ui, dag_id: str, run_id: str, task_id: str) -> str:
+    from urllib.parse import quote
+
+    path = f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}/logs/1"
+    content = ui.ok("GET", path, headers={"Accept": "application/json"})["content"]
+    return "\n".join(str(c.get("event", "")) if isinstance(c, dict) else str(c) for c in content)
+
+
+@pytest.fixture(scope="module")
+def later_runs(airflow_ui, runs):
+    """After `runs`: labels for the scored week plus some whose key was never scored land,
+    and monitor_<model> runs (green); then a scoring file with an impossible hour lands and
+    score_<model> fails in validate."""
+    from modelkeeper.data.storage import Storage
+    from modelkeeper.demo import load_flights, week_frame
+    from modelkeeper.demo.flights import FEATURES_SUBDIR, LANDING_SUBDIR
+
+    ui, storage = airflow_ui, Storage(airflow_ui.storage_root)
+    started = time.monotonic()
+    week9 = week_frame(load_flights(), 9)
+    unscored = week9.head(UNSCORED).assign(flight=range(9000, 9000 + UNSCORED))
+    labels = storage.landing_dir() / LANDING_SUBDIR / "week_09.parquet"
+    storage.write_parquet(pd_concat([week9, unscored]), labels)
+    monitor, state = _run_to_end(ui, MONITOR)
+    assert state == "success", ui.ok("GET", f"/dags/{MONITOR}/dagRuns/{monitor}/taskInstances")
+    bad = week_frame(load_flights(), 10).drop(columns=["delayed"]).assign(hour=99)
+    storage.write_parquet(bad, storage.landing_dir() / FEATURES_SUBDIR / "week_10.parquet")
+    failed, state = _run_to_end(ui, SCORE)
+    assert state == "failed"
+    print(f"monitor + failed score runs: {time.monotonic() - started:.0f}s")
+    return {"monitor": monitor, "failed": failed}
+
+
+def pd_concat(frames):
+    import pandas as pd
+
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_run_notes_say_what_happened(airflow_ui, later_runs):
+    """Item 4: the monitor run's note counts the labels that match no prediction; item 16:
+    the failed run's note says what failed and why. Both set by the listener in the real
+    scheduler; the green run's measure log says the same, with no ERROR line."""
+    note = _note(airflow_ui, MONITOR, later_runs["monitor"])
+    assert f"; {UNSCORED} labels match no prediction (kept" in note, note
+    log = _task_log(airflow_ui, MONITOR, later_runs["monitor"], "measure")
+    assert f"{UNSCORED} labels match no prediction" in log, log[-3000:]
+    failed = _note(airflow_ui, SCORE, later_runs["failed"])
+    assert failed.startswith("validate failed: DataError: validation failed"), failed
+    assert "column=hour" in failed and "; " not in failed[-3:], failed
+
+
+def test_the_health_page_gives_its_verdict(page, airflow_ui, runs, later_runs, shots):
+    """Item 13: the verdict (failing: score's last run failed), coloured, since when, with
+    the rule; item 4: the unmatched count; item 16: runs link to Airflow, versions to MLflow."""
+    page.goto(f"/dags/{MONITOR}/plugin/model-health", wait_until="domcontentloaded")
+    frame = page.frame_locator("iframe")
+    frame.get_by_role("heading", name=MODEL, exact=True).wait_for(timeout=60_000)
+    box = frame.locator("#verdict")
+    assert box.locator("[data-verdict='failing']").first.inner_text() == "failing"
+    words = box.inner_text()
+    assert f"the latest run of {SCORE} failed" in words, words
+    assert "The rule" in words and "floor 0.62 (monitoring.metric_floor)" in words, words
+    assert re.search(r"since \d{4}-\d\d-\d\d \d\d:\d\d", words), words
+    assert f"{UNSCORED} of" in box.locator(".unmatched").inner_text()
+    failed_link = box.locator("a.run", has_text=later_runs["failed"])
+    href = failed_link.first.get_attribute("href")
+    assert href == _run_page(airflow_ui, SCORE, later_runs["failed"]), href
+    # every run id of the audit timeline and the scoring table is a link to its run
+    promotion = frame.locator("tr[data-event='promotion']", has_text=runs["retrain"])
+    assert promotion.locator("a.run").get_attribute("href") == (
+        _run_page(airflow_ui, RETRAIN, runs["retrain"])
+    )
+    version = frame.locator("tr[data-version='1']")
+    assert version.get_by_role("link", name="Airflow run").count() == 1
+    assert version.get_by_role("link", name="MLflow version").count() == 1
+    page.screenshot(path=str(shots / "verdict_health_tab.png"), full_page=True)
+    box.screenshot(path=str(shots / "verdict.png"))
+
+    # the failed run's link opens its run page in Airflow, which shows the note
+    with page.context.expect_page() as opened:
+        failed_link.first.click()
+    run_page = opened.value
+    run_page.wait_for_load_state("domcontentloaded")
+    assert run_page.url.startswith(href)
+    run_page.get_by_text(re.compile("validate failed: DataError")).first.wait_for(timeout=30_000)
+    run_page.screenshot(path=str(shots / "failed_run_note.png"), full_page=True)
+    run_page.close()
+
+
+def test_the_mlflow_run_links_back_to_airflow_absolutely(airflow_ui, runs):
+    """Item 16: the airflow_run_url tag on the MLflow run is absolute ([api] base_url)."""
+    import requests
+
+    found = requests.post(
+        f"{runs['mlflow']}/api/2.0/mlflow/runs/search",
+        json={
+            "experiment_ids": _experiments(runs["mlflow"]),
+            "filter": f"tags.airflow_run_url = '{_run_page(airflow_ui, RETRAIN, runs['retrain'])}'",
+        },
+        timeout=30,
+    ).json()
+    [run] = found["runs"]
+    tags = {t["key"]: t["value"] for t in run["data"]["tags"]}
+    assert tags["airflow_run_url"] == _run_page(airflow_ui, RETRAIN, runs["retrain"])
+
+
+def _run_page(ui, dag_id: str, run_id: str) -> str:
+    """A DAG run's page in the Airflow UI, absolute from [api] base_url (notify.run_url)."""
+    from urllib.parse import quote
+
+    return f"{ui.url}/dags/{dag_id}/runs/{quote(run_id, safe='')}"
+
+
+def _experiments(mlflow: str) -> list[str]:
+    import requests
+
+    r = requests.post(f"{mlflow}/api/2.0/mlflow/experiments/search", json={"max_results": 100})
+    return [e["experiment_id"] for e in r.json()["experiments"]]
+
+
+def test_the_rollback_form_shows_the_champion(page, airflow_ui, runs, shots):
+    """Item 14: the form built at parse time shows the champion the retrain run promoted
+    and its record (the DAG file is parsed again first: the serialized one predates it)."""
+    from tests.browser.ui import TriggerDialog
+
+    airflow_ui.run("dags", "reserialize")
+    dag_id = "modelkeeper_rollback"
+    params = airflow_ui.ok("GET", f"/dags/{dag_id}/details")["params"]
+    dialog = TriggerDialog.open(page, dag_id, params)
+    text = dialog.dialog.inner_text()
+    assert re.search(rf"{MODEL}: champion v1 since \d{{4}}-\d\d-\d\d", text), text
+    assert re.search(r"v1: promotion \d{4}-\d\d-\d\d \d\d:\d\d by \S+: promoted", text), text
+    state = dialog.state()
+    assert not state.submit_enabled  # still no model pre-selected
+    dialog.screenshot(str(shots / "rollback_form.png"))

@@ -184,3 +184,37 @@ class TestDecide:
     def test_round_trip(self, spec):
         d = decide(cand(), None, spec)
         assert Decision.from_dict(d.to_dict()) == d
+
+
+class TestNoStraySeparators:
+    """Issue 23 item 16: no gate reason ends with a stray "; " (or holds an empty part),
+    whichever way the gate decides: first model with and without a floor, better, worse,
+    within noise, an unusable champion, an unvalidated candidate."""
+
+    @staticmethod
+    def _specs(spec):
+        bare = spec.model_copy(
+            update={"promotion": spec.promotion.model_copy(update={"floor": None})}
+        )
+        return [spec, bare]
+
+    @pytest.mark.parametrize(
+        ("candidate", "champion"),
+        [
+            pytest.param(cand(auc=0.66), None, id="first"),
+            pytest.param(cand(auc=0.40), None, id="first-below-floor"),
+            pytest.param(cand(auc=0.731, log_loss=0.44), champ(auc=0.712), id="better"),
+            pytest.param(cand(auc=0.70), champ(auc=0.72), id="worse"),
+            pytest.param(cand(auc=0.7201), champ(auc=0.72), id="within-noise"),
+            pytest.param(cand(auc=0.72), champ(load_error="gone"), id="champion-unusable"),
+            pytest.param(cand(auc=0.72, validated=False), champ(auc=0.70), id="unvalidated"),
+            pytest.param(cand(auc=0.72, classes=(0,)), champ(auc=0.70), id="one-class"),
+        ],
+    )
+    def test_reasons_read_clean(self, spec, candidate, champion):
+        for s in self._specs(spec):
+            reason = decide(candidate, champion, s).reason
+            stripped = reason.rstrip()
+            assert not stripped.endswith((";", ":", ",")), reason
+            assert "; ;" not in reason and ";;" not in reason and ": ;" not in reason, reason
+            assert "()" not in reason and reason == " ".join(reason.split()), reason

@@ -315,9 +315,41 @@ class TestSchemaFailures:
 
         outcome = validate_frame(frame, spec)
 
-        assert_fails(outcome, f"expect_column_values_to_be_between(column={column}, 3 unexpected")
+        # issue 23 item 16: named in words, not as a count of "unexpected" values
+        assert_fails(
+            outcome,
+            f"expect_column_values_to_be_between(column={column}, 3 infinite values in {column})",
+        )
         as_dict = assert_json(outcome)  # the infs in the result are strict JSON too
         assert "Infinity" in json.dumps(as_dict)
+
+    @pytest.mark.parametrize(
+        ("values", "words"),
+        [
+            pytest.param(["inf", "-inf", "inf"], "3 infinite values in distance", id="inf-text"),
+            pytest.param(
+                ["n/a", "n/a", "?"],
+                "3 values in distance are not a number (e.g. ['n/a', 'n/a', '?'])",
+                id="not-numbers",
+            ),
+        ],
+    )
+    def test_text_in_a_numeric_column_is_named_in_words(
+        self, spec: ModelSpec, frame: pd.DataFrame, values: list[str], words: str
+    ) -> None:
+        """Issue 23 item 16: GX's own message here was a raw type error ("Column values,
+        min_value, and max_value must either be None or of the same type")."""
+        frame["distance"] = frame["distance"].astype(object)
+        frame.loc[[1, 2, 3], "distance"] = values
+
+        outcome = validate_frame(frame, spec)
+
+        (between,) = [
+            f for f in outcome.failures if f["expectation"] == "expect_column_values_to_be_between"
+        ]
+        assert between["detail"] == f"{words}; expected between 10 and 5000"
+        assert words in outcome.summary
+        assert "same type" not in outcome.summary and "error:" not in between["detail"]
 
     @pytest.mark.parametrize(
         ("column", "value"),

@@ -30,7 +30,19 @@ class TestNoteFor:
                 id="set",
             ),
             pytest.param(_run(), None, None, id="no-outcome"),
-            pytest.param(_run(dag_id="score_flight_delay"), "x", None, id="other-dag"),
+            pytest.param(_run(dag_id="example_etl"), "x", None, id="other-dag"),
+            pytest.param(
+                _run(dag_id="monitor_flight_delay"),
+                "labels: 10 predictions joined with their label, 0 pending; 3 labels match",
+                "labels: 10 predictions joined with their label, 0 pending; 3 labels match",
+                id="monitor-dag",  # issue 23 item 4: the unmatched count in the note
+            ),
+            pytest.param(
+                _run(dag_id="score_flight_delay"),
+                "validate_scoring failed: DataError: validation failed",
+                "validate_scoring failed: DataError: validation failed",
+                id="score-dag",  # issue 23 item 16: a failed run says why
+            ),
             pytest.param(
                 _run(note="checked by hand", user="alice"),
                 "kept v2: nothing new",

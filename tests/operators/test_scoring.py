@@ -108,8 +108,8 @@ def land_labels(storage, week: int, frame=None):
     )
 
 
-def score(run_id: str) -> tuple[dict, dict]:
-    xcoms: dict = {}
+def score(run_id: str, xcoms: dict | None = None) -> tuple[dict, dict]:
+    xcoms = {} if xcoms is None else xcoms  # given: still filled when a task raises
     states = run_dag_tasks(dag_tasks("build_score_dag"), SCORE, run_id, xcoms)
     return states, xcoms
 
@@ -169,8 +169,15 @@ class TestScoring:
         before = len(scoring.read_log(get_spec(MODEL), world["storage"]))
         bad = week_frame(load_flights(), 20).assign(hour=99)
         land_features(world["storage"], 20, bad)
+        xcoms: dict = {}
         with pytest.raises(AirflowFailException, match="column=hour"):
-            score("manual__bad")
+            score("manual__bad", xcoms)
+        # what the failed run's note will say (the listener copies it; issue 23 item 16)
+        from modelkeeper.contracts import lineage as L
+
+        why = xcoms[("validate", L.FAILURE_XCOM)]
+        assert why.startswith("validate failed: DataError: "), why
+        assert "column=hour" in why and "AirflowFailException" not in why, why
         quarantine = world["storage"].quarantine_dir(f"{MODEL}__scoring", "manual__bad")
         assert (quarantine / "week_20.parquet" / "batch.parquet").exists()
         assert len(scoring.read_log(get_spec(MODEL), world["storage"])) == before
@@ -209,6 +216,10 @@ class TestLateLabels:
         assert measured["joined"] == before  # nothing new joined
         # counted, not dropped (issue 23 item 4): in the result and the history
         assert measured["unmatched"] == len(unscored), measured
+        from modelkeeper.contracts import lineage as L
+
+        note = xcoms[("measure", L.OUTCOME_XCOM)]  # the run's note (the listener copies it)
+        assert f"; {len(unscored)} labels match no prediction (kept" in note, note
         [row] = world["history"].series(MODEL, kind="labels", metric="unmatched")[-1:]
         assert row["value"] == len(unscored) and row["run_id"] == "manual__monitor_odd"
         # kept for a later join: once those rows are scored, their labels join

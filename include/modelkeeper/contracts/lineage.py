@@ -74,7 +74,8 @@ DRIFT_JSON = "drift.json"  # the same drift report as plain JSON
 REPORT_MODEL_CARD = f"{MODEL_CARD}/model_card.html"  # evaluate's model card
 
 # -- Airflow XCom keys (besides each task's return value) ------------------------------------
-OUTCOME_XCOM = "modelkeeper_outcome"  # a retrain run's one-line outcome: becomes its note
+OUTCOME_XCOM = "modelkeeper_outcome"  # a run's one-line outcome: becomes its note
+FAILURE_XCOM = "modelkeeper_failure"  # what failed in a task and why: a failed run's note
 # The URLs behind the operators' extra links, pushed during execute (modelkeeper_airflow.links).
 LINK_MLFLOW_RUN = "mlflow_run_url"
 LINK_MODEL_VERSION = "model_version_url"

@@ -54,8 +54,33 @@ class ValidationOutcome:
         return _json(asdict(self))
 
 
-def failure(r: Any, dtypes: dict[str, str]) -> dict:
-    """One failed expectation result as {"expectation", "column", "detail"}."""
+@dataclass(frozen=True)
+class NumericProblems:
+    """What a numeric column holds that is no usable number (validation._numeric_problems)."""
+
+    infinite: int  # +/-inf values (or strings that read as such)
+    not_numbers: int  # values that are not numbers at all, e.g. "n/a" in a float column
+    sample: list = field(default_factory=list)  # a few of those, as found
+
+    def words(self, column: str) -> str:
+        """ "3 infinite values in distance", "2 values in distance are not numbers (e.g. ...)"."""
+        parts = []
+        if self.infinite:
+            parts.append(f"{self.infinite} infinite value{'s' * (self.infinite != 1)} in {column}")
+        if self.not_numbers:
+            n = self.not_numbers
+            parts.append(
+                f"{n} value{'s' * (n != 1)} in {column} {'are' if n != 1 else 'is'} not "
+                f"a number (e.g. {clip(repr(self.sample), 120)})"
+            )
+        return "; ".join(parts)
+
+
+def failure(
+    r: Any, dtypes: dict[str, str], numbers: dict[str, NumericProblems] | None = None
+) -> dict:
+    """One failed expectation result as {"expectation", "column", "detail"}; `numbers`
+    names infinite and non-numeric values of numeric columns in words."""
     config = r.expectation_config
     kwargs = dict(config.kwargs) if config is not None else {}
     column = kwargs.get("column")
@@ -64,7 +89,7 @@ def failure(r: Any, dtypes: dict[str, str]) -> dict:
     return {
         "expectation": config.type if config is not None else "unknown",
         "column": column,
-        "detail": clip(_detail(r, kwargs, dtypes), 500),
+        "detail": clip(_detail(r, kwargs, dtypes, (numbers or {}).get(column)), 500),
     }
 
 
@@ -84,17 +109,29 @@ def _exception_message(info: Any) -> str | None:
 _UNIQUE = ("expect_compound_columns_to_be_unique", "expect_column_values_to_be_unique")
 
 
-def _detail(r: Any, kwargs: dict, dtypes: dict[str, str]) -> str:
+def _detail(
+    r: Any, kwargs: dict, dtypes: dict[str, str], numbers: NumericProblems | None = None
+) -> str:
     column = kwargs.get("column")
-    if r.expectation_config is not None and r.expectation_config.type == "expect_column_to_exist":
+    kind = r.expectation_config.type if r.expectation_config is not None else ""
+    if kind == "expect_column_to_exist":
         return "column not in the frame"
     error = _exception_message(r.exception_info)
+    if numbers is not None and kind == "expect_column_values_to_be_between":
+        # GX's own words are a raw comparison or type error ("Column values, min_value,
+        # and max_value must either be None or of the same type"): say what is wrong.
+        words = numbers.words(str(column))
+        unexpected = (r.result or {}).get("unexpected_count")
+        others = (unexpected or 0) - numbers.infinite - numbers.not_numbers
+        if not error and others > 0:
+            words += f"; {others} more outside the range"
+        expected = _expected(kwargs)
+        return f"{words}; expected {expected}" if expected else words
     if error:
         if isinstance(column, str) and column not in dtypes:
             return f"error: column not in the frame ({error})"
         return f"error: {error}"
     res = r.result or {}
-    kind = r.expectation_config.type if r.expectation_config is not None else ""
     if kind in _UNIQUE and res.get("unexpected_count") is not None:
         return (
             f"{res['unexpected_count']} rows share their unique_key value with another row "

@@ -130,7 +130,8 @@ def validate_frame(
         key=lambda r: order.get(str(getattr(r.expectation_config, "id", None)), len(order)),
     )
     dtypes = {c: str(df[c].dtype) for c in df.columns}
-    failures = [report.failure(r, dtypes) for r in failed]
+    numbers = _numeric_problems(df, schema)
+    failures = [report.failure(r, dtypes, numbers) for r in failed]
     stats = gx_result.statistics or {}
     statistics = {
         "evaluated": int(stats.get("evaluated_expectations", len(gx_result.results))),
@@ -258,6 +259,30 @@ def _precheck(df: pd.DataFrame) -> list[dict]:
                 )
             )
     return problems
+
+
+def _numeric_problems(df: pd.DataFrame, schema: DataSchema) -> dict[str, report.NumericProblems]:
+    """Per numeric column (int/float in the spec): how many values are infinite and how
+    many are not numbers at all, so a failed range check names them in words instead of
+    GX's raw comparison or type error."""
+    import numpy as np
+    import pandas as pd
+
+    out = {}
+    for rule in schema.columns:
+        if rule.dtype not in ("int", "float") or rule.name not in df.columns:
+            continue
+        col = df[rule.name]
+        values = pd.to_numeric(col, errors="coerce") if col.dtype == object else col
+        try:
+            infinite = int(np.isinf(values.astype("float64")).sum())
+        except (TypeError, ValueError):
+            continue
+        not_numbers = int((values.isna() & col.notna()).sum()) if col.dtype == object else 0
+        sample = col[values.isna() & col.notna()].head(3).tolist() if not_numbers else []
+        if infinite or not_numbers:
+            out[rule.name] = report.NumericProblems(infinite, not_numbers, sample)
+    return out
 
 
 def _frame_for_gx(df: pd.DataFrame, schema: DataSchema) -> pd.DataFrame:

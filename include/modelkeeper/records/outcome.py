@@ -73,3 +73,19 @@ def nothing_new(champion_version: str | None, twin_version: str) -> str:
     if champion_version is None:
         return f"no champion: nothing new (v{twin_version} was trained on this data and spec)"
     return f"kept v{champion_version}: nothing new (v{twin_version} was trained on this data)"
+
+
+def of_measured(joined: int, pending: int, unmatched: int) -> str:
+    """A monitor run's labels in one line: joined, still pending, matching no prediction."""
+    line = f"labels: {joined} predictions joined with their label, {pending} pending"
+    if unmatched:
+        line += f"; {unmatched} labels match no prediction (kept: joined when theirs arrives)"
+    else:
+        line += "; every label matched a prediction"
+    return _cut(line)
+
+
+def of_alarm(status: str, reason: str, before: str | None = None) -> str:
+    """A monitor or score run's alarm ("fired" or "suppressed"), after its labels line."""
+    alarm = f"alarm {status}: {reason}" if reason else f"alarm {status}"
+    return _cut(f"{before}; {alarm}" if before else alarm)

@@ -57,8 +57,31 @@ class ModelkeeperOperator(BaseOperator):
         self.audit_conn_id = audit_conn_id
 
     def execute(self, context: Any) -> dict:
-        with fail_or_retry():
-            return self.stage(context).to_dict()
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        try:
+            with fail_or_retry():
+                return self.stage(context).to_dict()
+        except AirflowSkipException:
+            raise
+        except Exception as exc:
+            self.push_failure(context, exc)
+            raise
+
+    def push_failure(self, context: Any, exc: BaseException) -> None:
+        """What failed and why, for the run's note (the listener reads it if the run fails):
+        "validate failed: DataError: ...". A retry that succeeds leaves it unread."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from modelkeeper.contracts import lineage as L
+
+        # fail_or_retry's AirflowFailException already names the core's error class
+        text = str(exc) if isinstance(exc, AirflowFailException) else ""
+        text = text or f"{type(exc).__name__}: {exc}".rstrip(": ")
+        try:
+            context["ti"].xcom_push(key=L.FAILURE_XCOM, value=f"{self.task_id} failed: {text}")
+        except Exception:  # noqa: BLE001 - the failure itself must surface, not this
+            self.log.warning("could not record why %s failed", self.task_id, exc_info=True)
 
     def stage(self, context: Any) -> Handoff:
         raise NotImplementedError

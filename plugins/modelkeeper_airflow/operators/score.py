@@ -109,12 +109,18 @@ class MeasureOperator(ModelkeeperOperator):
         self.labels = labels
 
     def stage(self, context: Any) -> Measured:
+        from modelkeeper.contracts import lineage as L
+        from modelkeeper.records.outcome import of_measured
         from modelkeeper.stages.measure import measure
 
         measured = measure(self.workspace(history=True), self.run(context))
+        # the run's note (the listener): unmatched labels are counted where people look
+        note = of_measured(measured.joined, measured.pending, measured.unmatched)
         if measured.overdue:
+            note += f"; {measured.overdue} labels overdue"
             for line in labels_overdue(self.spec, measured, context):
                 self.log.warning("labels overdue: %s", line)
+        context["ti"].xcom_push(key=L.OUTCOME_XCOM, value=note)
         return measured
 
 
@@ -171,6 +177,13 @@ class AlarmOperator(ModelkeeperOperator):
             watched=Watched.from_dict(self.watched) if self.watched else None,
             measured=Measured.from_dict(self.measured) if self.measured else None,
         )
+        if result.status != "none":  # the run's note: the alarm after the labels line
+            from modelkeeper.records.outcome import of_alarm, of_measured
+
+            m = Measured.from_dict(self.measured) if self.measured else None
+            before = of_measured(m.joined, m.pending, m.unmatched) if m else None
+            line = of_alarm(result.status, result.reason, before)
+            context["ti"].xcom_push(key=L.OUTCOME_XCOM, value=line)
         if result.status == "none":
             raise AirflowSkipException("no alarm")
         if result.status == "suppressed":

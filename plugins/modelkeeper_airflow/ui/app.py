@@ -19,7 +19,7 @@ from airflow.api_fastapi.core_api.security import GetUserDep
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
-from modelkeeper_airflow.ui import REPORTS_ROUTE, health, render, reports
+from modelkeeper_airflow.ui import REPORTS_ROUTE, health, render, reports, verdict
 
 if TYPE_CHECKING:
     from modelkeeper.contracts.spec import ModelSpec
@@ -57,6 +57,47 @@ def report_links(spec: ModelSpec, base: str) -> Any:
     return links
 
 
+def airflow_run_url(dag_id: str | None, run_id: str | None) -> str | None:
+    """A DAG run's page in the Airflow UI ([api] base_url + /dags/<dag>/runs/<run>)."""
+    from modelkeeper_airflow.notify import run_url
+
+    return run_url(dag_id, run_id) if dag_id and run_id else None
+
+
+def last_runs(spec: ModelSpec) -> list[verdict.LastRun]:
+    """The latest run of each of the model's DAGs, from Airflow's metadata DB (the verdict:
+    a failed last run fails the model). Unreadable: none, and a warning in the log."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    found = []
+    try:
+        with create_session() as session:
+            for dag_id in sorted(health.model_dag_ids(spec)):
+                run = session.scalars(
+                    select(DagRun)
+                    .where(DagRun.dag_id == dag_id)
+                    .order_by(DagRun.run_after.desc(), DagRun.id.desc())
+                    .limit(1)
+                ).first()
+                if run is None:
+                    continue
+                at = run.end_date or run.start_date or run.run_after
+                found.append(
+                    verdict.LastRun(
+                        dag_id,
+                        run.run_id,
+                        str(run.state),
+                        at.isoformat(timespec="seconds") if at else None,
+                        airflow_run_url(dag_id, run.run_id),
+                    )
+                )
+    except Exception as exc:  # noqa: BLE001 - the page still shows what the stores hold
+        log.warning("could not read the latest runs of %s: %s", spec.name, exc)
+    return found
+
+
 def read_health(
     specs: list[ModelSpec], *, scoring_runs: bool, base: str = ""
 ) -> list[health.ModelHealth]:
@@ -84,6 +125,7 @@ def read_health(
                 scoring_runs=scoring_runs,
                 registry_error=registry_error,
                 report_links=report_links(s, base),
+                last_runs=last_runs(s),
             )
             for s in specs
         ]
@@ -103,7 +145,7 @@ def create_app() -> FastAPI:
     @app.get("/models", response_class=HTMLResponse)
     def models(request: Request, user: GetUserDep) -> HTMLResponse:
         found = read_health(readable_specs(user), scoring_runs=False)
-        return HTMLResponse(render.models_page(found, base=_base(request)))
+        return HTMLResponse(render.models_page(found, base=_base(request), run_url=airflow_run_url))
 
     @app.get("/models/{model}", response_class=HTMLResponse)
     def model(model: str, request: Request, user: GetUserDep) -> HTMLResponse:
@@ -112,7 +154,7 @@ def create_app() -> FastAPI:
             raise HTTPException(status_code=404, detail=f"no model {model!r} you may read")
         base = _base(request)
         (found,) = read_health(specs, scoring_runs=True, base=base)
-        return HTMLResponse(render.model_page(found, base=base))
+        return HTMLResponse(render.model_page(found, base=base, run_url=airflow_run_url))
 
     @app.get("/dags/{dag_id}/health", response_class=HTMLResponse)
     def dag_health(dag_id: str, request: Request, user: GetUserDep) -> HTMLResponse:
@@ -123,7 +165,7 @@ def create_app() -> FastAPI:
         if not specs:
             return HTMLResponse(render.not_a_model_page(dag_id, base=base), status_code=404)
         (found,) = read_health(specs, scoring_runs=True, base=base)
-        return HTMLResponse(render.model_page(found, base=base))
+        return HTMLResponse(render.model_page(found, base=base, run_url=airflow_run_url))
 
     @app.get(REPORTS_ROUTE + "/{model}/{run}/{page:path}")
     def report(model: str, run: str, page: str, user: GetUserDep) -> Response:

@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelkeeper.contracts.lineage import ALIAS_MOVES
-from modelkeeper_airflow.ui import evidence
+from modelkeeper_airflow.ui import evidence, verdict
 from modelkeeper_airflow.ui.evidence import Batch, RetrainRecord
+from modelkeeper_airflow.ui.verdict import AlarmRow, LastRun, Verdict
 
 REALIZED, ESTIMATED, EVALUATION = "realized", "estimated", "evaluation"
 DRIFT, SCORING = "drift", "scoring"
+ALARM, LABELS, UNMATCHED = "alarm", "labels", "unmatched"
 DRIFT_SHARE = "drift_share"
 COLUMN = "column:"  # per-column drift rows: metric "column:<name>", detail.drifted
 TOP_COLUMNS = 8  # columns shown in the most-drifted grid
@@ -50,6 +52,19 @@ class ScoringRun:
     start: str | None
     end: str | None
     numbers: dict[str, float | None]
+    dag_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Unmatched:
+    """Labels that matched no prediction, as the last monitor run counted them (history
+    kind "labels"): kept in the labels pool, joined when their prediction arrives."""
+
+    count: int
+    labels: int | None  # labels of the open windows it looked at
+    at: str | None
+    run_id: str | None
+    dag_id: str | None
 
 
 @dataclass(frozen=True)
@@ -71,6 +86,7 @@ class VersionRow:
     event: str
     reason: str | None
     links: dict[str, str] = field(default_factory=dict)
+    dag_id: str | None = None  # the DAG of the run that made it (its Airflow link)
 
 
 @dataclass(frozen=True)
@@ -94,6 +110,10 @@ class ModelHealth:
     batches: list[Batch] = field(default_factory=list)  # labelled batches, oldest first
     decisions: list[RetrainRecord] = field(default_factory=list)  # newest first
     turned_off: tuple[str, ...] = ()  # evidence the spec does not gather: detector, shadow
+    verdict: Verdict | None = None  # healthy / degraded / failing, and why (ui.verdict)
+    alarms: list[AlarmRow] = field(default_factory=list)  # newest first
+    unmatched: Unmatched | None = None  # the last monitor run's labels without a prediction
+    last_runs: list[LastRun] = field(default_factory=list)
 
     @property
     def last_decision(self) -> RetrainRecord | None:
@@ -195,9 +215,10 @@ def versions(events: list[dict], links: Any = None) -> list[VersionRow]:
             continue
         first = rows.get(str(version))
         run_id = first.run_id if first and first.run_id else e.get("run_id")
+        dag_id = first.dag_id if first and first.run_id else e.get("dag_id")
         rows[str(version)] = VersionRow(
             str(version), run_id, e["at"], e["event"], e.get("reason"),
-            links(str(version), run_id) if links else {},
+            links(str(version), run_id) if links else {}, dag_id,
         )  # fmt: skip
     return sorted(rows.values(), key=lambda r: r.at, reverse=True)
 
@@ -215,10 +236,22 @@ def scoring(series: list[dict]) -> list[ScoringRun]:
                 "start": r.get("window_start"),
                 "end": r.get("window_end"),
                 "numbers": {},
+                "dag_id": r.get("dag_id"),
             },
         )
         run["numbers"][r["metric"]] = r["value"]
     return [ScoringRun(run_id, **run) for run_id, run in runs.items()]
+
+
+def unmatched(series: list[dict]) -> Unmatched | None:
+    """The last count of labels that matched no prediction."""
+    rows = [r for r in series if r["kind"] == LABELS and r["metric"] == UNMATCHED]
+    if not rows:
+        return None
+    r = max(rows, key=lambda r: (r.get("recorded_at") or "", r.get("id") or 0))
+    return Unmatched(
+        int(r["value"] or 0), r.get("rows"), r.get("recorded_at"), r.get("run_id"), r.get("dag_id")
+    )
 
 
 def model_health(
@@ -229,12 +262,17 @@ def model_health(
     *,
     notice: str | None = None,
     links: Any = None,
+    last_runs: list[LastRun] = (),  # type: ignore[assignment]
 ) -> ModelHealth:
     """Everything the pages show about one model (`spec` is a modelkeeper ModelSpec;
-    `links(version, run_id)` gives a version's links, see versions)."""
+    `links(version, run_id)` gives a version's links, see versions; `last_runs` the latest
+    run of each of its DAGs, for the verdict)."""
     since, agrees = champion_since(events, champion)
     if notice:  # the champion is unknown, not absent: nothing to compare the trail with
         agrees = True
+    found_windows = windows(series, spec.metrics.primary)
+    found_drift = drift(series)
+    alarm_rows = verdict.alarms(series, events)
     return ModelHealth(
         name=spec.name,
         owner=spec.owner,
@@ -245,8 +283,8 @@ def model_health(
         trail_agrees=agrees,
         notice=notice,
         events=list(reversed(events)),
-        windows=windows(series, spec.metrics.primary),
-        drift=drift(series),
+        windows=found_windows,
+        drift=found_drift,
         scoring=scoring(series),
         columns=column_drift(series),
         guardrails=guardrails(series, [g.name for g in spec.metrics.guardrails]),
@@ -256,6 +294,19 @@ def model_health(
         turned_off=tuple(
             name for name in ("detector", "shadow") if not getattr(spec.retrain, name).enabled
         ),
+        verdict=verdict.verdict(
+            spec,
+            champion=champion,
+            champion_known=not notice,
+            windows=found_windows,
+            drift=found_drift,
+            alarm_rows=alarm_rows,
+            last_runs=list(last_runs),
+            champion_since=since,
+        ),
+        alarms=alarm_rows,
+        unmatched=unmatched(series),
+        last_runs=list(last_runs),
     )
 
 
@@ -273,6 +324,7 @@ def collect(
     scoring_runs: bool = True,
     registry_error: str | None = None,
     report_links: Any = None,
+    last_runs: list[LastRun] = (),  # type: ignore[assignment]
 ) -> ModelHealth:
     """Read one model's health from the core's clients (Registry, AuditLog, History).
 
@@ -297,6 +349,8 @@ def collect(
     notice = f"champion unknown: the MLflow registry {registry_error}" if registry_error else None
     primary = spec.metrics.primary
     series = [
+        *history.series(spec.name, kind=ALARM),  # the verdict: open and suppressed alarms
+        *history.series(spec.name, kind=LABELS, metric=UNMATCHED),
         *(
             history.series(spec.name, kind=REALIZED)  # the primary and the guardrails
             if scoring_runs
@@ -336,4 +390,5 @@ def collect(
         series,
         notice=notice,
         links=links if scoring_runs else None,
+        last_runs=last_runs,
     )

@@ -7,12 +7,13 @@ model.html.j2, not_a_model.html.j2), where Jinja escapes every text from data.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from modelkeeper.reporting.charts import Chart, Series, line_chart
 from modelkeeper_airflow.templates import render
 from modelkeeper_airflow.ui.health import ModelHealth
 
+RunUrl = Callable[[str | None, str | None], str | None]
 EMPTY = "no measurements yet"
 COLORS = {
     "realized": "#1f6fb4",
@@ -96,13 +97,18 @@ def evidence_charts(health: ModelHealth) -> dict[str, Chart]:
     }
 
 
-def models_page(models: Sequence[ModelHealth], *, base: str) -> str:
-    """The list of models the caller may read; `base` is the app's mount path."""
+def no_links(dag_id: str | None, run_id: str | None) -> str | None:  # noqa: ARG001
+    return None
+
+
+def models_page(models: Sequence[ModelHealth], *, base: str, run_url: RunUrl = no_links) -> str:
+    """The list of models the caller may read; `base` is the app's mount path;
+    `run_url(dag_id, run_id)` a DAG run's page in Airflow (None: no link)."""
     rows = [(m, metric_chart(m, small=True)) for m in models]
-    return render("models.html.j2", rows=rows, base=base, empty=EMPTY)
+    return render("models.html.j2", rows=rows, base=base, empty=EMPTY, run_url=run_url)
 
 
-def model_page(health: ModelHealth, *, base: str) -> str:
+def model_page(health: ModelHealth, *, base: str, run_url: RunUrl = no_links) -> str:
     """One model's health: primary metric per window, retraining evidence, drift,
     versions, audit timeline, scoring."""
     drift = health.drift
@@ -128,6 +134,7 @@ def model_page(health: ModelHealth, *, base: str) -> str:
             height=160,
         ),
         evidence=evidence_charts(health),
+        run_url=run_url,
     )
 
 
