@@ -5,16 +5,22 @@ Every Airflow component imports this file (the package modelkeeper_airflow is in
 The pages' FastAPI app is built on its first request (modelkeeper_airflow/ui/lazy.py),
 so only the api-server ever imports FastAPI routes, the auth manager or the core.
 Operator extra links are declared on the operators, not registered here (see
-modelkeeper_airflow/links.py for why).
+modelkeeper_airflow/links.py for why). How libraries log in task processes is set here
+once (modelkeeper_airflow/logs.py).
 """
 
 from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
+from modelkeeper_airflow import logs
 from modelkeeper_airflow.listener import RunNoteListener
 from modelkeeper_airflow.ui import URL_PREFIX
 from modelkeeper_airflow.ui.lazy import LazyApp
+
+# Every Airflow process (each task among them) loads this file before any task code runs:
+# MLflow's records go to the task log at their own level, not to stderr as ERROR lines.
+logs.configure()
 
 
 class ModelkeeperPlugin(AirflowPlugin):

@@ -8,6 +8,7 @@ write and the manifest commit loses and doubles nothing; SQL sources re-read a l
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import sqlite3
@@ -582,3 +583,49 @@ def test_records_are_plain_json(spec, storage, flights):
     [path] = (storage.root / "manifest" / spec.name).glob("*.json")
     record = json.loads(path.read_text())
     assert record["run_id"] == "run-1" and record["files"][0]["outcome"] == "accepted"
+
+
+class TestExtraColumnsNote:
+    """Columns the spec does not declare are allowed under `extra_columns: warn`: the
+    validate stage says so once, at info, and never warns. A stream (labels) checks only
+    its share of the model's columns; the model's other declared columns are not extra."""
+
+    @staticmethod
+    def validate_logs(spec, storage, caplog, stream, run_id):
+        from modelkeeper.stages import ingest
+        from modelkeeper.stages.workspace import Run, Workspace
+
+        ws = Workspace(spec=spec, storage=storage, registry=None, reports=False)
+        run = Run(run_id=run_id, dag_id="test")
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="modelkeeper"):
+            accepted = ingest.validate(
+                ws, run, ingest.collect(ws, run, stream=stream), stream=stream
+            )
+        assert accepted.success, accepted.summary
+        return [r for r in caplog.records if "does not declare" in r.getMessage()], caplog.records
+
+    @pytest.mark.parametrize(
+        "stream", [pytest.param(None, id="training"), pytest.param("labels", id="labels")]
+    )
+    def test_an_undeclared_column_is_noted_once_at_info(
+        self, spec, storage, flights, caplog, stream
+    ):
+        land(storage, "week_01.parquet", demo.week_frame(flights, 1).assign(tailnum="N1"))
+        notes, records = self.validate_logs(spec, storage, caplog, stream, "run-1")
+        assert [(r.levelno, r.getMessage()) for r in notes] == [
+            (
+                logging.INFO,
+                "1 column(s) the spec does not declare, not validated and not used by the "
+                "model (schema.extra_columns: warn allows them): ['tailnum']",
+            )
+        ]
+        assert not [r for r in records if r.levelno >= logging.WARNING], records
+
+    def test_a_label_file_with_the_models_features_has_nothing_to_note(
+        self, spec, storage, flights, caplog
+    ):
+        # The labels source is the training files: features the spec declares, not extra.
+        land(storage, "week_01.parquet", demo.week_frame(flights, 1))
+        notes, records = self.validate_logs(spec, storage, caplog, "labels", "run-1")
+        assert notes == [] and not [r for r in records if r.levelno >= logging.WARNING]

@@ -202,15 +202,17 @@ class TestSchemaFailures:
         # The other checks on temp error out; the summary folds them into a count.
         assert "more on missing columns" in outcome.summary
 
-    def test_extra_column_warns(self, spec: ModelSpec, frame: pd.DataFrame) -> None:
+    def test_extra_column_is_listed_not_warned(self, spec: ModelSpec, frame: pd.DataFrame) -> None:
+        """`extra_columns: warn` allows them: named in the outcome, not a warning."""
         frame["foo"] = 1.0
         frame["température"] = "x"
 
         outcome = validate_frame(frame, spec)
 
         assert outcome.success is True, outcome.summary
-        assert outcome.warnings == ["unexpected extra columns: ['foo', 'température']"]
-        assert "foo" in outcome.summary
+        assert outcome.extra_columns == ["foo", "température"]
+        assert outcome.warnings == []
+        assert "foo" not in outcome.summary
 
     def test_extra_column_fails_when_spec_says_so(
         self, spec: ModelSpec, frame: pd.DataFrame
@@ -221,7 +223,7 @@ class TestSchemaFailures:
         outcome = validate_frame(frame, strict)
 
         assert_fails(outcome, "expect_table_columns_to_match_set", "foo")
-        assert outcome.warnings == []
+        assert outcome.warnings == [] and outcome.extra_columns == []
         assert validate_frame(frame.drop(columns=["foo"]), strict).success is True
 
     def test_strings_in_numeric_column(self, spec: ModelSpec, frame: pd.DataFrame) -> None:
@@ -601,8 +603,8 @@ class TestFramesGXCannotTake:
         as_dict = assert_json(outcome)
         assert len(json.dumps(as_dict)) < 1_000_000  # megabyte cells are clipped
         assert len(outcome.summary) < 5_000
-        if outcome.success:  # only the odd-but-legal extra names may pass, with a warning
-            assert outcome.warnings
+        if outcome.success:  # only the odd-but-legal extra columns may pass, listed
+            assert outcome.extra_columns
         else:
             assert outcome.failures
 

@@ -96,6 +96,7 @@ class Accepted(Handoff):
     report: str | None = None
     data_docs: str | None = None
     quarantine: str | None = None
+    extra_columns: list[str] = field(default_factory=list)  # undeclared, allowed by the spec
 
 
 # -- retraining: monitor, decide (stages.monitor, stages.evidence, stages.decide) ------------

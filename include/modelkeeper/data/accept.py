@@ -192,6 +192,11 @@ class _Review:
         self.dropped = len(df) - len(kept)
         return kept
 
+    def extra_columns(self) -> list[str]:
+        """The undeclared columns any validated file carried (allowed by the spec), once each."""
+        seen = [self.verdict, *self.verdicts.values()]
+        return list(dict.fromkeys(c for v in seen if v is not None for c in v.extra_columns))
+
     def dedupe(self, df: pd.DataFrame) -> pd.DataFrame:
         """One rule for rows that repeat a key of the model, however many files they came in
         and whichever path reads them: under `duplicates: keep_last` the last one stays;
@@ -243,6 +248,7 @@ def _result(
         files=list(outcomes.values()),
         failures=review.failures,
         warnings=review.warnings + ([] if verdict is None else verdict.warnings),
+        extra_columns=review.extra_columns(),
         report=str(report),
         data_docs=str(index) if index.exists() else None,
         quarantine=quarantine,

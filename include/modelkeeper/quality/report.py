@@ -49,6 +49,9 @@ class ValidationOutcome:
     warnings: list[str] = field(default_factory=list)
     statistics: dict = field(default_factory=dict)
     result: dict = field(default_factory=dict)
+    # Columns the schema does not declare, under `extra_columns: warn`: allowed, so not a
+    # warning; the caller says so once (stages.ingest.validate logs them at info).
+    extra_columns: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return _json(asdict(self))

@@ -12,8 +12,10 @@ The expectation suite is a pure function of the spec (``schema`` + ``target``):
 * category columns with ``allowed`` values have at most ``max_unseen_share`` others;
 * the row count is within ``min_rows``/``max_rows`` (per-row checks pass on empty frames);
 * rows are unique by each of the spec's keys whose columns the suite checks (``unique_key``,
-  the scoring and the labels key: ``ModelSpec.row_keys``); a classification target has at least two classes;
-* undeclared columns warn or fail per ``schema.extra_columns``.
+  the scoring and the labels key: ``ModelSpec.row_keys``); a classification target has at
+  least two classes;
+* undeclared columns fail under ``schema.extra_columns: fail``; under ``warn`` (allowed)
+  they are listed in the outcome's ``extra_columns``, not in its warnings.
 
 ``checks="rows"`` leaves out the two table-level expectations (row count bounds and the
 target's class count), for validating one file of a batch whose whole is checked with
@@ -113,8 +115,6 @@ def validate_frame(
     declared = {rule.name for rule in schema.columns}
     extras = [c for c in df.columns if c not in declared]
     warns: list[str] = []
-    if extras and schema.extra_columns == "warn":
-        warns.append(f"unexpected extra columns: {report.listed(extras)}")
 
     frame = _frame_for_gx(df, schema)
     try:
@@ -148,6 +148,9 @@ def validate_frame(
         warnings=warns,
         statistics=statistics,
         result=report.as_json(gx_result.to_json_dict()),
+        extra_columns=[report.clip(c, 200) for c in extras]
+        if schema.extra_columns == "warn"
+        else [],
     )
 
 

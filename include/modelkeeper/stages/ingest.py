@@ -73,7 +73,27 @@ def validate(ws: Workspace, run: Run, batch: Batch, *, stream: str | None = None
     )
     for warning in result.warnings:
         log.warning("validation warning: %s", warning)
+    note = extra_columns_note(ws.spec, result.extra_columns)
+    if note:
+        log.info("%s", note)
     return result
+
+
+def extra_columns_note(spec: ModelSpec, extra: list[str]) -> str | None:
+    """One line for the columns the spec does not declare, which `schema.extra_columns:
+    warn` allows: a fact, said once per validation at info, not a warning. A stream (scoring
+    features, labels) checks only its share of the model's columns: the model's other
+    declared columns are expected in its files and are not named."""
+    from modelkeeper.quality.report import listed
+
+    declared = {rule.name for rule in spec.data_schema.columns}
+    undeclared = [c for c in extra if c not in declared]
+    if not undeclared:
+        return None
+    return (
+        f"{len(undeclared)} column(s) the spec does not declare, not validated and not used by "
+        f"the model (schema.extra_columns: warn allows them): {listed(undeclared)}"
+    )
 
 
 def _without_docs(df: pd.DataFrame, spec: ModelSpec, *, docs_dir: Any = None, **kw: Any) -> Any:
