@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make run`: Airflow standalone (SQLite, LocalExecutor) + an MLflow server, state in .modelkeeper/.
-# Ctrl-C stops everything this script started. Running it again reuses the state.
+# Ctrl-C or TERM (to make, or to its process group) stops everything this script started,
+# every time; running it again reuses the state.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -138,7 +139,7 @@ cat <<MSG
   score_flight_delay scores the demo's next week and monitor_flight_delay joins its labels
   when they land. To retrain now, trigger retrain_flight_delay with force_retrain=true;
   promotion_mode=approval makes it wait for you in the UI.
-  Ctrl-C stops everything.
+  Ctrl-C (or TERM to make) stops everything.
 
 MSG
 wait
