@@ -28,10 +28,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -52,7 +55,13 @@ NOTIFY_TASK = ("retrain_flight_delay", "promote")
 
 
 def _port_free(port: int) -> bool:
+    """Nothing listens on `port` (what the next `make run` checks): the connections the
+    server closed may still sit in TIME_WAIT, which SO_REUSEADDR lets a server bind past."""
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            return False
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -195,15 +204,27 @@ class MakeRun:
 
 
 @pytest.fixture(scope="module")
-def clone(tmp_path_factory) -> Path:
-    """The committed HEAD of this checkout, cloned as CI would get it."""
+def clone(request) -> Iterator[Path]:
+    """The committed HEAD of this checkout, cloned as CI would get it.
+
+    In a folder of its own, not pytest's tmp_path: pytest removes all but the newest
+    three base folders of the user, and other pytest sessions on the machine would delete
+    this one under the running Airflow. Removed after a pass, kept (path printed) after a
+    failure.
+    """
     head = subprocess.run(
         ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
     ).stdout.strip()
-    dest = tmp_path_factory.mktemp("make-run") / "modelkeeper"
+    base = Path(tempfile.mkdtemp(prefix="modelkeeper-make-run-"))
+    dest = base / "modelkeeper"
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(dest)], check=True)
     subprocess.run(["git", "-C", str(dest), "checkout", "--quiet", "--detach", head], check=True)
-    return dest
+    failed_before = request.session.testsfailed
+    yield dest
+    if request.session.testsfailed == failed_before:
+        shutil.rmtree(base, ignore_errors=True)
+    else:
+        print(f"make run's clone and logs kept in {base}")
 
 
 def _first_start_checks(run: MakeRun) -> None:
