@@ -94,6 +94,11 @@ def _of_clone(clone: Path) -> list[psutil.Process]:
     return mine
 
 
+def _default_signals() -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 class MakeRun:
     """`make run` in a clone, in a session of its own (so make leads its process group)."""
 
@@ -134,6 +139,9 @@ class MakeRun:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                # A signal ignored when bash starts cannot be trapped: a pytest started in
+                # the background of a script ignores INT, and its children would too.
+                preexec_fn=_default_signals,
             )
 
     def output(self) -> str:
