@@ -14,7 +14,8 @@ export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
 install: .venv/.installed
 
-## Start Airflow (:8080) and MLflow (:5000) on local state in .modelkeeper/; Ctrl-C stops both.
+## Start Airflow (:8080) and MLflow (:5000) on local state in .modelkeeper/ (AIRFLOW_PORT=…
+## MLFLOW_PORT=… to move them); Ctrl-C or TERM stops both.
 run: install
 	./scripts/run_embedded.sh
 

@@ -44,4 +44,11 @@ class ModelkeeperPlugin(AirflowPlugin):
             "destination": "dag",
             "url_route": "model-health",
         },
+        # The notifications kept in the local outbox (make run has no mail server).
+        {
+            "name": "Outbox",
+            "href": "modelkeeper/outbox",
+            "destination": "nav",
+            "url_route": "outbox",
+        },
     ]

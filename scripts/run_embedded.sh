@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make run`: Airflow standalone (SQLite, LocalExecutor) + an MLflow server, state in .modelkeeper/.
-# Ctrl-C stops everything this script started. Running it again reuses the state.
+# Ctrl-C or TERM (to make, or to its process group) stops everything this script started,
+# every time; running it again reuses the state.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -16,10 +17,13 @@ export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False
 export AIRFLOW__API__PORT=$AIRFLOW_PORT
 export AIRFLOW__API__HOST=127.0.0.1          # not reachable from other machines
-# The public address: tasks reach the execution API at <base_url>/execution/ (else they
-# call :8080 whatever the port), and links (MLflow's airflow_run_url, notifications) are
-# absolute. Set AIRFLOW__API__BASE_URL yourself behind a proxy.
+# The public address: links (MLflow's airflow_run_url, notifications) are absolute. Set
+# AIRFLOW__API__BASE_URL yourself behind a proxy.
 export AIRFLOW__API__BASE_URL=${AIRFLOW__API__BASE_URL:-http://127.0.0.1:$AIRFLOW_PORT}
+# Tasks run on this machine and reach the scheduler through the execution API. Its default
+# is <base_url>/execution/, and :8080 without a base_url whatever [api] port says: name it,
+# on loopback, so it follows AIRFLOW_PORT even when base_url is a proxy's address.
+export AIRFLOW__CORE__EXECUTION_API_SERVER_URL=${AIRFLOW__CORE__EXECUTION_API_SERVER_URL:-http://127.0.0.1:$AIRFLOW_PORT/execution/}
 export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=30
 export AIRFLOW__CORE__PARALLELISM=4            # a laptop, not a cluster: fewer worker processes
 # Tasks may start before the API server answers; let them retry instead of dying.
@@ -41,14 +45,43 @@ export MLFLOW_HTTP_REQUEST_MAX_RETRIES=3 MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR=1
 export GIT_PYTHON_REFRESH=quiet
 mkdir -p "$STATE/mlflow" "$AIRFLOW_HOME" "$MODELKEEPER_STORAGE"
 
-pids=()
-cleanup() {  # $1: exit status (0 after Ctrl-C: stopping is what the user asked for)
+pids=()   # each started with setsid: its pid is the id of a session of its own
+# The processes of our sessions: task processes move to process groups of their own
+# (Airflow's supervisor calls setpgid), so killing the groups alone can leave them behind.
+session_pids() {
+  local sids=" ${pids[*]} "
+  ps -e -o sid= -o pid= 2>/dev/null | while read -r sid pid; do
+    if [[ $sids == *" $sid "* ]]; then echo "$pid"; fi
+  done
+}
+signal_sessions() {  # $1: signal
+  local pid
+  for pid in "${pids[@]}"; do kill "-$1" -- "-$pid" 2>/dev/null || true; done
+  for pid in $(session_pids); do kill "-$1" "$pid" 2>/dev/null || true; done
+}
+sessions_gone_within() {  # $1: seconds
+  for _ in $(seq 1 $(($1 * 2))); do
+    [[ -z $(session_pids) ]] && return 0
+    sleep 0.5
+  done
+  [[ -z $(session_pids) ]]
+}
+cleanup() {  # $1: exit status (0 after Ctrl-C/TERM: stopping is what the user asked for)
   local rc=$1
-  trap - INT TERM EXIT
+  # A stop signal often comes twice (TERM to make's group reaches this script, and make
+  # passes its own TERM on to it; Ctrl-C twice): ignore them from here on, so the cleanup
+  # always runs to its end.
+  trap '' INT TERM
+  trap - EXIT
   echo; echo "modelkeeper: stopping..."
-  for pid in "${pids[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
-  sleep 3
-  for pid in "${pids[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || true; done
+  if ((${#pids[@]})); then
+    signal_sessions TERM
+    if ! sessions_gone_within 30; then
+      echo "modelkeeper: still running after 30 s, killing: $(session_pids | xargs)"
+      signal_sessions KILL
+      sessions_gone_within 10 || echo "modelkeeper: could not stop: $(session_pids | xargs)" >&2
+    fi
+  fi
   echo "modelkeeper: stopped (state kept in $STATE)"
   exit "$rc"
 }
@@ -106,7 +139,7 @@ cat <<MSG
   score_flight_delay scores the demo's next week and monitor_flight_delay joins its labels
   when they land. To retrain now, trigger retrain_flight_delay with force_retrain=true;
   promotion_mode=approval makes it wait for you in the UI.
-  Ctrl-C stops everything.
+  Ctrl-C (or TERM to make) stops everything.
 
 MSG
 wait

@@ -3,10 +3,14 @@
 `notify(spec, event, ...)` sends one message to every target in the spec's `notify`
 section, for the events listed in `notify.on`:
 
+- the local outbox (modelkeeper.records.outbox: a JSON file under the storage root,
+  listed on the plugin's Outbox page) keeps every message, with what the other targets
+  did; under `make run`, where no mail server is configured, that is where they go;
 - each address in `notify.email` gets an e-mail through `SmtpNotifier`
   (apache-airflow-providers-smtp) over the `[email] email_conn_id` Connection,
-  `smtp_default` unless configured; the sender is `[email] from_email` or the
-  Connection's `from_email` extra;
+  `smtp_default` unless configured, when that Connection is defined (else its line says
+  "not sent", not FAILED); the sender is `[email] from_email` or the Connection's
+  `from_email` extra;
 - `notify.webhook_conn_id` gets a JSON POST through `HttpNotifier`
   (apache-airflow-providers-http). The Connection's host holds the whole URL
   (`https://hooks.example.com/services/T0/B0`); login/password become basic auth and
@@ -131,8 +135,8 @@ def notify(
     `subject` says what happened in a line, `text` why; `details` (versions as
     `*_version` keys, metrics, ...) must be JSON-able (modelkeeper.contracts.jsonio), or
     the message is not sent and the line says why. Returns one line per target,
-    `"email to a@b.c: sent"` or `"webhook hook: FAILED: <error>"`, and `[]` when the
-    event is not in `notify.on` or no target is configured.
+    `"email to a@b.c: sent"` or `"webhook hook: FAILED: <error>"`, then the outbox's
+    (`"outbox: kept in <path>"`); `[]` when the event is not in `notify.on`.
     """
     try:
         targets = spec.notify
@@ -140,8 +144,6 @@ def notify(
             log.info(
                 "notify %s: event %r is not in notify.on %s: not sent", spec.name, event, targets.on
             )
-            return []
-        if not targets.email and not targets.webhook_conn_id:
             return []
         message = Message(
             model=spec.name,
@@ -161,16 +163,72 @@ def notify(
     # (never Jinja-render it: a reason may contain "{{"), and the sandboxed default
     # environment is all SmtpNotifier needs to fill in the Connection's sender.
     notifier_context = {k: v for k, v in context.items() if k != "dag"}
-    results = [
-        _deliver(f"email to {address}", lambda a=address: _email(a, message, notifier_context))
-        for address in targets.email
-    ]
+    results = []
+    if targets.email:
+        smtp_conn_id = _smtp_conn_id()
+        if _connection_exists(smtp_conn_id):
+            results += [
+                _deliver(
+                    f"email to {address}", lambda a=address: _email(a, message, notifier_context)
+                )
+                for address in targets.email
+            ]
+        else:  # no mail server configured (make run): the outbox has it, nothing failed
+            results += [
+                _skipped(f"email to {address}", f"no Connection {smtp_conn_id!r}")
+                for address in targets.email
+            ]
     if targets.webhook_conn_id:
         conn_id = targets.webhook_conn_id
         results.append(
             _deliver(f"webhook {conn_id}", lambda: _webhook(conn_id, message, notifier_context))
         )
+    results.append(_keep(message, results))
     return results
+
+
+def _smtp_conn_id() -> str:
+    """The Connection SmtpNotifier uses: `[email] email_conn_id`, else `smtp_default`."""
+    from airflow.sdk import conf
+
+    return conf.get("email", "email_conn_id", fallback=None) or "smtp_default"
+
+
+def _connection_exists(conn_id: str) -> bool:
+    """False only when no Connection `conn_id` is defined; other lookup errors count as
+    existing, so the notifier reports them as FAILED."""
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        return False
+    except Exception:  # noqa: BLE001 - the notifier tries again and reports it
+        return True
+    return True
+
+
+def _skipped(label: str, why: str) -> str:
+    line = f"{label}: not sent: {why} (kept in the outbox)"
+    log.info("notify %s", line)
+    return line
+
+
+def _keep(message: Message, delivered: list[str]) -> str:
+    """The local outbox (modelkeeper.records.outbox) keeps every message, whatever the
+    channels did: under `make run` it is where notifications go."""
+    try:
+        from modelkeeper.data.storage import Storage
+        from modelkeeper.records import outbox
+
+        where = outbox.post(Storage(), message.payload(), delivered=delivered)
+    except Exception as exc:  # a notification must never fail the task
+        line = f"outbox: FAILED: {_describe(exc, ())}"
+        log.warning("notify %s", line)
+        return line
+    log.info("notify outbox: kept in %s", where)
+    return f"outbox: kept in {where}"
 
 
 def _whereabouts(spec: ModelSpec, context: Mapping[str, Any]) -> dict[str, str | None]:

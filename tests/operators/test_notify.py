@@ -16,6 +16,7 @@ import shutil
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -124,6 +125,14 @@ def _base_url(monkeypatch):
     monkeypatch.setenv("AIRFLOW__API__BASE_URL", BASE_URL)
 
 
+@pytest.fixture
+def outbox(storage):
+    """The outbox under the test's storage root: a callable listing its entries."""
+    from modelkeeper.records import outbox as box
+
+    return lambda **kw: box.read(storage, **kw)
+
+
 def _spec(**notify):
     return get_spec("flight_delay").model_copy(update={"notify": Notify(**notify)})
 
@@ -148,7 +157,7 @@ class TestEmail:
     def test_each_address_gets_the_model_event_reason_and_run_link(self, smtp_server):
         spec = _spec(email=["ops@example.org", "owner@example.org"])
 
-        assert _promotion(spec) == [
+        assert _promotion(spec)[:2] == [
             "email to ops@example.org: sent",
             "email to owner@example.org: sent",
         ]
@@ -209,9 +218,9 @@ class TestEmail:
 
 class TestWebhook:
     def test_posts_the_message_as_json_with_the_connections_auth(self, webhook):
-        assert _promotion(_spec(webhook_conn_id="modelkeeper_hook")) == [
+        assert _promotion(_spec(webhook_conn_id="modelkeeper_hook"))[0] == (
             "webhook modelkeeper_hook: sent"
-        ]
+        )
 
         (request,) = webhook.requests
         assert request["path"] == "/hooks/modelkeeper"
@@ -242,7 +251,7 @@ class TestWebhook:
 
     def test_an_http_error_is_reported(self, webhook):
         webhook.status = 500
-        (line,) = _promotion(_spec(webhook_conn_id="modelkeeper_hook"))
+        line, _ = _promotion(_spec(webhook_conn_id="modelkeeper_hook"))
         assert line.startswith("webhook modelkeeper_hook: FAILED: ")
         assert "500" in line
 
@@ -254,7 +263,7 @@ class TestWebhook:
             "AIRFLOW_CONN_MODELKEEPER_HOOK",
             json.dumps({"conn_type": "http", "host": url, "password": HOOK_PASSWORD}),
         )
-        (line,) = _promotion(_spec(webhook_conn_id="modelkeeper_hook"))
+        line, _ = _promotion(_spec(webhook_conn_id="modelkeeper_hook"))
         assert line.startswith("webhook modelkeeper_hook: FAILED: HTTPError: 500")
         assert f"http://bot:***@{host}:{port}/***" in line
         assert HOOK_PASSWORD not in line and "tok3n-abc" not in line
@@ -277,7 +286,7 @@ class TestWebhook:
         ],
     )
     def test_details_go_out_as_strict_json_or_not_at_all(self, webhook, details, line, sent):
-        (result,) = notify(
+        result, *_ = notify(
             _spec(webhook_conn_id="modelkeeper_hook"),
             "alarm",
             subject="drift",
@@ -304,7 +313,7 @@ class TestTargetDown:
         spec = _spec(email=["ops@example.org"], webhook_conn_id="modelkeeper_hook")
 
         with caplog.at_level(logging.WARNING, logger="modelkeeper_airflow.notify"):
-            email_line, hook_line = _promotion(spec)
+            email_line, hook_line, _ = _promotion(spec)
 
         assert email_line.startswith("email to ops@example.org: FAILED: ConnectionRefusedError")
         assert hook_line.startswith("webhook modelkeeper_hook: FAILED: ConnectionRefusedError")
@@ -315,17 +324,9 @@ class TestTargetDown:
             assert secret not in email_line + hook_line
             assert secret not in caplog.text
 
-    @pytest.mark.parametrize(
-        "notify_kw, target",
-        [
-            pytest.param({"email": ["ops@example.org"]}, "email to ops@example.org", id="smtp"),
-            pytest.param({"webhook_conn_id": "nowhere"}, "webhook nowhere", id="webhook"),
-        ],
-    )
-    def test_a_missing_connection_is_reported(self, monkeypatch, notify_kw, target):
-        monkeypatch.delenv("AIRFLOW_CONN_SMTP_DEFAULT", raising=False)
-        (line,) = _promotion(_spec(**notify_kw))
-        assert line.startswith(f"{target}: FAILED: ")
+    def test_a_missing_webhook_connection_is_reported(self):
+        line, _ = _promotion(_spec(webhook_conn_id="nowhere"))
+        assert line.startswith("webhook nowhere: FAILED: ")
         assert "isn't defined" in line or "not found" in line
 
     def test_one_target_down_does_not_stop_the_others(self, smtp_server, monkeypatch):
@@ -335,6 +336,7 @@ class TestTargetDown:
         lines = _promotion(_spec(email=["ops@example.org"], webhook_conn_id="modelkeeper_hook"))
         assert lines[0] == "email to ops@example.org: sent"
         assert "FAILED" in lines[1]
+        assert lines[2].startswith("outbox: kept in ")
         assert len(smtp_server.messages) == 1
 
 
@@ -344,8 +346,10 @@ class TestEvents:
         assert _promotion(spec) == []
         assert smtp_server.messages == [] and webhook.requests == []
 
-    def test_no_targets_sends_nothing(self):
-        assert _promotion(_spec()) == []
+    def test_no_targets_leaves_it_in_the_outbox(self, outbox):
+        (line,) = _promotion(_spec())
+        assert line.startswith("outbox: kept in ")
+        assert [e.subject for e in outbox()] == ["version 4 is the new champion"]
 
     def test_a_context_it_cannot_read_is_reported(self, webhook):
         (line,) = notify(
@@ -354,9 +358,71 @@ class TestEvents:
             subject="s",
             text="t",
             context=None,
-        )
+        )  # nothing sent, nothing kept: there is no message to keep
         assert line.startswith("notify alarm: FAILED: AttributeError")
         assert webhook.requests == []
+
+
+class TestOutbox:
+    """Every message is kept in the local outbox; a channel without its Connection is
+    skipped, not FAILED (`make run` has no mail server)."""
+
+    def test_without_a_mail_connection_the_message_waits_in_the_outbox(
+        self, storage, outbox, monkeypatch, caplog
+    ):
+        monkeypatch.delenv("AIRFLOW_CONN_SMTP_DEFAULT", raising=False)
+        with caplog.at_level(logging.INFO, logger="modelkeeper_airflow.notify"):
+            email_line, outbox_line = _promotion(_spec(email=["ops@example.org"]))
+
+        assert email_line == (
+            "email to ops@example.org: not sent: no Connection 'smtp_default' (kept in the outbox)"
+        )
+        assert outbox_line.startswith("outbox: kept in ")
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert "FAILED" not in caplog.text
+        (entry,) = outbox()
+        run = f"{BASE_URL}/dags/retrain_flight_delay/runs/{QUOTED_RUN_ID}"
+        assert (entry.model, entry.event, entry.subject) == (
+            "flight_delay",
+            "promotion",
+            "version 4 is the new champion",
+        )
+        assert entry.reason == "promoted: roc_auc 0.712 → 0.731 (+0.019 ≥ +0.005)"
+        assert (entry.run_url, entry.task_url) == (run, f"{run}/tasks/promote")
+        assert entry.payload["details"] == DETAILS
+        assert entry.delivered == [email_line]
+        kept = Path(outbox_line.removeprefix("outbox: kept in "))
+        assert kept.parent == storage.root / "outbox" / "flight_delay"
+        assert kept.name.endswith(".json")
+
+    def test_with_a_connection_the_owner_gets_it_and_the_outbox_a_copy(self, smtp_server, outbox):
+        lines = _promotion(_spec(email=["ops@example.org"]))
+        assert lines[0] == "email to ops@example.org: sent"
+        assert len(smtp_server.messages) == 1
+        (entry,) = outbox()
+        assert entry.delivered == ["email to ops@example.org: sent"]
+
+    def test_entries_are_listed_newest_first_and_by_model(self, storage, outbox):
+        from modelkeeper.records.outbox import post
+
+        t0 = dt.datetime(2026, 1, 5, 6, tzinfo=dt.UTC)
+        for minutes, model in [(0, "flight_delay"), (2, "us_births"), (1, "flight_delay")]:
+            payload = {"model": model, "event": "alarm", "subject": f"{model} +{minutes}"}
+            post(storage, payload, now=t0 + dt.timedelta(minutes=minutes))
+
+        assert [e.subject for e in outbox()] == [
+            "us_births +2",
+            "flight_delay +1",
+            "flight_delay +0",
+        ]
+        assert [e.subject for e in outbox(models={"flight_delay"}, limit=1)] == ["flight_delay +1"]
+
+    def test_an_outbox_it_cannot_write_is_reported_not_raised(self, tmp_path, monkeypatch):
+        blocked = tmp_path / "not-a-folder"
+        blocked.write_text("a file where the storage root should be")
+        monkeypatch.setenv("MODELKEEPER_STORAGE", str(blocked))
+        (line,) = _promotion(_spec())
+        assert line.startswith("outbox: FAILED: ")
 
 
 class _RunTI(FakeTI):

@@ -240,6 +240,17 @@ class Runtime:
                 # A task whose supervisor vanished is failed (and retried) after 90 s, not 5 min.
                 "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "90",
                 "MODELKEEPER_STORAGE": str(self.storage_root),
+                # The owner's mail server is down (a closed port): the notification target
+                # that is down (test_work.py). Without this Connection the e-mail would
+                # not be tried at all (the outbox keeps it, as under make run).
+                "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps(
+                    {
+                        "conn_type": "smtp",
+                        "host": "127.0.0.1",
+                        "port": free_port(),
+                        "extra": {"disable_tls": True, "disable_ssl": True, "retry_limit": 0},
+                    }
+                ),
                 # Retries wait 5 s, 10 s instead of 20 s, 40 s: the drills below kill tasks
                 # and MLflow on purpose, and the waits are not what they test.
                 "MODELKEEPER_RETRY_DELAY_SECONDS": str(RETRY_DELAY),

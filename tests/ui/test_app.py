@@ -102,6 +102,7 @@ ROUTES = [
     f"/modelkeeper/models/{MODEL}",
     f"/modelkeeper/dags/retrain_{MODEL}/health",
     f"/modelkeeper/reports/{MODEL}/b/model_card/model_card.html",
+    "/modelkeeper/outbox",
 ]
 
 
@@ -431,8 +432,9 @@ class TestPlugin:
 
         from modelkeeper_plugin import ModelkeeperPlugin
 
-        nav, tab = (ExternalViewResponse(**v) for v in ModelkeeperPlugin.external_views)
+        nav, tab, outbox = (ExternalViewResponse(**v) for v in ModelkeeperPlugin.external_views)
         assert (nav.destination, nav.url_route) == ("nav", "models")
+        assert (outbox.destination, outbox.href) == ("nav", "modelkeeper/outbox")
         assert (tab.destination, tab.href) == ("dag", "modelkeeper/dags/{DAG_ID}/health")
         (app,) = ModelkeeperPlugin.fastapi_apps
         assert FastAPIAppResponse(**{**app, "app": str(app["app"])}).url_prefix == "/modelkeeper"
@@ -455,3 +457,45 @@ class TestPlugin:
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
         assert out.returncode == 0, out.stderr[-2000:]
         assert out.stdout.strip() == "[]", out.stdout
+
+
+class TestOutboxPage:
+    """The notifications kept in the local outbox, of the models the user may read."""
+
+    @pytest.fixture
+    def kept(self, storage, auth_manager):  # noqa: ARG002 - the DAGs the viewer may read
+        from modelkeeper.records.outbox import post
+
+        for model, subject in [(MODEL, "version 4 is the new champion <b>"), ("other", "x")]:
+            payload = {
+                "model": model,
+                "event": "promotion",
+                "subject": subject,
+                "reason": "promoted: roc_auc 0.712 → 0.731",
+                "text": f"[modelkeeper] {model} promotion: {subject}",
+                "run_url": "http://127.0.0.1:1/dags/retrain_flight_delay/runs/r1",
+                "task_url": "http://127.0.0.1:1/dags/retrain_flight_delay/runs/r1/tasks/promote",
+            }
+            post(storage, payload, delivered=["email to a@b.c: not sent: no Connection"])
+        return storage
+
+    def test_lists_the_readable_models_notifications(self, client, auth_manager, kept):
+        page = client.get("/modelkeeper/outbox", cookies={"_token": token(auth_manager, "viewer")})
+        assert page.status_code == 200, page.text
+        html = page.text
+        assert html.count("<tr class='entry'") == 1  # "other" is no model the user may read
+        assert f"data-model='{MODEL}' data-event='promotion'" in html
+        assert "version 4 is the new champion &lt;b&gt;" in html
+        assert "promoted: roc_auc 0.712 → 0.731" in html
+        assert "href='http://127.0.0.1:1/dags/retrain_flight_delay/runs/r1/tasks/promote'" in html
+        assert "email to a@b.c: not sent: no Connection" in html
+        assert f"href='/modelkeeper/models/{MODEL}'" in html
+
+    def test_a_user_without_a_role_sees_none(self, client, auth_manager, kept):
+        page = client.get("/modelkeeper/outbox", cookies={"_token": token(auth_manager, None)})
+        assert page.status_code == 200
+        assert "<tr class='entry'" not in page.text and "No notifications yet." in page.text
+
+    def test_an_empty_outbox(self, client, auth_manager, storage):  # noqa: ARG002
+        page = client.get("/modelkeeper/outbox", cookies={"_token": token(auth_manager, "viewer")})
+        assert page.status_code == 200 and "No notifications yet." in page.text

@@ -10,6 +10,7 @@ Layout under the storage root (a local folder by default, or an object-store URI
     quarantine/<model>/<run>/         rejected files with their validation report
     reports/<model>/<run>/            GX result + Data Docs, Evidently HTML + JSON
     prediction_log/<model>/date=D/<run>.parquet   what the champion predicted (scoring.py)
+    outbox/<model>/<time>-<event>-<random>.json   every notification (records/outbox.py)
 
 Every location is a `modelkeeper.data.objstore.Location`: a `pathlib.Path` under a local root,
 a URI-backed path under an object-store root. What crosses task boundaries is `str()` of

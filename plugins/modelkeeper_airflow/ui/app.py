@@ -19,7 +19,7 @@ from airflow.api_fastapi.core_api.security import GetUserDep
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
-from modelkeeper_airflow.ui import REPORTS_ROUTE, health, render, reports, verdict
+from modelkeeper_airflow.ui import REPORTS_ROUTE, health, outbox, render, reports, verdict
 
 if TYPE_CHECKING:
     from modelkeeper.contracts.spec import ModelSpec
@@ -141,6 +141,7 @@ def _base(request: Request) -> str:
 def create_app() -> FastAPI:
     # No OpenAPI/docs routes: they would be the only anonymous ones.
     app = FastAPI(title="modelkeeper", openapi_url=None, docs_url=None, redoc_url=None)
+    app.include_router(outbox.router)  # /outbox: the notifications kept locally
 
     @app.get("/models", response_class=HTMLResponse)
     def models(request: Request, user: GetUserDep) -> HTMLResponse:
