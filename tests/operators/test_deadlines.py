@@ -88,8 +88,10 @@ class TestLabelsDeadline:
 
         measured = Measured(0, 703, [], overdue=703, overdue_since="2026-01-05T06:00:00+00:00")
         context = make_context(RUN_ID, "measure", {}, dag_id="monitor_flight_delay")
-        (line,) = labels_overdue(get_spec(MODEL), measured, context)
-        assert line.endswith(": sent"), line
+        lines = labels_overdue(get_spec(MODEL), measured, context)
+        [line] = [x for x in lines if x.startswith("email")]
+        assert line.endswith(": sent"), lines
+        assert any(x.startswith("outbox: kept") for x in lines), lines  # and kept (item 11)
         (msg,) = smtp_server.messages
         assert (
             msg["Subject"] == "[modelkeeper] flight_delay alarm: flight_delay: 703 labels overdue"
