@@ -75,45 +75,26 @@ def measure(ws: Workspace, run: Run, *, now: datetime | None = None) -> Measured
         )
         or "no window measured",
     )
-    if overdue:
-        log.warning(
-            "%s predictions still without their label %s days after scoring (the oldest "
-            "scored at %s): labels.expected_delay_days passed",
-            overdue,
-            spec.labels.expected_delay_days,
-            overdue_since,
-        )
     return Measured(
-        joined=have,
-        pending=len(joined) - have,
-        measurements=found,
-        unmatched=unmatched,
-        overdue=overdue,
-        overdue_since=overdue_since,
+        have, len(joined) - have, found, unmatched, overdue=overdue, overdue_since=overdue_since
     )
 
 
 def _overdue(ws: Workspace, run: Run, joined: pd.DataFrame, now: datetime | None) -> tuple:
-    """Predictions still without their label `labels.expected_delay_days` after they were
-    scored (the labels' deadline): how many, and when the oldest was scored; recorded
-    (history kind "deadline", metric "labels_overdue", zero too: the series shows when
-    they came)."""
-    import pandas as pd
-
+    """Predictions past the labels' deadline (monitoring.deadlines): how many, and when
+    the oldest was scored; recorded (history kind "deadline", metric "labels_overdue",
+    zero too: the series shows when they came)."""
+    from modelkeeper.monitoring.deadlines import overdue_labels
     from modelkeeper.monitoring.history import Measurement
     from modelkeeper.serving import scoring
 
     spec = ws.spec
-    if joined.empty or scoring.SCORED_AT not in joined.columns:
-        return 0, None
-    delay = spec.labels.expected_delay_days
-    due = pd.Timestamp(now or datetime.now(UTC)) - pd.Timedelta(days=delay)
-    due = due.tz_localize(UTC) if due.tzinfo is None else due
-    scored = pd.to_datetime(joined[scoring.SCORED_AT], utc=True, errors="coerce")
-    late = (joined[spec.label_column].isna() & (scored < due)).to_numpy()
-    count = int(late.sum())
-    since = scored[late].min().isoformat() if count else None
-    if ws.history is not None:
+    count, since = overdue_labels(joined, spec, scoring.SCORED_AT, now)
+    if count:
+        delay = spec.labels.expected_delay_days
+        log.warning("%s predictions without their label %s days after scoring", count, delay)
+    if ws.history is not None and not joined.empty and scoring.SCORED_AT in joined.columns:
+        detail = {"expected_delay_days": spec.labels.expected_delay_days, "oldest_scored_at": since}
         ws.history.record(
             [
                 Measurement(
@@ -124,7 +105,7 @@ def _overdue(ws: Workspace, run: Run, joined: pd.DataFrame, now: datetime | None
                     rows=len(joined),
                     run_id=run.run_id,
                     dag_id=run.dag_id,
-                    detail={"expected_delay_days": delay, "oldest_scored_at": since},
+                    detail=detail,
                 )
             ]
         )
@@ -225,7 +206,7 @@ def _classification(ws: Workspace, version: str, part: pd.DataFrame, common: dic
         part,
         proba=scoring.PROBABILITY,
         calibrator=_calibrator(ws, version),
-        min_rows=_estimate_min_rows(ws),
+        min_rows=ws.spec.labels.min_rows,  # an estimate's minimum sample too
         **common,
     )
     return real, est
@@ -242,16 +223,9 @@ def _regression(ws: Workspace, version: str, part: pd.DataFrame, common: dict) -
         prediction=scoring.PREDICTION,
         estimator=_loss_estimator(ws, version),
         min_rows=ws.spec.labels.min_rows,
-        estimate_min_rows=_estimate_min_rows(ws),
+        estimate_min_rows=ws.spec.labels.min_rows,
         **common,
     )
-
-
-def _estimate_min_rows(ws: Workspace) -> int:
-    """The minimum sample of an estimate (CBPE, DLE): the rows a window needs to be
-    measured at all (`labels.min_rows`), as for a realized metric. A window's first few
-    scored rows give no estimate: from 3 rows it is noise, yet it would stand for the week."""
-    return ws.spec.labels.min_rows
 
 
 def _with_features(ws: Workspace, predictions: pd.DataFrame, since: Any) -> pd.DataFrame:

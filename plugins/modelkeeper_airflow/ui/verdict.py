@@ -24,10 +24,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelkeeper.contracts.lineage import AuditAction
+
 HEALTHY, DEGRADED, FAILING, UNKNOWN = "healthy", "degraded", "failing", "unknown"
 COLORS = {HEALTHY: "#2e7d32", DEGRADED: "#b26a00", FAILING: "#c0392b", UNKNOWN: "#777"}
-#: audit events that answer an alarm: a retrain looked at it
-ANSWERS = ("decision", "promotion", "refusal", "rejection", "rollback")
+#: audit events that answer an alarm: a retrain looked at it (every action but a dry run's)
+ANSWERS = tuple(a for a in AuditAction.__args__ if a not in ("dry_run", "approval"))
 
 
 @dataclass(frozen=True)
@@ -132,83 +134,18 @@ def verdict(
 ) -> Verdict:
     """The verdict and the conditions behind it (`windows` are ui.health.Window, oldest
     first; `drift` ui.health.DriftPoint)."""
-    from modelkeeper.contracts.metric_names import higher_is_better
-
-    m = spec.monitoring
-    primary = spec.metrics.primary
-    up = higher_is_better(primary)
-    floor = m.metric_floor if m is not None else None
-    word = "below" if up else "above"
-    conditions: list[Condition] = []
-
-    def past(v: float) -> bool:
-        return (v < floor) if up else (v > floor)
-
-    if floor is not None:
-        for kind, level in (("realized", FAILING), ("estimated", DEGRADED)):
-            found = _streak([(w.start, getattr(w, kind)) for w in windows], past)
-            if found:
-                value, since = found
-                conditions.append(
-                    Condition(
-                        level,
-                        f"{kind} {primary} {value:.3f} {word} the floor {floor:g} "
-                        f"(windows from {since[:10]} on)",
-                        since,
-                    )
-                )
-    for run in last_runs:
-        if run.state == "failed":
-            conditions.append(
-                Condition(
-                    FAILING,
-                    f"the latest run of {run.dag_id} failed",
-                    run.at,
-                    (run.run_id, run.url) if run.url else None,
-                )
-            )
-    opened = [a for a in alarm_rows if a.open]
-    if opened:
-        first = opened[-1]
-        conditions.append(
-            Condition(
-                DEGRADED,
-                f"{len(opened)} open alarm(s), not yet answered by a retrain: {opened[0].reason}",
-                first.at,
-            )
-        )
-    last_fired = next((a.at for a in alarm_rows if a.status == "fired"), "")
-    suppressed = [a for a in alarm_rows if a.status == "suppressed" and _later(a.at, last_fired)]
-    if suppressed:
-        conditions.append(
-            Condition(
-                DEGRADED,
-                f"{len(suppressed)} alarm(s) suppressed by the cooldown "
-                f"({m.cooldown_hours:g} h) since the last that fired",
-                suppressed[-1].at,
-            )
-        )
-    if m is not None and m.drift_share is not None:
-        found = _streak([(p.start or "", p.share) for p in drift], lambda v: v >= m.drift_share)
-        if found:
-            share, since = found
-            conditions.append(
-                Condition(
-                    DEGRADED,
-                    f"drift share {share:.0%} ≥ {m.drift_share:.0%} in the latest scored batch",
-                    since or None,
-                )
-            )
+    conditions = [
+        *_metric_conditions(spec, windows),
+        *_run_conditions(last_runs),
+        *_alarm_conditions(spec, alarm_rows),
+        *_drift_conditions(spec, drift),
+    ]
     if champion_known and champion is None:
         conditions.append(Condition(DEGRADED, "no champion: nothing serves predictions"))
-
-    level = (
-        FAILING
-        if any(c.level == FAILING for c in conditions)
-        else DEGRADED
-        if conditions
-        else HEALTHY
-    )
+    if any(c.level == FAILING for c in conditions):
+        level = FAILING
+    else:
+        level = DEGRADED if conditions else HEALTHY
     measured = any(w.realized is not None or w.estimated is not None for w in windows) or any(
         p.share is not None for p in drift
     )
@@ -217,11 +154,96 @@ def verdict(
     deciding = [c for c in conditions if c.level == level and c.since]
     if deciding:
         since = min(c.since for c in deciding)
-    elif level == HEALTHY:
-        since = champion_since
     else:
-        since = None
+        since = champion_since if level == HEALTHY else None
     return Verdict(level, since, conditions, rule(spec))
+
+
+def _metric_conditions(spec: Any, windows: list[Any]) -> list[Condition]:
+    """The latest realized (failing) or estimated (degraded) metric past the floor."""
+    from modelkeeper.contracts.metric_names import higher_is_better
+
+    m, primary = spec.monitoring, spec.metrics.primary
+    floor = m.metric_floor if m is not None else None
+    if floor is None:
+        return []
+    up = higher_is_better(primary)
+    word = "below" if up else "above"
+
+    def past(v: float) -> bool:
+        return (v < floor) if up else (v > floor)
+
+    out = []
+    for kind, level in (("realized", FAILING), ("estimated", DEGRADED)):
+        found = _streak([(w.start, getattr(w, kind)) for w in windows], past)
+        if found:
+            value, since = found
+            out.append(
+                Condition(
+                    level,
+                    f"{kind} {primary} {value:.3f} {word} the floor {floor:g} "
+                    f"(windows from {since[:10]} on)",
+                    since,
+                )
+            )
+    return out
+
+
+def _run_conditions(last_runs: list[LastRun]) -> list[Condition]:
+    return [
+        Condition(
+            FAILING,
+            f"the latest run of {run.dag_id} failed",
+            run.at,
+            (run.run_id, run.url) if run.url else None,
+        )
+        for run in last_runs
+        if run.state == "failed"
+    ]
+
+
+def _alarm_conditions(spec: Any, alarm_rows: list[AlarmRow]) -> list[Condition]:
+    """Open alarms (newest first in `alarm_rows`), and those the cooldown suppressed since
+    the last one fired."""
+    out = []
+    opened = [a for a in alarm_rows if a.open]
+    if opened:
+        out.append(
+            Condition(
+                DEGRADED,
+                f"{len(opened)} open alarm(s), not yet answered by a retrain: {opened[0].reason}",
+                opened[-1].at,
+            )
+        )
+    last_fired = next((a.at for a in alarm_rows if a.status == "fired"), "")
+    suppressed = [a for a in alarm_rows if a.status == "suppressed" and _later(a.at, last_fired)]
+    if suppressed:
+        out.append(
+            Condition(
+                DEGRADED,
+                f"{len(suppressed)} alarm(s) suppressed by the cooldown "
+                f"({spec.monitoring.cooldown_hours:g} h) since the last that fired",
+                suppressed[-1].at,
+            )
+        )
+    return out
+
+
+def _drift_conditions(spec: Any, drift: list[Any]) -> list[Condition]:
+    m = spec.monitoring
+    if m is None or m.drift_share is None:
+        return []
+    found = _streak([(p.start or "", p.share) for p in drift], lambda v: v >= m.drift_share)
+    if not found:
+        return []
+    share, since = found
+    return [
+        Condition(
+            DEGRADED,
+            f"drift share {share:.0%} ≥ {m.drift_share:.0%} in the latest scored batch",
+            since or None,
+        )
+    ]
 
 
 def rule(spec: Any) -> list[str]:
