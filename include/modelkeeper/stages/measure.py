@@ -85,7 +85,6 @@ def _overdue(ws: Workspace, run: Run, joined: pd.DataFrame, now: datetime | None
     the oldest was scored; recorded (history kind "deadline", metric "labels_overdue",
     zero too: the series shows when they came)."""
     from modelkeeper.monitoring.deadlines import overdue_labels
-    from modelkeeper.monitoring.history import Measurement
     from modelkeeper.serving import scoring
 
     spec = ws.spec
@@ -95,20 +94,7 @@ def _overdue(ws: Workspace, run: Run, joined: pd.DataFrame, now: datetime | None
         log.warning("%s predictions without their label %s days after scoring", count, delay)
     if ws.history is not None and not joined.empty and scoring.SCORED_AT in joined.columns:
         detail = {"expected_delay_days": spec.labels.expected_delay_days, "oldest_scored_at": since}
-        ws.history.record(
-            [
-                Measurement(
-                    spec.name,
-                    "deadline",
-                    "labels_overdue",
-                    float(count),
-                    rows=len(joined),
-                    run_id=run.run_id,
-                    dag_id=run.dag_id,
-                    detail=detail,
-                )
-            ]
-        )
+        _record(ws, run, "deadline", "labels_overdue", count, len(joined), detail=detail)
     return count, since
 
 
@@ -117,7 +103,6 @@ def _unmatched(ws: Workspace, run: Run, labels: pd.DataFrame, logged: pd.DataFra
     has (yet): counted and recorded (history kind "labels"), never dropped; they stay in
     the labels pool, and a later run joins them when their prediction comes."""
     from modelkeeper.data.keys import anti_join
-    from modelkeeper.monitoring.history import Measurement
 
     spec = ws.spec
     ts = spec.data_schema.timestamp_column
@@ -130,22 +115,26 @@ def _unmatched(ws: Workspace, run: Run, labels: pd.DataFrame, logged: pd.DataFra
     missing = len(anti_join(labels, logged, list(spec.labels.key), spec))
     if ws.history is not None:
         times = labels[ts]
-        ws.history.record(
-            [
-                Measurement(
-                    spec.name,
-                    "labels",
-                    "unmatched",
-                    float(missing),
-                    rows=len(labels),
-                    run_id=run.run_id,
-                    dag_id=run.dag_id,
-                    window_start=times.min().isoformat(),
-                    window_end=times.max().isoformat(),
-                )
-            ]
-        )
+        window = {"window_start": times.min().isoformat(), "window_end": times.max().isoformat()}
+        _record(ws, run, "labels", "unmatched", missing, len(labels), **window)
     return missing
+
+
+def _record(ws: Workspace, run: Run, kind: str, metric: str, value: float, rows: int, **extra):  # noqa: ANN003
+    """One row of this run's bookkeeping in the history (counts, not model metrics)."""
+    from modelkeeper.monitoring.history import Measurement
+
+    row = Measurement(
+        ws.spec.name,
+        kind,
+        metric,
+        float(value),
+        rows=rows,
+        run_id=run.run_id,
+        dag_id=run.dag_id,
+        **extra,
+    )
+    ws.history.record([row])
 
 
 def _horizon_start(ws: Workspace, newest: Any) -> Any:
