@@ -236,6 +236,21 @@ class TestWindowValues:
         )
         assert got == []
 
+    def test_a_row_count_the_history_does_not_know_is_taken_as_none(self):
+        # The history's `rows` column is nullable (rows recorded by hand, older writers):
+        # such a window is not measured on enough rows, and it breaks nothing.
+        got = window_values(
+            [
+                _window(0, "realized", 1.0, None),
+                _window(0, "estimated", 1.1, None),
+                _window(1, "realized", 1.2, 700),
+                _window(1, "estimated", 1.3, None),
+            ],
+            "rmse",
+            min_rows=100,
+        )
+        assert [(w["kind"], w["value"]) for w in got] == [("realized", 1.2)]
+
 
 class TestDetectorOverWindows:
     BASE = Baseline("rmse", 1.2, 0.05, 700)  # sd at the holdout's 700 rows

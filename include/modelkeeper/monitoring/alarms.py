@@ -161,8 +161,8 @@ def window_values(measurements: Iterable[dict], primary: str, *, min_rows: int) 
     out = []
     for start in sorted(latest):
         real, est = latest[start].get("realized"), latest[start].get("estimated")
-        covered = real is not None and (
-            est is None or real["rows"] >= REALIZED_COVERAGE * est["rows"]
+        covered = real is not None and (  # a row count may be unknown (None): as 0
+            est is None or (real.get("rows") or 0) >= REALIZED_COVERAGE * (est.get("rows") or 0)
         )
         chosen = real if covered else est
         if chosen is not None and (chosen.get("rows") or 0) >= min_rows:
