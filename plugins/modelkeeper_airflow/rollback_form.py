@@ -121,7 +121,11 @@ def form(models: list[str]) -> dict[str, Any]:
         audit = AuditLog(clients.audit_engine())
         found, error = records(models, audit.events), None
     except Exception as exc:  # noqa: BLE001 - shown in the form instead
-        log.warning("rollback form: the audit trail could not be read: %s", exc)
+        # No audit Connection (a DAG check, a fresh install) is a state, not a fault: the
+        # form says so; every parse (each 30 s) would otherwise warn about it.
+        missing = type(exc).__name__ == "AirflowNotFoundException"
+        level = logging.INFO if missing else logging.WARNING
+        log.log(level, "rollback form: the audit trail could not be read: %s", exc)
         found, error = [ModelRecord(m) for m in models], f"{type(exc).__name__}: {exc}"[:200]
     return {
         "model_md": model_markdown(found, as_of, error),
