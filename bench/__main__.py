@@ -13,7 +13,17 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 REPORT = HERE.parent / "docs" / "benchmarks.md"
 #: In report order. Each is bench/<name>.py with run() -> Markdown.
-SECTIONS = ["ingest", "parse", "validation", "training", "stages", "estimation", "scoring", "scale"]
+SECTIONS = [
+    "ingest",
+    "parse",
+    "validation",
+    "training",
+    "stages",
+    "estimation",
+    "scoring",
+    "startup",
+    "scale",
+]
 
 
 def main(argv: list[str]) -> int:

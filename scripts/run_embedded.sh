@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-STATE=$ROOT/.modelkeeper
+STATE=${MODELKEEPER_STATE:-$ROOT/.modelkeeper}   # another folder: a second, separate instance
 AIRFLOW_PORT=${AIRFLOW_PORT:-8080}
 MLFLOW_PORT=${MLFLOW_PORT:-5000}
 
@@ -26,6 +26,14 @@ export AIRFLOW__API__BASE_URL=${AIRFLOW__API__BASE_URL:-http://127.0.0.1:$AIRFLO
 export AIRFLOW__CORE__EXECUTION_API_SERVER_URL=${AIRFLOW__CORE__EXECUTION_API_SERVER_URL:-http://127.0.0.1:$AIRFLOW_PORT/execution/}
 export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=30
 export AIRFLOW__CORE__PARALLELISM=4            # a laptop, not a cluster: fewer worker processes
+# Warm task processes (plugins/modelkeeper_airflow/warm.py): the executor's workers fork
+# from a forkserver that imported pandas, scikit-learn, GX, Evidently and MLflow once, so a
+# task does not pay ~10-20 s of imports; the scheduler itself stays lean.
+# Python 3.11's forkserver ignores the scheduler's sys.path (and skips a preload it cannot
+# import without a word): put plugins/ on its path explicitly.
+export PYTHONPATH=$ROOT/plugins${PYTHONPATH:+:$PYTHONPATH}
+export AIRFLOW__SCHEDULER__MP_START_METHOD=${AIRFLOW__SCHEDULER__MP_START_METHOD:-forkserver}
+export AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD=${AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD-modelkeeper_airflow.warm}
 # Tasks may start before the API server answers; let them retry instead of dying.
 export AIRFLOW__WORKERS__EXECUTION_API_RETRIES=10
 export AIRFLOW__WORKERS__EXECUTION_API_RETRY_WAIT_MIN=2

@@ -169,6 +169,10 @@ class AirflowUI:
                 "AIRFLOW_HOME": str(self.home),
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}",
                 "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                # Warm task processes, as under make run (scripts/run_embedded.sh).
+                "AIRFLOW__SCHEDULER__MP_START_METHOD": "forkserver",
+                "AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD": "modelkeeper_airflow.warm",
+                "PYTHONPATH": str(self.plugins),
                 "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags),
                 "AIRFLOW__CORE__PLUGINS_FOLDER": str(self.plugins),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",

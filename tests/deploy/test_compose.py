@@ -730,6 +730,7 @@ class TestNativeTopologyInStep:
             "AWS_SECRET_ACCESS_KEY",
             "AWS_DEFAULT_REGION",
             "MODELKEEPER_MLFLOW_URI",
+            "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS",
         ],
     )
     def test_same_setting_same_kind_of_value(self, raw, native, key):

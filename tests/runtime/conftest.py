@@ -220,6 +220,10 @@ class Runtime:
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.db_url,
                 "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
                 "AIRFLOW__CORE__PARALLELISM": "4",
+                # Warm task processes, as under make run (scripts/run_embedded.sh).
+                "AIRFLOW__SCHEDULER__MP_START_METHOD": "forkserver",
+                "AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD": "modelkeeper_airflow.warm",
+                "PYTHONPATH": str(ROOT / "plugins"),
                 "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags),
                 "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",

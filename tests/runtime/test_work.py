@@ -185,3 +185,22 @@ def test_green_runs_log_no_error_and_no_deprecation_and_failures_still_do(runtim
     ]
     assert any("Timeout" in text for text in errors), errors
     print(f"\n{len(checked)} green task logs read: no ERROR, no deprecation")
+
+
+def test_task_processes_start_warm(runtime, first_runs):
+    """The executor's workers (whose forks run the tasks) hold the libraries already, and
+    a task's log says how long its process lived before the work: a forkserver that could
+    not import modelkeeper_airflow.warm would skip it without a word."""
+    from pathlib import Path
+
+    workers = [p for p in runtime.mine() if "LocalExecutor" in " ".join(p.cmdline())]
+    assert workers, "no LocalExecutor worker found"
+    for proc in workers:
+        maps = Path(f"/proc/{proc.pid}/maps").read_text()
+        for lib in ("sklearn/", "pandas/_libs/", "pyarrow/"):
+            assert lib in maps, f"worker {proc.pid} has no {lib} loaded: not warm"
+    events = _events(runtime, RETRAIN, first_runs["manual"][-1], "monitor", 1)
+    lines = [_text(e) for e in events if "task process up" in _text(e)]
+    assert lines, "monitor's log has no start-up line"
+    before = float(lines[0].split("task process up ")[1].split(" s")[0])
+    assert 0 <= before < 30, lines[0]

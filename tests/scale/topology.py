@@ -169,6 +169,10 @@ class Topology(AirflowUI):
                 ),
                 "AIRFLOW__CELERY__BROKER_URL": self.broker,
                 "AIRFLOW__CELERY__RESULT_BACKEND": pg_url(self.db["airflow"], "db+postgresql"),
+                # Warm task processes, as in deploy/compose.yaml.
+                "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": (
+                    "modelkeeper_airflow.celery_config.CELERY_CONFIG"
+                ),
                 "AIRFLOW__CORE__PARALLELISM": "16",
                 "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "16",
                 "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "false",

@@ -8,6 +8,8 @@ are built once per task. Retry or fail is decided in one place (errors.fail_or_r
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -59,6 +61,7 @@ class ModelkeeperOperator(BaseOperator):
     def execute(self, context: Any) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
+        started = time.time()
         try:
             with fail_or_retry():
                 return self.stage(context).to_dict()
@@ -67,6 +70,21 @@ class ModelkeeperOperator(BaseOperator):
         except Exception as exc:
             self.push_failure(context, exc)
             raise
+        finally:
+            self.log_cost(started)
+
+    def log_cost(self, started: float) -> None:
+        """What this task cost before its work (fork, DAG parse, the API server's start
+        call) and the work itself: `make bench` (bench/startup.py) reads this line."""
+        age = _process_age()
+        if age is None:
+            return
+        now = time.time()
+        self.log.info(
+            "modelkeeper: task process up %.2f s before the work, work %.2f s",
+            age - (now - started),
+            now - started,
+        )
 
     def push_failure(self, context: Any, exc: BaseException) -> None:
         """What failed and why, for the run's note (the listener reads it if the run fails):
@@ -229,3 +247,16 @@ class ModelkeeperOperator(BaseOperator):
             links.push(context, key, url())
         except Exception as exc:  # noqa: BLE001 - see above
             self.log.warning("no %s link: %s", key, exc)
+
+
+def _process_age() -> float | None:
+    """Seconds since this process started, to 10 ms (psutil's create_time rests on the boot
+    time in whole seconds: up to a second off). Linux only; None elsewhere."""
+    try:
+        with open("/proc/self/stat") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22, starttime
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return uptime - start_ticks / os.sysconf("SC_CLK_TCK")

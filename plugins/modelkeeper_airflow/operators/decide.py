@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -39,8 +40,12 @@ class DecideOperator(ModelkeeperOperator, BaseBranchOperator):
         self.force_reason = force_reason
 
     def execute(self, context: Any) -> dict:
-        self.do_branch(context, self.choose_branch(context))
-        return self.decision.to_dict()
+        started = time.time()
+        try:
+            self.do_branch(context, self.choose_branch(context))
+            return self.decision.to_dict()
+        finally:
+            self.log_cost(started)
 
     def choose_branch(self, context: Any) -> list[str]:
         with fail_or_retry():
