@@ -4,10 +4,11 @@ the same stages bare in one process.
 Two stacks, one after the other, each scripts/run_embedded.sh as `make run` starts it, on
 free ports with its state in a temporary folder (SQLite, LocalExecutor, an MLflow server):
 
-- **cold**: `[scheduler] mp_start_method = fork`, nothing preloaded: every task process
-  imports pandas, scikit-learn, GX, Evidently and MLflow itself (Airflow's default);
+- **cold**: Airflow's defaults (`[scheduler] mp_start_method = fork`, nothing preloaded,
+  `scheduler_idle_sleep_time = 1`): every task process imports pandas, scikit-learn, GX,
+  Evidently and MLflow itself;
 - **warm**: the script's defaults: the executor's workers fork from a forkserver that
-  imported modelkeeper_airflow.warm.
+  imported modelkeeper_airflow.warm, and an idle scheduler looks for work every 0.25 s.
 
 In each: the scheduled run trains the first champion (not timed); every other DAG is
 paused; then one week lands and `retrain_flight_delay` is triggered (a run that trains
@@ -38,9 +39,10 @@ from bench.embedded import Embedded, ts
 MODEL = "flight_delay"
 RETRAIN = f"retrain_{MODEL}"
 VARIANTS = {
-    "cold": {
+    "cold": {  # Airflow's defaults
         "AIRFLOW__SCHEDULER__MP_START_METHOD": "fork",
         "AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD": "",
+        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "1",
     },
     "warm": {},
 }
@@ -64,6 +66,7 @@ def measure_stack(name: str, env: dict[str, str]) -> dict:
             run = stack.wait_run(RETRAIN, run_id)
             out["runs"][label] = _tasks(stack, run)
         out["memory"] = _worker_memory(stack)
+        out["idle_cpu"] = _idle_cpu(stack)
         if name == "warm":
             out["bare"] = _bare(stack)
         return out
@@ -137,6 +140,19 @@ def _worker_memory(stack: Embedded) -> dict:
         except psutil.Error:
             continue
     return found
+
+
+def _idle_cpu(stack: Embedded, seconds: float = 30.0) -> float:
+    """Share of one core the idle stack's scheduler uses (its loop's polling)."""
+    import time
+
+    sched = next(
+        p for p in psutil.Process(stack.proc.pid).children(recursive=True)
+        if " ".join(p.cmdline()).endswith("airflow scheduler")
+    )  # fmt: skip
+    before, t0 = sum(sched.cpu_times()[:2]), time.monotonic()
+    time.sleep(seconds)
+    return round((sum(sched.cpu_times()[:2]) - before) / (time.monotonic() - t0), 3)
 
 
 BARE = """
@@ -289,7 +305,8 @@ def report(results: dict) -> str:
             ]
         mem = res["memory"]
         lines += [
-            f"Memory of the {name} stack's scheduler, forkserver and executor workers (MB): {mem}",
+            f"Memory of the {name} stack's scheduler, forkserver and executor workers (MB): "
+            f"{mem}. Idle scheduler: {res['idle_cpu']:.1%} of a core.",
             "",
         ]
     return "\n".join(lines)

@@ -56,6 +56,7 @@ MODULES = (
     "great_expectations.expectations",
     "great_expectations.data_context.types.base",
     "evidently",
+    "evidently.metrics",
     "evidently.presets",
     "evidently.legacy.core",
     "evidently.legacy.calculations.stattests.registry",

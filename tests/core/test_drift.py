@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from modelkeeper.contracts.spec import ColumnDrift, get_spec
-from modelkeeper.monitoring.drift import DriftError, DriftOutcome, compute_drift
+from modelkeeper.monitoring.drift import DriftError, DriftOutcome, compute_drift, drifted_share
 
 ROWS = 3000
 CARRIERS = get_spec("flight_delay").data_schema.column("carrier").allowed
@@ -213,3 +213,48 @@ def test_huge_integral_floats_are_category_labels_not_an_overflow():
     labels = _as_category_labels(pd.Series([2.0**63, 1.0, None]))
     assert labels.tolist()[:2] == [str(2.0**63), str(1.0)]
     assert _as_category_labels(pd.Series([1.0, 2.0])).tolist() == ["1", "2"]
+
+
+class TestDriftedShareAlone:
+    """drifted_share (the drift threshold's calibration) is compute_drift's share without
+    the plots: the same number on every kind of input compute_drift handles."""
+
+    @pytest.mark.parametrize(
+        ("case", "shift", "rows"),
+        [
+            pytest.param("spec overrides", False, ROWS, id="same"),
+            pytest.param("spec overrides", True, ROWS, id="shifted"),
+            pytest.param("ks override", True, 400, id="small-ks"),
+            pytest.param("no overrides", True, 800, id="defaults-under-1000-rows"),
+            pytest.param("skipped columns", False, ROWS, id="skipped"),
+        ],
+    )
+    def test_the_same_share_as_the_full_report(self, spec, case, shift, rows):
+        reference, current = flights(1, rows), flights(2, rows, shift=shift)
+        used = spec
+        if case == "ks override":
+            used = with_drift(
+                spec,
+                columns={**spec.drift.columns, "temp": ColumnDrift(method="ks", threshold=0.01)},
+            )
+        elif case == "no overrides":
+            used = with_drift(spec, columns={})
+        elif case == "skipped columns":
+            current["visib"] = np.nan
+            current = current.drop(columns=["humid"])
+        reference["prediction"] = reference["distance"] / 1000
+        current["prediction"] = current["distance"] / 1000 * (1.5 if shift else 1.0)
+
+        full = compute_drift(reference, current, used, extra_numeric=["prediction"])
+        alone = drifted_share(reference, current, used, extra_numeric=["prediction"])
+
+        assert alone == pytest.approx(full.drifted_share)
+        if shift:  # not 0 == 0: the shifted columns drift in both
+            assert full.drifted_share > 0.3, full.summary
+
+    def test_bad_input_fails_the_same_way(self, spec):
+        bad = with_drift(spec, columns={"origin": ColumnDrift(method="ks")})
+        with pytest.raises(DriftError, match=r"drift\.columns\.origin\.method 'ks'"):
+            drifted_share(flights(1), flights(2), bad)
+        with pytest.raises(DriftError, match="current frame is empty"):
+            drifted_share(flights(1), flights(2).iloc[:0], spec)

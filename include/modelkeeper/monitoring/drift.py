@@ -232,10 +232,38 @@ def _as_category_labels(series: pd.Series) -> pd.Series:
     return labels.where(labels.notna(), np.nan)
 
 
-def _run_evidently(ref, cur, spec: ModelSpec, numeric: list[str], categorical: list[str]):
-    from evidently import DataDefinition, Dataset, Report
+def drifted_share(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    spec: ModelSpec,
+    *,
+    extra_numeric: Sequence[str] = (),
+    seed: int = 0,
+) -> float:
+    """The share of drifted columns alone: compute_drift's `drifted_share`, the same
+    Evidently metric on the same sampled, typed columns, without the preset's per-column
+    results and plots (about 6x faster: Evidently draws every plot while it computes)."""
+    from evidently import Report
+    from evidently.metrics import DriftedColumnsCount
+
+    ref, cur, numeric, categorical, _ = _prepare(reference, current, spec, extra_numeric, seed)
+    per_method, per_threshold = _overrides(spec, numeric, categorical)
+    metric = DriftedColumnsCount(
+        columns=[*numeric, *categorical],
+        drift_share=spec.drift.share_threshold,
+        per_column_method=per_method or None,
+        per_column_threshold=per_threshold or None,
+    )
+    snapshot = _evidently(Report([metric]), ref, cur, numeric, categorical)
+    (result,) = snapshot.dict()["metrics"]
+    return float(result["value"]["share"])
+
+
+def _overrides(
+    spec: ModelSpec, numeric: list[str], categorical: list[str]
+) -> tuple[dict[str, str], dict[str, float]]:
+    """The spec's per-column drift methods (checked) and thresholds."""
     from evidently.legacy.core import ColumnType
-    from evidently.presets import DataDriftPreset
 
     per_method: dict[str, str] = {}
     per_threshold: dict[str, float] = {}
@@ -249,16 +277,14 @@ def _run_evidently(ref, cur, spec: ModelSpec, numeric: list[str], categorical: l
             per_method[col] = override.method
         if override.threshold is not None:
             per_threshold[col] = override.threshold
+    return per_method, per_threshold
 
-    # Every type list is given (even empty) so Evidently infers nothing.
-    definition = DataDefinition(
-        numerical_columns=numeric,
-        categorical_columns=categorical,
-        text_columns=[],
-        datetime_columns=[],
-        unknown_columns=[],
-        list_columns=[],
-    )
+
+def _run_evidently(ref, cur, spec: ModelSpec, numeric: list[str], categorical: list[str]):
+    from evidently import Report
+    from evidently.presets import DataDriftPreset
+
+    per_method, per_threshold = _overrides(spec, numeric, categorical)
     report = Report(
         [
             DataDriftPreset(
@@ -270,6 +296,22 @@ def _run_evidently(ref, cur, spec: ModelSpec, numeric: list[str], categorical: l
         ],
         # The per-column drift decision is only exposed as a test status.
         include_tests=True,
+    )
+    return _evidently(report, ref, cur, numeric, categorical)
+
+
+def _evidently(report, ref, cur, numeric: list[str], categorical: list[str]):  # noqa: ANN001, ANN202
+    """`report` run on current against reference, every column typed as we say."""
+    from evidently import DataDefinition, Dataset
+
+    # Every type list is given (even empty) so Evidently infers nothing.
+    definition = DataDefinition(
+        numerical_columns=numeric,
+        categorical_columns=categorical,
+        text_columns=[],
+        datetime_columns=[],
+        unknown_columns=[],
+        list_columns=[],
     )
     try:
         with warnings.catch_warnings():

@@ -155,7 +155,7 @@ def drift_threshold(
 ) -> float | None:
     """The drift share two disjoint random samples of the champion's reference show at the
     batch's size (the larger of two draws), kept on the version once computed."""
-    from modelkeeper.monitoring.drift import DriftError, compute_drift
+    from modelkeeper.monitoring.drift import DriftError, drifted_share
     from modelkeeper.stages.monitor import reference_with_prediction
 
     known = champion.tags.get(L.DRIFT_THRESHOLD)
@@ -172,7 +172,7 @@ def drift_threshold(
         shuffled = reference.sample(frac=1.0, random_state=seed)
         a, b = shuffled.iloc[:size], shuffled.iloc[size : 2 * size]
         try:
-            shares.append(compute_drift(a, b, ws.spec, extra_numeric=["prediction"]).drifted_share)
+            shares.append(drifted_share(a, b, ws.spec, extra_numeric=["prediction"]))
         except DriftError as exc:
             log.info("no drift threshold: %s", exc)
             return None
