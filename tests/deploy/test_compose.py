@@ -731,6 +731,7 @@ class TestNativeTopologyInStep:
             "AWS_DEFAULT_REGION",
             "MODELKEEPER_MLFLOW_URI",
             "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS",
+            "OMP_NUM_THREADS",
         ],
     )
     def test_same_setting_same_kind_of_value(self, raw, native, key):

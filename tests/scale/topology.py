@@ -173,6 +173,7 @@ class Topology(AirflowUI):
                 "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": (
                     "modelkeeper_airflow.celery_config.CELERY_CONFIG"
                 ),
+                "OMP_NUM_THREADS": "1",  # as in deploy/compose.yaml
                 "AIRFLOW__CORE__PARALLELISM": "16",
                 "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "16",
                 "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "false",
